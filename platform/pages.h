@@ -1,0 +1,41 @@
+// Pages from the operating system: the only layer that talks to the kernel.
+//
+//   reserve ──► [ address range, no memory behind it ]
+//   commit  ──► [ readable/writable, zero-filled on first touch ]
+//   decommit──► [ physical pages returned, range stays reserved ]
+//   release ──► [ range given back ]
+//
+// Every size and address here is a multiple of PageSize(). Failure is a
+// null/false return, never an abort or an exception.
+#ifndef RULLOC_PLATFORM_PAGES_H_
+#define RULLOC_PLATFORM_PAGES_H_
+
+#include <cstddef>
+
+namespace rulloc::platform {
+
+// The operating system's page size (4096 on x86-64 Linux).
+size_t PageSize();
+
+// Reserves `size` bytes of address space aligned to `alignment` (a power of
+// two, at least PageSize()). With `commit` the range is also readable and
+// writable. Returns nullptr on failure.
+void* Reserve(size_t size, size_t alignment, bool commit);
+
+// Makes [ptr, ptr+size) readable and writable. Returns false on failure.
+bool Commit(void* ptr, size_t size);
+
+// Returns the physical memory of [ptr, ptr+size) to the OS. The range stays
+// reserved; on POSIX it stays accessible and reads back as zeros.
+bool Decommit(void* ptr, size_t size);
+
+// Gives [ptr, ptr+size) back to the OS. The range must have come from
+// Reserve (any page-aligned sub-range of it is allowed).
+bool Release(void* ptr, size_t size);
+
+// Resident set size of the calling process in bytes (0 if unknown).
+size_t ResidentBytes();
+
+}  // namespace rulloc::platform
+
+#endif  // RULLOC_PLATFORM_PAGES_H_

@@ -1,0 +1,97 @@
+// POSIX pages: mmap, mprotect, madvise, munmap.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "platform/pages.h"
+
+namespace rulloc::platform {
+namespace {
+
+void* MapRaw(size_t size, bool commit) {
+  int prot = commit ? (PROT_READ | PROT_WRITE) : PROT_NONE;
+  void* p = mmap(nullptr, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+}  // namespace
+
+size_t PageSize() {
+  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+void* Reserve(size_t size, size_t alignment, bool commit) {
+  const size_t page = PageSize();
+  if (size == 0 || size % page != 0 || alignment < page || (alignment & (alignment - 1)) != 0) {
+    return nullptr;
+  }
+  const int saved_errno = errno;  // mmap failures must not leak errno changes.
+  if (alignment == page) {
+    void* p = MapRaw(size, commit);
+    errno = saved_errno;
+    return p;
+  }
+  // Over-reserve, then trim both ends so that the range is aligned.
+  const size_t padded = size + alignment - page;
+  if (padded < size) return nullptr;
+  char* raw = static_cast<char*>(MapRaw(padded, commit));
+  if (raw == nullptr) {
+    errno = saved_errno;
+    return nullptr;
+  }
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  const size_t head = aligned - start;
+  const size_t tail = padded - head - size;
+  if (head != 0) munmap(raw, head);
+  if (tail != 0) munmap(reinterpret_cast<char*>(aligned) + size, tail);
+  errno = saved_errno;
+  return reinterpret_cast<void*>(aligned);
+}
+
+bool Commit(void* ptr, size_t size) {
+  return mprotect(ptr, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+bool Decommit(void* ptr, size_t size) {
+  const int saved_errno = errno;
+  const bool ok = madvise(ptr, size, MADV_DONTNEED) == 0;
+  errno = saved_errno;
+  return ok;
+}
+
+bool Release(void* ptr, size_t size) {
+  const int saved_errno = errno;
+  const bool ok = munmap(ptr, size) == 0;
+  errno = saved_errno;
+  return ok;
+}
+
+size_t ResidentBytes() {
+  // /proc/self/statm: "size resident shared ..." in pages. Read with raw
+  // calls: this may run inside the allocator, where stdio could allocate.
+  const int saved_errno = errno;
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    errno = saved_errno;
+    return 0;
+  }
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  errno = saved_errno;
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* s = buf;
+  while (*s != ' ' && *s != '\0') ++s;  // skip "size"
+  while (*s == ' ') ++s;
+  size_t pages = 0;
+  for (; *s >= '0' && *s <= '9'; ++s) pages = pages * 10 + static_cast<size_t>(*s - '0');
+  return pages * PageSize();
+}
+
+}  // namespace rulloc::platform

@@ -1,0 +1,64 @@
+// Windows pages: VirtualAlloc / VirtualFree.
+#include <windows.h>
+#include <psapi.h>
+
+#include <cstdint>
+
+#include "platform/pages.h"
+
+namespace rulloc::platform {
+
+size_t PageSize() {
+  SYSTEM_INFO info;
+  GetSystemInfo(&info);
+  return info.dwPageSize;
+}
+
+void* Reserve(size_t size, size_t alignment, bool commit) {
+  const size_t page = PageSize();
+  if (size == 0 || size % page != 0 || alignment < page || (alignment & (alignment - 1)) != 0) {
+    return nullptr;
+  }
+  const DWORD type = MEM_RESERVE | (commit ? MEM_COMMIT : 0);
+  const DWORD prot = commit ? PAGE_READWRITE : PAGE_NOACCESS;
+  // Reservations are 64 KiB aligned; beyond that, find an aligned hole by
+  // over-reserving, releasing, and reserving again at the aligned address.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    if (alignment <= 65536) return VirtualAlloc(nullptr, size, type, prot);
+    const size_t padded = size + alignment;
+    if (padded < size) return nullptr;
+    void* probe = VirtualAlloc(nullptr, padded, MEM_RESERVE, PAGE_NOACCESS);
+    if (probe == nullptr) return nullptr;
+    const uintptr_t aligned =
+        (reinterpret_cast<uintptr_t>(probe) + alignment - 1) & ~(uintptr_t{alignment} - 1);
+    VirtualFree(probe, 0, MEM_RELEASE);
+    void* p = VirtualAlloc(reinterpret_cast<void*>(aligned), size, type, prot);
+    if (p != nullptr) return p;
+  }
+  return nullptr;
+}
+
+bool Commit(void* ptr, size_t size) {
+  return VirtualAlloc(ptr, size, MEM_COMMIT, PAGE_READWRITE) != nullptr;
+}
+
+bool Decommit(void* ptr, size_t size) {
+  // MEM_RESET returns the contents without making the range inaccessible,
+  // which keeps the POSIX meaning of Decommit.
+  return VirtualAlloc(ptr, size, MEM_RESET, PAGE_READWRITE) != nullptr;
+}
+
+bool Release(void* ptr, size_t size) {
+  // VirtualFree can only release whole reservations; the allocator releases
+  // exactly what it reserved.
+  (void)size;
+  return VirtualFree(ptr, 0, MEM_RELEASE) != 0;
+}
+
+size_t ResidentBytes() {
+  PROCESS_MEMORY_COUNTERS counters;
+  if (!GetProcessMemoryInfo(GetCurrentProcess(), &counters, sizeof(counters))) return 0;
+  return counters.WorkingSetSize;
+}
+
+}  // namespace rulloc::platform

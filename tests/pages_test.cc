@@ -1,0 +1,63 @@
+#include "platform/pages.h"
+
+#include <cstdint>
+#include <cstring>
+
+#include "gtest/gtest.h"
+
+namespace rulloc::platform {
+namespace {
+
+TEST(PagesTest, PageSizeIsAPowerOfTwo) {
+  const size_t page = PageSize();
+  EXPECT_GE(page, 4096u);
+  EXPECT_EQ(page & (page - 1), 0u);
+}
+
+TEST(PagesTest, ReserveHonoursAlignment) {
+  for (size_t alignment = PageSize(); alignment <= (size_t{1} << 26); alignment <<= 3) {
+    void* p = Reserve(PageSize() * 3, alignment, /*commit=*/true);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u) << alignment;
+    std::memset(p, 0xab, PageSize() * 3);
+    EXPECT_TRUE(Release(p, PageSize() * 3));
+  }
+}
+
+TEST(PagesTest, CommitAfterReserveMakesMemoryWritable) {
+  const size_t size = PageSize() * 4;
+  char* p = static_cast<char*>(Reserve(size, PageSize(), /*commit=*/false));
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(Commit(p, size));
+  p[0] = 1;
+  p[size - 1] = 2;
+  EXPECT_EQ(p[0] + p[size - 1], 3);
+  EXPECT_TRUE(Release(p, size));
+}
+
+TEST(PagesTest, DecommitZeroesAndDropsResidentMemory) {
+  const size_t size = size_t{64} << 20;
+  char* p = static_cast<char*>(Reserve(size, PageSize(), /*commit=*/true));
+  ASSERT_NE(p, nullptr);
+  const size_t before = ResidentBytes();
+  std::memset(p, 0x5a, size);
+  const size_t touched = ResidentBytes();
+  EXPECT_GE(touched, before + size / 2);
+  ASSERT_TRUE(Decommit(p, size));
+  EXPECT_LE(ResidentBytes(), touched - size / 2);
+  EXPECT_EQ(p[12345], 0);  // contents are gone, the range stays usable
+  p[12345] = 7;
+  EXPECT_EQ(p[12345], 7);
+  EXPECT_TRUE(Release(p, size));
+}
+
+TEST(PagesTest, BadRequestsReturnNull) {
+  EXPECT_EQ(Reserve(0, PageSize(), true), nullptr);
+  EXPECT_EQ(Reserve(PageSize() + 1, PageSize(), true), nullptr);
+  EXPECT_EQ(Reserve(PageSize(), PageSize() * 3, true), nullptr);  // not a power of two
+  EXPECT_EQ(Reserve(~size_t{0} - PageSize() + 1, PageSize(), true), nullptr);
+  EXPECT_EQ(Reserve(size_t{1} << 62, size_t{1} << 30, true), nullptr);
+}
+
+}  // namespace
+}  // namespace rulloc::platform

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: plain build, ThreadSanitizer build and
+# AddressSanitizer+UBSan build. Installs its own dependencies first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+bazel test //...
+bazel test --config=tsan //...
+bazel test --config=asan //...
