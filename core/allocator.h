@@ -1,0 +1,92 @@
+// rulloc::BasicAllocator: a standalone allocator instance.
+//
+//   BasicAllocator<Table>
+//   ┌──────────────────────────── Heap ─────────────────────────────┐
+//   │ small buckets (Table::kSizes) │ large buckets │ huge mappings │
+//   └───────────────────────────────────────────────────────────────┘
+//
+// Instances are independent: each has its own buckets and regions, and
+// destroying one returns all of its memory to the OS. Any power-of-two
+// alignment is accepted; other alignments fail with EINVAL. All members
+// are thread-safe.
+#ifndef RULLOC_CORE_ALLOCATOR_H_
+#define RULLOC_CORE_ALLOCATOR_H_
+
+#include <errno.h>
+
+#include <cstddef>
+#include <cstring>
+#include <utility>
+
+#include "core/heap.h"
+#include "core/size_classes.h"
+
+namespace rulloc {
+
+template <class Table = DefaultBuckets>
+class BasicAllocator {
+  using Map = SizeClassMap<Table>;
+
+ public:
+  constexpr BasicAllocator() : BasicAllocator(std::make_index_sequence<Map::kCount>()) {}
+  ~BasicAllocator() { heap_.ReleaseAll(); }
+  BasicAllocator(const BasicAllocator&) = delete;
+  BasicAllocator& operator=(const BasicAllocator&) = delete;
+
+  // `size` bytes aligned to `alignment` (a power of two; 0 counts as 1).
+  // nullptr with errno ENOMEM when memory runs out, EINVAL for a bad
+  // alignment. A zero size returns a unique, freeable pointer.
+  void* allocate(size_t size, size_t alignment = kMinAlignment) {
+    if (!ValidAlignment(alignment)) return nullptr;
+    return heap_.Allocate(size, alignment < kMinAlignment ? kMinAlignment : alignment);
+  }
+  void* allocate_zeroed(size_t size, size_t alignment = kMinAlignment) {
+    void* p = allocate(size, alignment);
+    if (p != nullptr) std::memset(p, 0, size);
+    return p;
+  }
+  // Frees a pointer from allocate/reallocate of this instance (nullptr is
+  // ignored). Anything else is reported as heap misuse and aborts.
+  void deallocate(void* p) { heap_.Deallocate(p); }
+  void deallocate(void* p, size_t /*size*/) { heap_.Deallocate(p); }
+  // Resizes `p`, in place when possible. On failure returns nullptr and `p`
+  // stays valid. The contents up to the smaller size are kept.
+  void* reallocate(void* p, size_t size, size_t alignment = kMinAlignment) {
+    if (!ValidAlignment(alignment)) return nullptr;
+    return heap_.Reallocate(p, size, alignment < kMinAlignment ? kMinAlignment : alignment);
+  }
+  // Bytes usable at `p` (at least what was asked for).
+  size_t usable_size(const void* p) { return heap_.UsableSize(p); }
+  bool owns(const void* p) const { return heap_.Owns(p); }
+
+  AllocatorStats stats() { return heap_.Stats(); }
+  static constexpr size_t bucket_count() { return Map::kCount; }
+  static constexpr size_t bucket_size(size_t bucket) { return Map::BlockSize(bucket); }
+  internal::SmallBucketStats bucket_stats(size_t bucket) { return heap_.SmallStats(bucket); }
+  internal::Heap& heap() { return heap_; }
+
+ private:
+  template <size_t... kIndex>
+  constexpr explicit BasicAllocator(std::index_sequence<kIndex...>)
+      : small_{internal::SmallBucket(Table::kSizes[kIndex], &heap_)...},
+        heap_(small_, Map::kCount, Map::kLookup.data(), Map::kMaxSize) {}
+
+  static bool ValidAlignment(size_t alignment) {
+    if ((alignment & (alignment - 1)) == 0) return true;
+    errno = EINVAL;
+    return false;
+  }
+
+  internal::SmallBucket small_[Map::kCount];
+  internal::Heap heap_;
+};
+
+using Allocator = BasicAllocator<DefaultBuckets>;
+
+// The process-wide instance behind rulloc_malloc and friends. Never
+// destroyed, usable before and after static constructors and destructors.
+Allocator& DefaultAllocator();
+
+}  // namespace rulloc
+
+#endif  // RULLOC_CORE_ALLOCATOR_H_

@@ -1,0 +1,34 @@
+/* The C API over the process-wide allocator, with the C library's
+ * contracts: nullptr with errno ENOMEM on exhaustion, EINVAL for a bad
+ * alignment, calloc overflow checked. These names never replace malloc;
+ * the shim does that. */
+#ifndef RULLOC_CORE_C_API_H_
+#define RULLOC_CORE_C_API_H_
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void* rulloc_malloc(size_t size);
+void rulloc_free(void* ptr);
+void* rulloc_calloc(size_t count, size_t size);
+/* realloc(p, 0) frees p and returns NULL (glibc's behaviour);
+ * realloc(NULL, n) is malloc(n). */
+void* rulloc_realloc(void* ptr, size_t size);
+/* Any size; alignment must be a power of two (else NULL, errno EINVAL). */
+void* rulloc_aligned_alloc(size_t alignment, size_t size);
+/* alignment must be a power-of-two multiple of sizeof(void*): else EINVAL
+ * is returned and *out is untouched. */
+int rulloc_posix_memalign(void** out, size_t alignment, size_t size);
+void* rulloc_memalign(size_t alignment, size_t size);
+size_t rulloc_usable_size(const void* ptr);
+/* Frees with the size the caller knows (as sized operator delete). */
+void rulloc_free_sized(void* ptr, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RULLOC_CORE_C_API_H_ */

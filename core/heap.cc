@@ -1,0 +1,151 @@
+#include "core/heap.h"
+
+#include <errno.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "core/diagnostics.h"
+#include "core/page_map.h"
+
+namespace rulloc::internal {
+namespace {
+
+// Large buckets route by the range of the request; bucket i takes ≤ 64K << i.
+size_t LargeBucketIndex(size_t size) {
+  size_t index = 0;
+  for (size_t limit = size_t{64} << 10; limit < size; limit <<= 1) ++index;
+  return index;
+}
+
+// Alignments up to this go to large buckets; beyond, to huge mappings.
+constexpr size_t kLargeAlignmentMax = size_t{64} << 10;
+
+}  // namespace
+
+void* Heap::Allocate(size_t size, size_t alignment) {
+  if (alignment <= kMinAlignment && size <= small_max_) {
+    void* block;
+    if (SmallBucketFor(size == 0 ? 1 : size).AllocateBatch(&block, 1) == 1) return block;
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return AllocateSlow(size, alignment);
+}
+
+void* Heap::AllocateSlow(size_t size, size_t alignment) {
+  void* p = nullptr;
+  if (size > PTRDIFF_MAX) {
+    // Never satisfiable: fall through to ENOMEM.
+  } else if (alignment <= small_max_ && size <= small_max_ - alignment + kMinAlignment) {
+    p = SmallBucketFor(size + alignment - kMinAlignment).AllocateAligned(alignment);
+  } else if (alignment <= kLargeAlignmentMax &&
+             size <= kLargeMax - (alignment > kMinAlignment ? alignment + LargeBucket::kHeader : 0)) {
+    const size_t padded = alignment > kMinAlignment ? size + alignment + LargeBucket::kHeader : size;
+    p = large_[LargeBucketIndex(padded)].Allocate(size, alignment);
+  } else {
+    p = huge_.Allocate(size, alignment);
+  }
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+RegionHeader* Heap::RegionOf(const void* p, const char* operation) {
+  RegionHeader* region = PageMap::Lookup(p);
+  if (region == nullptr) ReportHeapMisuse(operation, p);
+  if (region->heap != this) {
+    ReportHeapMisuse("pointer belongs to another rulloc allocator instance", p);
+  }
+  return region;
+}
+
+bool Heap::Owns(const void* p) const {
+  RegionHeader* region = PageMap::Lookup(p);
+  return region != nullptr && region->heap == this;
+}
+
+void Heap::Deallocate(void* p) {
+  if (p == nullptr) return;
+  RegionHeader* region = RegionOf(p, "free of a pointer not allocated by rulloc");
+  switch (region->kind) {
+    case RegionKind::kSmall:
+      reinterpret_cast<SmallRegion*>(region)->bucket->Free(p);
+      return;
+    case RegionKind::kLarge:
+      reinterpret_cast<LargeRegion*>(region)->bucket->Free(p);
+      return;
+    case RegionKind::kHuge:
+      huge_.Free(reinterpret_cast<HugeRegion*>(region), p);
+      return;
+  }
+  ReportHeapMisuse("free of a pointer with corrupted region metadata", p);
+}
+
+size_t Heap::UsableSize(const void* p) {
+  RegionHeader* region = RegionOf(p, "usable_size of a pointer not allocated by rulloc");
+  switch (region->kind) {
+    case RegionKind::kSmall: {
+      auto* small = reinterpret_cast<SmallRegion*>(region);
+      void* start = small->BlockStart(p);
+      if (start == nullptr) ReportHeapMisuse("usable_size of an invalid pointer", p);
+      return small->block_size -
+             static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(start));
+    }
+    case RegionKind::kLarge:
+      return reinterpret_cast<LargeRegion*>(region)->bucket->UsableSize(p);
+    case RegionKind::kHuge:
+      return HugeBlocks::UsableSize(reinterpret_cast<HugeRegion*>(region), p);
+  }
+  ReportHeapMisuse("usable_size of a pointer with corrupted region metadata", p);
+}
+
+void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
+  if (p == nullptr) return Allocate(size, alignment);
+  const size_t usable = UsableSize(p);
+  const bool aligned = (reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0;
+  if (aligned) {
+    RegionHeader* region = PageMap::Lookup(p);
+    // Keep the block when the new size fits and wastes at most half of it.
+    if (size <= usable && size >= usable / 2 && region->kind != RegionKind::kLarge) return p;
+    if (region->kind == RegionKind::kLarge && size > small_max_ && size <= kLargeMax &&
+        reinterpret_cast<LargeRegion*>(region)->bucket->ResizeInPlace(p, size)) {
+      return p;
+    }
+  }
+  void* fresh = Allocate(size, alignment);
+  if (fresh == nullptr) return nullptr;
+  std::memcpy(fresh, p, size < usable ? size : usable);
+  Deallocate(p);
+  return fresh;
+}
+
+AllocatorStats Heap::Stats() {
+  AllocatorStats total;
+  for (size_t i = 0; i < small_count_; ++i) {
+    SmallBucketStats s = small_[i].Stats();
+    total.small_blocks_in_use += s.blocks_in_use;
+    total.small_blocks_free += s.blocks_free;
+    total.bytes_mapped += s.bytes_mapped;
+    total.regions_mapped += s.regions_mapped;
+    total.regions_unmapped += s.regions_unmapped;
+  }
+  for (LargeBucket& bucket : large_) {
+    LargeBucketStats s = bucket.Stats();
+    total.large_blocks_in_use += s.blocks_in_use;
+    total.bytes_mapped += s.bytes_mapped;
+    total.regions_mapped += s.regions_mapped;
+    total.regions_unmapped += s.regions_unmapped;
+  }
+  HugeStats h = huge_.Stats();
+  total.huge_blocks_in_use = h.blocks_in_use;
+  total.bytes_mapped += h.bytes_mapped;
+  return total;
+}
+
+void Heap::ReleaseAll() {
+  for (size_t i = 0; i < small_count_; ++i) small_[i].ReleaseAll();
+  for (LargeBucket& bucket : large_) bucket.ReleaseAll();
+  huge_.ReleaseAll();
+}
+
+}  // namespace rulloc::internal

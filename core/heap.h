@@ -1,0 +1,94 @@
+// The heap: everything one allocator instance owns, and the routing of a
+// request to it. Not a template: the compile-time bucket table reaches it
+// as an array of small buckets plus a size → bucket lookup table.
+//
+//   size ≤ small max ──► small[lookup[(size+15)/16]]   slab, no header
+//   size ≤ 2 MiB     ──► large[log2 range]             boundary tags
+//   larger           ──► huge                          one mapping each
+//
+//   Heap
+//   ├── small ──► [ SmallBucket 16 ][ SmallBucket 32 ] ... (one cache line each)
+//   ├── large ──► [ LargeBucket ≤64K ] ... [ LargeBucket ≤2M ]
+//   └── huge  ──► HugeBlocks (16 address-sharded lists)
+#ifndef RULLOC_CORE_HEAP_H_
+#define RULLOC_CORE_HEAP_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/huge.h"
+#include "core/large_bucket.h"
+#include "core/size_classes.h"
+#include "core/small_bucket.h"
+
+namespace rulloc {
+
+// Totals over one allocator instance.
+struct AllocatorStats {
+  size_t small_blocks_in_use = 0;  // handed out by the small buckets
+  size_t small_blocks_free = 0;    // free or uncarved in small regions
+  size_t large_blocks_in_use = 0;
+  size_t huge_blocks_in_use = 0;
+  size_t bytes_mapped = 0;         // address space held in regions
+  size_t regions_mapped = 0;       // cumulative count of region mappings
+  size_t regions_unmapped = 0;     // cumulative count of region unmappings
+};
+
+namespace internal {
+
+class Heap {
+ public:
+  static constexpr size_t kLargeMax = size_t{2} << 20;
+  static constexpr size_t kLargeBuckets = 6;  // ≤64K, ≤128K, ..., ≤2M
+
+  constexpr Heap(SmallBucket* small, size_t small_count, const uint8_t* lookup, size_t small_max)
+      : small_(small),
+        small_count_(small_count),
+        lookup_(lookup),
+        small_max_(small_max),
+        large_{LargeBucket(size_t{64} << 10, this),  LargeBucket(size_t{128} << 10, this),
+               LargeBucket(size_t{256} << 10, this), LargeBucket(size_t{512} << 10, this),
+               LargeBucket(size_t{1} << 20, this),   LargeBucket(size_t{2} << 20, this)},
+        huge_(this) {}
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+
+  // `alignment` is a power of two ≥ 16. Returns nullptr with errno ENOMEM
+  // when memory runs out.
+  void* Allocate(size_t size, size_t alignment);
+  void Deallocate(void* p);
+  // Moves `p` to `size` bytes (in place when it can); on failure returns
+  // nullptr with errno ENOMEM and leaves `p` untouched.
+  void* Reallocate(void* p, size_t size, size_t alignment);
+  size_t UsableSize(const void* p);
+  bool Owns(const void* p) const;
+
+  size_t small_bucket_count() const { return small_count_; }
+  SmallBucketStats SmallStats(size_t bucket) { return small_[bucket].Stats(); }
+  LargeBucketStats LargeStats(size_t bucket) { return large_[bucket].Stats(); }
+  AllocatorStats Stats();
+
+  // Unmaps every region: the instance is being destroyed.
+  void ReleaseAll();
+
+  // The small bucket for `size` (≤ small max), for callers that batch.
+  SmallBucket& SmallBucketFor(size_t size) { return small_[lookup_[(size + 15) >> 4]]; }
+  size_t small_max() const { return small_max_; }
+
+ private:
+  void* AllocateSlow(size_t size, size_t alignment);
+  // The validated region of a pointer this heap owns, or a misuse report.
+  RegionHeader* RegionOf(const void* p, const char* operation);
+
+  SmallBucket* const small_;
+  const size_t small_count_;
+  const uint8_t* const lookup_;
+  const size_t small_max_;
+  LargeBucket large_[kLargeBuckets];
+  HugeBlocks huge_;
+};
+
+}  // namespace internal
+}  // namespace rulloc
+
+#endif  // RULLOC_CORE_HEAP_H_

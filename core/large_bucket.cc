@@ -1,0 +1,221 @@
+#include "core/large_bucket.h"
+
+#include "core/diagnostics.h"
+#include "core/page_map.h"
+#include "core/secret.h"
+
+namespace rulloc::internal {
+namespace {
+
+struct FreeLinks {
+  LargeBlock* next;
+  LargeBlock* prev;
+};
+
+FreeLinks* LinksOf(LargeBlock* b) { return static_cast<FreeLinks*>(b->payload()); }
+
+void SetSizeFlags(LargeBlock* b, uint64_t size_flags) {
+  b->size_flags = size_flags;
+  b->check = CheckWord(b, size_flags);
+}
+
+bool SpansRegion(LargeBlock* b) { return b->prev_size == 0 && b->is_last(); }
+
+}  // namespace
+
+LargeBlock* LargeBucket::BlockOf(const void* p) {
+  auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(p));
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  if (region == nullptr || addr % 16 != 0 ||
+      addr < reinterpret_cast<uintptr_t>(region->first()) + kHeader) {
+    return nullptr;
+  }
+  LargeBlock* b = LargeBlock::FromPayload(p);
+  if (b->check != CheckWord(b, b->size_flags)) return nullptr;
+  if (b->size_flags & LargeBlock::kShadow) {
+    const char* real_payload = static_cast<const char*>(p) - b->offset;
+    if (b->offset < kHeader || reinterpret_cast<uintptr_t>(real_payload) <
+                                   reinterpret_cast<uintptr_t>(region->first()) + kHeader) {
+      return nullptr;
+    }
+    b = LargeBlock::FromPayload(real_payload);
+    if (b->check != CheckWord(b, b->size_flags) || (b->size_flags & LargeBlock::kShadow)) {
+      return nullptr;
+    }
+  }
+  return b;
+}
+
+void LargeBucket::PushFree(LargeBlock* b) {
+  FreeLinks* links = LinksOf(b);
+  links->next = free_head_;
+  links->prev = nullptr;
+  if (free_head_ != nullptr) LinksOf(free_head_)->prev = b;
+  free_head_ = b;
+}
+
+void LargeBucket::RemoveFree(LargeBlock* b) {
+  FreeLinks* links = LinksOf(b);
+  if (links->prev != nullptr) LinksOf(links->prev)->next = links->next;
+  if (links->next != nullptr) LinksOf(links->next)->prev = links->prev;
+  if (free_head_ == b) free_head_ = links->next;
+}
+
+LargeBlock* LargeBucket::NewRegionBlock() {
+  RegionHeader* header = MapRegion(RegionKind::kLarge, region_size_, kGranule, heap_);
+  if (header == nullptr) return nullptr;
+  auto* region = reinterpret_cast<LargeRegion*>(header);
+  region->bucket = this;
+  LargeBlock* b = region->first();
+  b->prev_size = 0;
+  b->offset = 0;
+  SetSizeFlags(b, (region_size_ - sizeof(LargeRegion)) | LargeBlock::kFree | LargeBlock::kLast);
+  regions_.PushFront(header);
+  ++regions_mapped_;
+  ++empty_regions_;
+  return b;
+}
+
+void LargeBucket::SplitLocked(LargeBlock* b, size_t size) {
+  if (b->size() - size < kMinSplit) return;
+  auto* rest = reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(b) + size);
+  rest->prev_size = size;
+  rest->offset = 0;
+  SetSizeFlags(rest, (b->size() - size) | LargeBlock::kFree | (b->size_flags & LargeBlock::kLast));
+  SetSizeFlags(b, size | (b->size_flags & LargeBlock::kFree));
+  rest = CoalesceLocked(rest);
+  PushFree(rest);
+}
+
+LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b) {
+  if (!b->is_last()) {
+    LargeBlock* next = b->next();
+    if (next->is_free()) {
+      RemoveFree(next);
+      SetSizeFlags(b, (b->size() + next->size()) | LargeBlock::kFree |
+                          (next->size_flags & LargeBlock::kLast));
+      next->check = 0;
+    }
+  }
+  if (b->prev_size != 0) {
+    LargeBlock* prev = b->prev();
+    if (prev->is_free()) {
+      RemoveFree(prev);
+      SetSizeFlags(prev, (prev->size() + b->size()) | LargeBlock::kFree |
+                             (b->size_flags & LargeBlock::kLast));
+      b->check = 0;
+      b = prev;
+    }
+  }
+  if (!b->is_last()) b->next()->prev_size = b->size();
+  return b;
+}
+
+void* LargeBucket::Allocate(size_t size, size_t alignment) {
+  const size_t slack = alignment > 16 ? alignment + kHeader : 0;
+  const size_t need = AlignUp(size + slack, 16) + kHeader;
+  LargeBlock* b;
+  {
+    SpinLockHolder hold(lock_);
+    for (b = free_head_; b != nullptr && b->size() < need; b = LinksOf(b)->next) {
+    }
+    if (b != nullptr) {
+      RemoveFree(b);
+    } else if ((b = NewRegionBlock()) == nullptr) {
+      return nullptr;
+    }
+    if (SpansRegion(b)) --empty_regions_;
+    SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);
+    SplitLocked(b, need);
+    ++blocks_in_use_;
+    bytes_in_use_ += b->size();
+  }
+  char* payload = static_cast<char*>(b->payload());
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(payload);
+  if ((addr & (alignment - 1)) == 0) return payload;
+  const uintptr_t aligned = (addr + kHeader + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  LargeBlock* shadow = LargeBlock::FromPayload(reinterpret_cast<void*>(aligned));
+  shadow->prev_size = 0;
+  shadow->offset = aligned - addr;
+  SetSizeFlags(shadow, LargeBlock::kShadow | (shadow->offset << 3));
+  return reinterpret_cast<void*>(aligned);
+}
+
+void LargeBucket::FreeLocked(LargeBlock* b) {
+  --blocks_in_use_;
+  bytes_in_use_ -= b->size();
+  SetSizeFlags(b, b->size_flags | LargeBlock::kFree);
+  b = CoalesceLocked(b);
+  if (SpansRegion(b)) {
+    if (empty_regions_ < 1) {
+      ++empty_regions_;
+    } else {
+      auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
+      regions_.Remove(&region->header);
+      ++regions_unmapped_;
+      UnmapRegion(&region->header);
+      return;
+    }
+  }
+  PushFree(b);
+}
+
+void LargeBucket::Free(void* p) {
+  SpinLockHolder hold(lock_);
+  LargeBlock* b = BlockOf(p);
+  if (b == nullptr) ReportHeapMisuse("free of an invalid pointer (not a live block start)", p);
+  if (b->is_free()) ReportHeapMisuse("double free", p);
+  FreeLocked(b);
+}
+
+bool LargeBucket::ResizeInPlace(void* p, size_t size) {
+  SpinLockHolder hold(lock_);
+  LargeBlock* b = BlockOf(p);
+  if (b == nullptr || b->is_free()) ReportHeapMisuse("realloc of an invalid or freed pointer", p);
+  if (p != b->payload()) return false;
+  const size_t need = AlignUp(size, 16) + kHeader;
+  const size_t before = b->size();
+  if (need > before) {
+    if (b->is_last()) return false;
+    LargeBlock* next = b->next();
+    if (!next->is_free() || before + next->size() < need) return false;
+    RemoveFree(next);
+    SetSizeFlags(b, (before + next->size()) | (next->size_flags & LargeBlock::kLast));
+    next->check = 0;
+    if (!b->is_last()) b->next()->prev_size = b->size();
+  }
+  SplitLocked(b, need);
+  bytes_in_use_ += b->size();
+  bytes_in_use_ -= before;
+  return true;
+}
+
+size_t LargeBucket::UsableSize(const void* p) {
+  LargeBlock* b = BlockOf(p);
+  if (b == nullptr || b->is_free()) ReportHeapMisuse("usable_size of an invalid pointer", p);
+  return b->size() - kHeader -
+         static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(b->payload()));
+}
+
+void LargeBucket::ReleaseAll() {
+  SpinLockHolder hold(lock_);
+  while (RegionHeader* r = regions_.PopFront()) UnmapRegion(r);
+  regions_unmapped_ = regions_mapped_;
+  free_head_ = nullptr;
+  empty_regions_ = blocks_in_use_ = bytes_in_use_ = 0;
+}
+
+LargeBucketStats LargeBucket::Stats() {
+  SpinLockHolder hold(lock_);
+  LargeBucketStats s;
+  s.max_size = max_request_;
+  s.blocks_in_use = blocks_in_use_;
+  s.bytes_in_use = bytes_in_use_;
+  s.regions = regions_.size();
+  s.bytes_mapped = s.regions * region_size_;
+  s.regions_mapped = regions_mapped_;
+  s.regions_unmapped = regions_unmapped_;
+  return s;
+}
+
+}  // namespace rulloc::internal

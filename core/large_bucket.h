@@ -1,0 +1,129 @@
+// Large buckets: blocks with boundary tags in regions of 1 MiB .. 32 MiB,
+// split on allocation and coalesced with free neighbours on free.
+//
+// A large region:
+//
+//   ┌──────────────┬─────────┬─────────────┬───────────┬─────────────┐
+//   │ RegionHeader │ bucket  │ block (used)│ block(free)│ block (used)│ ...
+//   └──────────────┴─────────┴─────────────┴───────────┴─────────────┘
+//
+// A block (32-byte header, payload 16-byte aligned):
+//
+//   ┌───────────┬──────────────────┬───────┬────────┬──────────────────────┐
+//   │ prev_size │ size | free|last │ check │ offset │ payload ...          │
+//   └───────────┴──────────────────┴───────┴────────┴──────────────────────┘
+//     prev_size finds the left neighbour, size the right one; `check` is
+//     the address and size mixed with a per-process secret, so a pointer
+//     that is not a block start (or a stale one) is caught on free. A free
+//     block keeps its free-list links in its payload. An over-aligned
+//     allocation is preceded by a "shadow" header whose offset leads back to
+//     its real block.
+#ifndef RULLOC_CORE_LARGE_BUCKET_H_
+#define RULLOC_CORE_LARGE_BUCKET_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "concurrency/spin_lock.h"
+#include "core/region.h"
+
+namespace rulloc::internal {
+
+class LargeBucket;
+
+struct LargeBlock {
+  static constexpr uint64_t kFree = 1;
+  static constexpr uint64_t kLast = 2;
+  static constexpr uint64_t kShadow = 4;
+  static constexpr uint64_t kFlags = 7;
+
+  uint64_t prev_size;
+  uint64_t size_flags;
+  uint64_t check;
+  uint64_t offset;  // shadow headers: payload distance back to the real block
+
+  size_t size() const { return size_flags & ~kFlags; }
+  bool is_free() const { return size_flags & kFree; }
+  bool is_last() const { return size_flags & kLast; }
+  void* payload() { return this + 1; }
+  LargeBlock* next() { return reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(this) + size()); }
+  LargeBlock* prev() { return reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(this) - prev_size); }
+  static LargeBlock* FromPayload(const void* p) {
+    return reinterpret_cast<LargeBlock*>(const_cast<char*>(static_cast<const char*>(p))) - 1;
+  }
+};
+
+struct LargeRegion {
+  RegionHeader header;
+  LargeBucket* bucket;
+  uint64_t padding_[2];
+  LargeBlock* first() { return reinterpret_cast<LargeBlock*>(this + 1); }
+};
+
+struct LargeBucketStats {
+  size_t max_size = 0;  // largest request routed here (payload bytes)
+  size_t blocks_in_use = 0;
+  size_t bytes_in_use = 0;
+  size_t regions = 0;
+  size_t bytes_mapped = 0;
+  size_t regions_mapped = 0;
+  size_t regions_unmapped = 0;
+};
+
+class alignas(64) LargeBucket {
+ public:
+  static constexpr size_t kHeader = sizeof(LargeBlock);
+  static constexpr size_t kMinSplit = 1024;
+
+  constexpr LargeBucket(size_t max_request, Heap* heap)
+      : max_request_(max_request), region_size_(RegionSizeFor(max_request)), heap_(heap) {}
+  LargeBucket(const LargeBucket&) = delete;
+  LargeBucket& operator=(const LargeBucket&) = delete;
+
+  static constexpr size_t RegionSizeFor(size_t max_request) {
+    size_t size = size_t{1} << 20;
+    while (size < max_request * 16) size *= 2;
+    return size;
+  }
+
+  // A block with at least `size` payload bytes, payload aligned to
+  // `alignment` (a power of two). nullptr when the OS refuses.
+  void* Allocate(size_t size, size_t alignment);
+  void Free(void* p);
+  // Grows or shrinks `p` in place to hold `size` bytes; false if it cannot.
+  bool ResizeInPlace(void* p, size_t size);
+  // Payload bytes usable at `p` (which must be live in this bucket).
+  size_t UsableSize(const void* p);
+
+  void ReleaseAll();
+  LargeBucketStats Stats();
+
+  // Validates `p` and returns its block (the real one behind a shadow).
+  static LargeBlock* BlockOf(const void* p);
+
+ private:
+  LargeBlock* NewRegionBlock();
+  void PushFree(LargeBlock* b);
+  void RemoveFree(LargeBlock* b);
+  // Makes `b` exactly `size` bytes if the rest is worth a free block.
+  void SplitLocked(LargeBlock* b, size_t size);
+  // Merges the free block `b` with free neighbours; returns the result.
+  LargeBlock* CoalesceLocked(LargeBlock* b);
+  void FreeLocked(LargeBlock* b);
+
+  SpinLock lock_;
+  const size_t max_request_;
+  const size_t region_size_;
+  Heap* const heap_;
+  LargeBlock* free_head_ = nullptr;
+  RegionList regions_;
+  size_t empty_regions_ = 0;
+  size_t blocks_in_use_ = 0;
+  size_t bytes_in_use_ = 0;
+  size_t regions_mapped_ = 0;
+  size_t regions_unmapped_ = 0;
+};
+
+}  // namespace rulloc::internal
+
+#endif  // RULLOC_CORE_LARGE_BUCKET_H_

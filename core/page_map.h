@@ -1,0 +1,57 @@
+// The page map: which region owns an address, in O(1), for every address.
+//
+//   address bits  47 ........ 32 31 ........ 16 15 ....... 0
+//                 [ root index ] [ leaf index ] [ in granule ]
+//
+//   root[2^16] ──► leaf[2^16] ──► RegionHeader*   (one per 64 KiB granule)
+//
+// Leaves are mapped on first use and never freed; untouched parts of a leaf
+// cost no memory. Every granule of every region is registered, so a pointer
+// that maps to nullptr is certainly not Rulloc's: free() can reject it
+// without touching the memory it points to.
+#ifndef RULLOC_CORE_PAGE_MAP_H_
+#define RULLOC_CORE_PAGE_MAP_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace rulloc::internal {
+
+struct RegionHeader;
+
+inline constexpr size_t kGranuleShift = 16;
+inline constexpr size_t kGranule = size_t{1} << kGranuleShift;
+
+class PageMap {
+ public:
+  static RegionHeader* Lookup(const void* ptr) {
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(ptr);
+    if (addr >> kAddressBits != 0) return nullptr;
+    const uintptr_t granule = addr >> kGranuleShift;
+    Leaf* leaf = root_[granule >> kLeafBits].load(std::memory_order_acquire);
+    if (leaf == nullptr) return nullptr;
+    return leaf->entries[granule & (kLeafSize - 1)].load(std::memory_order_relaxed);
+  }
+
+  // Maps every granule of [base, base+size) to `header`. `base` is granule
+  // aligned. Returns false if a leaf could not be mapped.
+  static bool Register(const void* base, size_t size, RegionHeader* header);
+  static void Unregister(const void* base, size_t size) { Register(base, size, nullptr); }
+
+ private:
+  static constexpr size_t kAddressBits = 48;
+  static constexpr size_t kLeafBits = 16;
+  static constexpr size_t kLeafSize = size_t{1} << kLeafBits;
+  static constexpr size_t kRootSize = size_t{1} << (kAddressBits - kGranuleShift - kLeafBits);
+
+  struct Leaf {
+    std::atomic<RegionHeader*> entries[kLeafSize];
+  };
+
+  static std::atomic<Leaf*> root_[kRootSize];
+};
+
+}  // namespace rulloc::internal
+
+#endif  // RULLOC_CORE_PAGE_MAP_H_

@@ -1,0 +1,84 @@
+// Regions: page-multiple chunks of address space, aligned to a 64 KiB
+// granule, each starting with a header. The page map sends every granule of
+// a region to that header.
+//
+//   region base (64 KiB aligned)
+//   ┌──────────────┬───────────────────────────────────────────────┐
+//   │ RegionHeader │  kind-specific header, then blocks ...        │
+//   └──────────────┴───────────────────────────────────────────────┘
+//     kind, size, owner, list links
+//
+// Three kinds: small (slab of equal header-less blocks, one bucket), large
+// (blocks with boundary tags, split and coalesced), huge (one allocation).
+#ifndef RULLOC_CORE_REGION_H_
+#define RULLOC_CORE_REGION_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rulloc::internal {
+
+enum class RegionKind : uint32_t {
+  kSmall = 0x52534d4c,  // "RSML"
+  kLarge = 0x524c5247,  // "RLRG"
+  kHuge = 0x5248554b,   // "RHUK"
+};
+
+class Heap;
+
+struct RegionHeader {
+  RegionKind kind;
+  uint32_t reserved_;
+  size_t size;  // bytes reserved from the OS, header included
+  Heap* heap;   // the allocator instance that owns the region
+  RegionHeader* prev = nullptr;
+  RegionHeader* next = nullptr;
+};
+
+// An intrusive doubly linked list of regions.
+class RegionList {
+ public:
+  constexpr RegionList() = default;
+  bool empty() const { return head_ == nullptr; }
+  RegionHeader* front() const { return head_; }
+  size_t size() const { return size_; }
+
+  void PushFront(RegionHeader* r) {
+    r->prev = nullptr;
+    r->next = head_;
+    if (head_ != nullptr) head_->prev = r;
+    head_ = r;
+    ++size_;
+  }
+  void Remove(RegionHeader* r) {
+    if (r->prev != nullptr) r->prev->next = r->next;
+    if (r->next != nullptr) r->next->prev = r->prev;
+    if (head_ == r) head_ = r->next;
+    r->prev = r->next = nullptr;
+    --size_;
+  }
+  RegionHeader* PopFront() {
+    RegionHeader* r = head_;
+    if (r != nullptr) Remove(r);
+    return r;
+  }
+
+ private:
+  RegionHeader* head_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Reserves a granule-aligned region of `size` bytes (at least `alignment`
+// aligned), writes its RegionHeader and registers it in the page map.
+// Returns nullptr when the OS refuses.
+RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap);
+// Unregisters and releases a region mapped by MapRegion.
+void UnmapRegion(RegionHeader* region);
+
+inline constexpr size_t AlignUp(size_t n, size_t alignment) {
+  return (n + alignment - 1) & ~(alignment - 1);
+}
+
+}  // namespace rulloc::internal
+
+#endif  // RULLOC_CORE_REGION_H_

@@ -1,0 +1,199 @@
+#include "core/small_bucket.h"
+
+#include <new>
+
+#include "core/diagnostics.h"
+#include "core/page_map.h"
+
+namespace rulloc::internal {
+namespace {
+
+constexpr uint32_t kBlockStartAlignment = 64;
+
+uint32_t BitmapWords(uint32_t capacity) { return (capacity + 63) / 64; }
+
+uint32_t HeaderBytes(uint32_t capacity) {
+  return static_cast<uint32_t>(sizeof(SmallRegion) +
+                               2 * BitmapWords(capacity) * sizeof(std::atomic<uint64_t>));
+}
+
+bool TestBit(std::atomic<uint64_t>* bits, uint32_t i) {
+  return (bits[i / 64].load(std::memory_order_relaxed) >> (i % 64)) & 1;
+}
+// Bit updates happen under the bucket lock; the atomics only make lock-free
+// readers (has_aligned lookups) well defined.
+void SetBit(std::atomic<uint64_t>* bits, uint32_t i, bool value) {
+  const uint64_t word = bits[i / 64].load(std::memory_order_relaxed);
+  const uint64_t mask = uint64_t{1} << (i % 64);
+  bits[i / 64].store(value ? (word | mask) : (word & ~mask), std::memory_order_relaxed);
+}
+
+}  // namespace
+
+uint32_t SmallRegion::IndexOf(const void* p, bool* at_start) const {
+  const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(this);
+  if (offset < first_offset) {
+    *at_start = false;
+    return capacity;
+  }
+  const uintptr_t in_blocks = offset - first_offset;
+  const uint32_t index = static_cast<uint32_t>(in_blocks / block_size);
+  *at_start = in_blocks % block_size == 0;
+  return index;
+}
+
+void* SmallRegion::BlockStart(const void* p) const {
+  bool at_start;
+  const uint32_t index = IndexOf(p, &at_start);
+  if (index >= carved) return nullptr;
+  auto* self = const_cast<SmallRegion*>(this);
+  if (!at_start && !TestBit(aligned_bits, index)) return nullptr;
+  return self->BlockAt(index);
+}
+
+SmallRegion* SmallBucket::NewRegion() {
+  RegionHeader* header = MapRegion(RegionKind::kSmall, region_size_, kGranule, heap_);
+  if (header == nullptr) return nullptr;
+  // Fit as many blocks as the header (which grows with their count) allows.
+  uint32_t capacity = region_size_ / block_size_;
+  uint32_t first = 0;
+  for (;; --capacity) {
+    first = static_cast<uint32_t>(AlignUp(HeaderBytes(capacity), kBlockStartAlignment));
+    if (first + size_t{capacity} * block_size_ <= region_size_) break;
+  }
+  auto* r = reinterpret_cast<SmallRegion*>(header);
+  r->bucket = this;
+  r->block_size = block_size_;
+  r->capacity = capacity;
+  r->carved = 0;
+  r->used = 0;
+  r->first_offset = first;
+  r->in_full_list = false;
+  new (&r->has_aligned) std::atomic<bool>(false);
+  r->free_list = nullptr;
+  auto* bits = reinterpret_cast<std::atomic<uint64_t>*>(r + 1);
+  for (uint32_t i = 0; i < 2 * BitmapWords(capacity); ++i) new (&bits[i]) std::atomic<uint64_t>(0);
+  r->allocated_bits = bits;
+  r->aligned_bits = bits + BitmapWords(capacity);
+  ++regions_mapped_;
+  ++empty_regions_;
+  blocks_free_ += capacity;
+  partial_.PushFront(&r->header);
+  return r;
+}
+
+void* SmallBucket::PopLocked(SmallRegion* r) {
+  void* block;
+  if (r->free_list != nullptr) {
+    block = r->free_list;
+    r->free_list = *static_cast<void**>(block);
+  } else {
+    block = r->BlockAt(r->carved++);
+  }
+  bool at_start;
+  SetBit(r->allocated_bits, r->IndexOf(block, &at_start), true);
+  if (r->used++ == 0) --empty_regions_;
+  if (r->free_list == nullptr && r->carved == r->capacity) {
+    partial_.Remove(&r->header);
+    full_.PushFront(&r->header);
+    r->in_full_list = true;
+  }
+  return block;
+}
+
+size_t SmallBucket::AllocateBatch(void** out, size_t n) {
+  SpinLockHolder hold(lock_);
+  size_t got = 0;
+  while (got < n) {
+    auto* r = reinterpret_cast<SmallRegion*>(partial_.front());
+    if (r == nullptr && (r = NewRegion()) == nullptr) break;
+    out[got++] = PopLocked(r);
+  }
+  blocks_in_use_ += got;
+  blocks_free_ -= got;
+  return got;
+}
+
+void* SmallBucket::AllocateAligned(size_t alignment) {
+  void* block;
+  if (AllocateBatch(&block, 1) == 0) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(block);
+  const uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  if (aligned != start) {
+    auto* r = reinterpret_cast<SmallRegion*>(PageMap::Lookup(block));
+    SpinLockHolder hold(lock_);
+    bool at_start;
+    SetBit(r->aligned_bits, r->IndexOf(block, &at_start), true);
+    r->has_aligned.store(true, std::memory_order_relaxed);
+  }
+  return reinterpret_cast<void*>(aligned);
+}
+
+void SmallBucket::FreeLocked(void* p) {
+  RegionHeader* header = PageMap::Lookup(p);
+  if (header == nullptr) ReportHeapMisuse("free of a pointer not allocated by rulloc", p);
+  auto* r = reinterpret_cast<SmallRegion*>(header);
+  if (header->kind != RegionKind::kSmall || r->bucket != this) {
+    ReportHeapMisuse("free of a block into the wrong bucket", p);
+  }
+  bool at_start;
+  const uint32_t index = r->IndexOf(p, &at_start);
+  if (index >= r->carved) ReportHeapMisuse("free of a pointer not allocated by rulloc", p);
+  if (!at_start) {
+    if (!TestBit(r->aligned_bits, index)) {
+      ReportHeapMisuse("free of a pointer into the middle of a block", p);
+    }
+  }
+  if (!TestBit(r->allocated_bits, index)) ReportHeapMisuse("double free", p);
+  SetBit(r->allocated_bits, index, false);
+  SetBit(r->aligned_bits, index, false);
+  void* block = r->BlockAt(index);
+  *static_cast<void**>(block) = r->free_list;
+  r->free_list = block;
+  if (r->in_full_list) {
+    full_.Remove(&r->header);
+    partial_.PushFront(&r->header);
+    r->in_full_list = false;
+  }
+  ++blocks_free_;
+  --blocks_in_use_;
+  if (--r->used == 0) {
+    if (empty_regions_ < kReserveRegions) {
+      ++empty_regions_;
+    } else {
+      partial_.Remove(&r->header);
+      blocks_free_ -= r->capacity;
+      ++regions_unmapped_;
+      UnmapRegion(&r->header);
+    }
+  }
+}
+
+void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
+  SpinLockHolder hold(lock_);
+  for (size_t i = 0; i < n; ++i) FreeLocked(blocks[i]);
+}
+
+void SmallBucket::ReleaseAll() {
+  SpinLockHolder hold(lock_);
+  for (RegionList* list : {&partial_, &full_}) {
+    while (RegionHeader* r = list->PopFront()) UnmapRegion(r);
+  }
+  regions_unmapped_ += regions_mapped_ - regions_unmapped_;
+  empty_regions_ = blocks_in_use_ = blocks_free_ = 0;
+}
+
+SmallBucketStats SmallBucket::Stats() {
+  SpinLockHolder hold(lock_);
+  SmallBucketStats s;
+  s.block_size = block_size_;
+  s.blocks_in_use = blocks_in_use_;
+  s.blocks_free = blocks_free_;
+  s.regions = partial_.size() + full_.size();
+  s.bytes_mapped = s.regions * region_size_;
+  s.regions_mapped = regions_mapped_;
+  s.regions_unmapped = regions_unmapped_;
+  return s;
+}
+
+}  // namespace rulloc::internal

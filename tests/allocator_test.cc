@@ -1,0 +1,237 @@
+#include "core/allocator.h"
+
+#include <errno.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "platform/pages.h"
+
+namespace rulloc {
+namespace {
+
+bool IsAligned(const void* p, size_t alignment) {
+  return reinterpret_cast<uintptr_t>(p) % alignment == 0;
+}
+
+TEST(AllocatorTest, EverySizeRegimeRoundTrips) {
+  Allocator a;
+  for (size_t size : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{100},
+                      size_t{4096}, size_t{32768}, size_t{32769}, size_t{100000},
+                      size_t{1} << 20, size_t{2} << 20, (size_t{2} << 20) + 1, size_t{50} << 20}) {
+    void* p = a.allocate(size);
+    ASSERT_NE(p, nullptr) << size;
+    EXPECT_TRUE(IsAligned(p, 16)) << size;
+    EXPECT_GE(a.usable_size(p), size);
+    std::memset(p, 0xcd, size);
+    a.deallocate(p);
+  }
+}
+
+TEST(AllocatorTest, DistinctLiveBlocks) {
+  Allocator a;
+  std::vector<char*> blocks;
+  for (int i = 0; i < 10000; ++i) {
+    auto* p = static_cast<char*>(a.allocate(24));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, i & 0xff, 24);
+    blocks.push_back(p);
+  }
+  for (int i = 0; i < 10000; ++i) {
+    for (int j = 0; j < 24; ++j) ASSERT_EQ(blocks[i][j], static_cast<char>(i & 0xff));
+    a.deallocate(blocks[i]);
+  }
+  EXPECT_EQ(a.stats().small_blocks_in_use, 0u);
+}
+
+TEST(AllocatorTest, AlignmentsFromOneByteToOneMebibyte) {
+  Allocator a;
+  for (size_t alignment = 1; alignment <= (size_t{1} << 20); alignment <<= 1) {
+    for (size_t size : {size_t{1}, size_t{48}, size_t{5000}, size_t{40000}, size_t{3} << 20}) {
+      void* p = a.allocate(size, alignment);
+      ASSERT_NE(p, nullptr) << size << " @ " << alignment;
+      EXPECT_TRUE(IsAligned(p, alignment < 16 ? 16 : alignment)) << size << " @ " << alignment;
+      EXPECT_GE(a.usable_size(p), size);
+      std::memset(p, 0x11, size);
+      a.deallocate(p);
+    }
+  }
+  EXPECT_EQ(a.stats().small_blocks_in_use, 0u);
+  EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
+  EXPECT_EQ(a.stats().huge_blocks_in_use, 0u);
+}
+
+TEST(AllocatorTest, AlignmentLargerThanTheLargeRange) {
+  Allocator a;
+  void* p = a.allocate(100, size_t{16} << 20);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(IsAligned(p, size_t{16} << 20));
+  a.deallocate(p);
+}
+
+TEST(AllocatorTest, BadAlignmentIsEinval) {
+  Allocator a;
+  for (size_t alignment : {size_t{3}, size_t{24}, size_t{1000}, ~size_t{0}}) {
+    errno = 0;
+    EXPECT_EQ(a.allocate(16, alignment), nullptr);
+    EXPECT_EQ(errno, EINVAL);
+  }
+}
+
+TEST(AllocatorTest, ImpossibleSizesAreEnomem) {
+  Allocator a;
+  for (size_t size : {~size_t{0}, ~size_t{0} - 4096, size_t{1} << 62, size_t{1} << 47}) {
+    errno = 0;
+    EXPECT_EQ(a.allocate(size), nullptr) << size;
+    EXPECT_EQ(errno, ENOMEM) << size;
+  }
+}
+
+TEST(AllocatorTest, ZeroedMemory) {
+  Allocator a;
+  for (size_t size : {size_t{8}, size_t{3000}, size_t{200000}, size_t{5} << 20}) {
+    auto* p = static_cast<unsigned char*>(a.allocate(size));
+    std::memset(p, 0xff, size);
+    a.deallocate(p);
+    auto* z = static_cast<unsigned char*>(a.allocate_zeroed(size));
+    ASSERT_NE(z, nullptr);
+    for (size_t i = 0; i < size; ++i) ASSERT_EQ(z[i], 0) << i;
+    a.deallocate(z);
+  }
+}
+
+TEST(AllocatorTest, ReallocateKeepsContents) {
+  Allocator a;
+  auto* p = static_cast<unsigned char*>(a.allocate(10));
+  for (int i = 0; i < 10; ++i) p[i] = static_cast<unsigned char>(i);
+  size_t size = 10;
+  for (size_t next : {size_t{100}, size_t{5000}, size_t{70000}, size_t{1} << 20, size_t{9} << 20,
+                      size_t{300000}, size_t{20}}) {
+    p = static_cast<unsigned char*>(a.reallocate(p, next));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < 10; ++i) ASSERT_EQ(p[i], i) << next;
+    size = next;
+  }
+  (void)size;
+  a.deallocate(p);
+}
+
+TEST(AllocatorTest, LargeBlocksGrowAndShrinkInPlace) {
+  Allocator a;
+  void* p = a.allocate(100000);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(a.reallocate(p, 200000), p);  // the rest of a fresh region follows it
+  EXPECT_GE(a.usable_size(p), 200000u);
+  EXPECT_EQ(a.reallocate(p, 120000), p);
+  EXPECT_LT(a.usable_size(p), 200000u);
+  a.deallocate(p);
+}
+
+TEST(AllocatorTest, SmallBlocksShrinkInPlace) {
+  Allocator a;
+  void* p = a.allocate(1000);
+  EXPECT_EQ(a.reallocate(p, 900), p);
+  a.deallocate(p);
+}
+
+TEST(AllocatorTest, FailedReallocateLeavesTheBlock) {
+  Allocator a;
+  auto* p = static_cast<char*>(a.allocate(64));
+  std::strcpy(p, "still here");
+  errno = 0;
+  EXPECT_EQ(a.reallocate(p, ~size_t{0} / 2), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_STREQ(p, "still here");
+  a.deallocate(p);
+}
+
+TEST(AllocatorTest, LargeBlocksCoalesce) {
+  Allocator a;
+  void* first = a.allocate(40000);
+  void* second = a.allocate(40000);
+  void* pin = a.allocate(40000);  // keeps the region from emptying
+  a.deallocate(first);
+  a.deallocate(second);
+  // Only the two neighbours merged into one free block can hold this.
+  void* merged = a.allocate(60000);
+  EXPECT_EQ(merged, first);
+  a.deallocate(merged);
+  a.deallocate(pin);
+}
+
+TEST(AllocatorTest, InstancesAreIndependent) {
+  auto a = std::make_unique<Allocator>();
+  auto b = std::make_unique<Allocator>();
+  void* pa = a->allocate(100);
+  void* pb = b->allocate(100);
+  EXPECT_TRUE(a->owns(pa));
+  EXPECT_FALSE(a->owns(pb));
+  EXPECT_TRUE(b->owns(pb));
+  a->deallocate(pa);
+  b->deallocate(pb);
+}
+
+TEST(AllocatorTest, DestroyingAnInstanceReturnsItsMemory) {
+  auto a = std::make_unique<Allocator>();
+  for (int i = 0; i < 1000; ++i) a->allocate(1000);  // leaked on purpose
+  void* huge = a->allocate(size_t{64} << 20);
+  std::memset(huge, 1, size_t{64} << 20);
+  EXPECT_GT(a->stats().bytes_mapped, size_t{64} << 20);
+  const size_t before = platform::ResidentBytes();
+  a.reset();
+  EXPECT_LT(platform::ResidentBytes() + (size_t{60} << 20), before);
+}
+
+TEST(AllocatorTest, ResidentMemoryFallsAfterALargeFree) {
+  Allocator a;
+  constexpr size_t kBlocks = 2000;
+  constexpr size_t kSize = 100000;  // large path: 200 MB in all
+  std::vector<void*> blocks;
+  const size_t start = platform::ResidentBytes();
+  for (size_t i = 0; i < kBlocks; ++i) {
+    void* p = a.allocate(kSize);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x77, kSize);
+    blocks.push_back(p);
+  }
+  const size_t peak = platform::ResidentBytes();
+  for (void* p : blocks) a.deallocate(p);
+  const size_t after = platform::ResidentBytes();
+  std::printf("RSS: start %zu MiB, peak %zu MiB, after free %zu MiB\n", start >> 20, peak >> 20,
+              after >> 20);
+  EXPECT_GT(peak, start + kBlocks * kSize * 9 / 10);
+  EXPECT_LT(after, start + (size_t{20} << 20));
+}
+
+TEST(AllocatorTest, SmallRegionsAreReturnedBeyondTheReserve) {
+  Allocator a;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 200000; ++i) blocks.push_back(a.allocate(64));
+  const size_t mapped = a.stats().bytes_mapped;
+  for (void* p : blocks) a.deallocate(p);
+  const AllocatorStats s = a.stats();
+  EXPECT_EQ(s.small_blocks_in_use, 0u);
+  EXPECT_LE(s.bytes_mapped, size_t{64} << 10) << "of " << mapped;
+}
+
+struct TinyBuckets {
+  static constexpr std::array<uint32_t, 3> kSizes{64, 512, 4096};
+};
+
+TEST(AllocatorTest, CustomBucketTable) {
+  BasicAllocator<TinyBuckets> a;
+  EXPECT_EQ(a.bucket_count(), 3u);
+  void* p = a.allocate(65);
+  EXPECT_EQ(a.usable_size(p), 512u);
+  EXPECT_EQ(a.bucket_stats(1).blocks_in_use, 1u);
+  void* q = a.allocate(5000);  // above the table: large path
+  EXPECT_GE(a.usable_size(q), 5000u);
+  a.deallocate(p);
+  a.deallocate(q);
+}
+
+}  // namespace
+}  // namespace rulloc
