@@ -45,10 +45,10 @@ uint32_t SmallRegion::IndexOf(const void* p, bool* at_start) const {
 void* SmallRegion::BlockStart(const void* p) const {
   bool at_start;
   const uint32_t index = IndexOf(p, &at_start);
-  if (index >= carved) return nullptr;
-  auto* self = const_cast<SmallRegion*>(this);
+  // Lock-free: only immutable fields and the (atomic) bitmaps are read.
+  if (index >= capacity || !TestBit(allocated_bits, index)) return nullptr;
   if (!at_start && !TestBit(aligned_bits, index)) return nullptr;
-  return self->BlockAt(index);
+  return const_cast<SmallRegion*>(this)->BlockAt(index);
 }
 
 SmallRegion* SmallBucket::NewRegion() {
