@@ -24,9 +24,10 @@ constexpr size_t kLargeAlignmentMax = size_t{64} << 10;
 }  // namespace
 
 void* Heap::Allocate(size_t size, size_t alignment) {
+  if (size == 0) size = 1;  // a unique pointer, strictly inside its block
   if (alignment <= kMinAlignment && size <= small_max_) {
     void* block;
-    if (SmallBucketFor(size == 0 ? 1 : size).AllocateBatch(&block, 1) == 1) return block;
+    if (SmallBucketFor(size).AllocateBatch(&block, 1) == 1) return block;
     errno = ENOMEM;
     return nullptr;
   }

@@ -64,6 +64,18 @@ TEST(AllocatorTest, AlignmentsFromOneByteToOneMebibyte) {
   EXPECT_EQ(a.stats().huge_blocks_in_use, 0u);
 }
 
+TEST(AllocatorTest, ZeroSizeOverAlignedBlocksStayInsideTheirBlock) {
+  Allocator a;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 1000; ++i) {
+    void* p = a.allocate(0, 64);
+    ASSERT_TRUE(IsAligned(p, 64));
+    EXPECT_GE(a.usable_size(p), 1u);
+    blocks.push_back(p);
+  }
+  for (void* p : blocks) a.deallocate(p);
+}
+
 TEST(AllocatorTest, AlignmentLargerThanTheLargeRange) {
   Allocator a;
   void* p = a.allocate(100, size_t{16} << 20);
