@@ -68,7 +68,7 @@ class BasicAllocator {
  private:
   template <size_t... kIndex>
   constexpr explicit BasicAllocator(std::index_sequence<kIndex...>)
-      : small_{internal::SmallBucket(Table::kSizes[kIndex], &heap_)...},
+      : small_{internal::SmallBucket(Table::kSizes[kIndex], kIndex, &heap_)...},
         heap_(small_, Map::kCount, Map::kLookup.data(), Map::kMaxSize) {}
 
   static bool ValidAlignment(size_t alignment) {

@@ -2,17 +2,28 @@
 
 #include <errno.h>
 
+#include <cstring>
+
+#include "concurrency/thread_cache.h"
 #include "core/allocator.h"
 
 using rulloc::DefaultAllocator;
+using rulloc::internal::CachedAllocate;
+using rulloc::internal::CachedFree;
+using rulloc::internal::DefaultClasses;
 
 extern "C" {
 
-void* rulloc_malloc(size_t size) { return DefaultAllocator().allocate(size); }
+void* rulloc_malloc(size_t size) {
+  if (__builtin_expect(size - 1 < DefaultClasses::kMaxSize, 1)) return CachedAllocate(size);
+  return DefaultAllocator().allocate(size);
+}
 
-void rulloc_free(void* ptr) { DefaultAllocator().deallocate(ptr); }
+void rulloc_free(void* ptr) {
+  if (ptr != nullptr) CachedFree(ptr);
+}
 
-void rulloc_free_sized(void* ptr, size_t size) { DefaultAllocator().deallocate(ptr, size); }
+void rulloc_free_sized(void* ptr, size_t /*size*/) { rulloc_free(ptr); }
 
 void* rulloc_calloc(size_t count, size_t size) {
   size_t bytes;
@@ -20,15 +31,27 @@ void* rulloc_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return nullptr;
   }
-  return DefaultAllocator().allocate_zeroed(bytes);
+  void* p = rulloc_malloc(bytes);
+  if (p != nullptr) std::memset(p, 0, bytes);
+  return p;
 }
 
 void* rulloc_realloc(void* ptr, size_t size) {
-  if (ptr != nullptr && size == 0) {
-    DefaultAllocator().deallocate(ptr);
+  if (ptr == nullptr) return rulloc_malloc(size);
+  if (size == 0) {
+    rulloc_free(ptr);
     return nullptr;
   }
-  return DefaultAllocator().reallocate(ptr, size);
+  const size_t usable = DefaultAllocator().usable_size(ptr);
+  if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
+  if (usable > DefaultClasses::kMaxSize || size > DefaultClasses::kMaxSize) {
+    return DefaultAllocator().reallocate(ptr, size);  // large/huge: may resize in place
+  }
+  void* fresh = rulloc_malloc(size);
+  if (fresh == nullptr) return nullptr;
+  std::memcpy(fresh, ptr, size < usable ? size : usable);
+  rulloc_free(ptr);
+  return fresh;
 }
 
 void* rulloc_aligned_alloc(size_t alignment, size_t size) {
@@ -36,6 +59,7 @@ void* rulloc_aligned_alloc(size_t alignment, size_t size) {
     errno = EINVAL;
     return nullptr;
   }
+  if (alignment <= rulloc::kMinAlignment) return rulloc_malloc(size);
   return DefaultAllocator().allocate(size, alignment);
 }
 
@@ -46,7 +70,7 @@ void* rulloc_memalign(size_t alignment, size_t size) {
 int rulloc_posix_memalign(void** out, size_t alignment, size_t size) {
   if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0) return EINVAL;
   const int saved = errno;
-  void* p = DefaultAllocator().allocate(size, alignment);
+  void* p = rulloc_aligned_alloc(alignment, size);
   if (p == nullptr) {
     errno = saved;
     return ENOMEM;
@@ -58,5 +82,7 @@ int rulloc_posix_memalign(void** out, size_t alignment, size_t size) {
 size_t rulloc_usable_size(const void* ptr) {
   return ptr == nullptr ? 0 : DefaultAllocator().usable_size(ptr);
 }
+
+void rulloc_thread_cache_flush(void) { rulloc::FlushThreadCache(); }
 
 }  // extern "C"

@@ -26,6 +26,8 @@ void* rulloc_memalign(size_t alignment, size_t size);
 size_t rulloc_usable_size(const void* ptr);
 /* Frees with the size the caller knows (as sized operator delete). */
 void rulloc_free_sized(void* ptr, size_t size);
+/* Returns every block cached by the calling thread to the shared buckets. */
+void rulloc_thread_cache_flush(void);
 
 #ifdef __cplusplus
 }

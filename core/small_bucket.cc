@@ -68,6 +68,13 @@ SmallRegion* SmallBucket::NewRegion() {
   r->carved = 0;
   r->used = 0;
   r->first_offset = first;
+  r->bucket_index = index_;
+  r->block_shift = static_cast<uint32_t>(__builtin_ctz(block_size_));
+  const uint32_t odd = block_size_ >> r->block_shift;
+  uint32_t inverse = odd;  // Newton's iteration for the inverse mod 2^32
+  for (int i = 0; i < 5; ++i) inverse *= 2 - odd * inverse;
+  r->odd_inverse = inverse;
+  r->odd_limit = UINT32_MAX / odd;
   r->in_full_list = false;
   new (&r->has_aligned) std::atomic<bool>(false);
   r->free_list = nullptr;

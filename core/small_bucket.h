@@ -38,6 +38,13 @@ struct SmallRegion {
   uint32_t carved;        // blocks handed out at least once (bump index)
   uint32_t used;          // blocks not free in the region
   uint32_t first_offset;  // offset of block 0 from the region base
+  uint32_t bucket_index;  // position of the bucket in its allocator's table
+  // Exact division by block_size = 2^block_shift * odd: offset is a block
+  // start iff its low bits are clear and (offset >> shift) * odd_inverse
+  // (mod 2^32) is at most odd_limit; that product is then the block index.
+  uint32_t block_shift;
+  uint32_t odd_inverse;
+  uint32_t odd_limit;
   bool in_full_list;
   std::atomic<bool> has_aligned;  // some block was handed out at an offset
   void* free_list;
@@ -48,6 +55,18 @@ struct SmallRegion {
   char* BlockAt(uint32_t index) { return base() + first_offset + size_t{index} * block_size; }
   // Index of the block that contains `p`, and whether `p` is its start.
   uint32_t IndexOf(const void* p, bool* at_start) const;
+  // Index of the handed-out block that starts exactly at `p`, or capacity
+  // when `p` is not such a block start. Lock-free; no division.
+  uint32_t HandedOutBlockAt(const void* p) const {
+    const uint32_t offset = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) -
+                                                  reinterpret_cast<uintptr_t>(this)) -
+                            first_offset;
+    if ((offset & ((uint32_t{1} << block_shift) - 1)) != 0) return capacity;
+    const uint32_t index = (offset >> block_shift) * odd_inverse;
+    if (index > odd_limit || index >= capacity) return capacity;
+    const uint64_t word = allocated_bits[index / 64].load(std::memory_order_relaxed);
+    return (word >> (index % 64)) & 1 ? index : capacity;
+  }
   // The start of the block holding `p`, or nullptr if `p` is not a pointer
   // this region handed out (interior pointer of a plain block, or header).
   void* BlockStart(const void* p) const;
@@ -67,8 +86,11 @@ class alignas(64) SmallBucket {
  public:
   static constexpr size_t kReserveRegions = 1;
 
-  constexpr SmallBucket(uint32_t block_size, Heap* heap)
-      : block_size_(block_size), region_size_(RegionSizeFor(block_size)), heap_(heap) {}
+  constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap)
+      : block_size_(block_size),
+        region_size_(RegionSizeFor(block_size)),
+        index_(index),
+        heap_(heap) {}
   SmallBucket(const SmallBucket&) = delete;
   SmallBucket& operator=(const SmallBucket&) = delete;
 
@@ -103,6 +125,7 @@ class alignas(64) SmallBucket {
   SpinLock lock_;
   const uint32_t block_size_;
   const uint32_t region_size_;
+  const uint32_t index_;
   Heap* const heap_;
   RegionList partial_;
   RegionList full_;

@@ -1,0 +1,243 @@
+#include "concurrency/thread_cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <new>
+
+#include "concurrency/spin_lock.h"
+#include "platform/pages.h"
+
+namespace rulloc {
+namespace internal {
+namespace {
+
+// The cache every thread starts on: all bins empty with a bound of 0.
+constinit ThreadCache empty_cache;
+
+// Set while a thread builds its cache (pthread_setspecific may allocate),
+// and after its cache was torn down at exit: such a thread allocates
+// straight from the buckets.
+thread_local bool tls_bypass __attribute__((tls_model("initial-exec"))) = false;
+
+// Live caches (for statistics) and retired ones (for reuse by new threads).
+// Only thread start, thread exit and statistics take this lock.
+struct Registry {
+  SpinLock lock;
+  ThreadCache* live = nullptr;
+  ThreadCache* retired = nullptr;
+  size_t live_count = 0;
+  size_t retired_refills = 0;
+  size_t retired_flushes = 0;
+  bool key_created = false;
+  pthread_key_t key{};
+};
+constinit Registry registry;
+
+SmallBucket& BucketAt(size_t bucket) {
+  return DefaultHeap().SmallBucketFor(DefaultClasses::BlockSize(bucket));
+}
+
+void FlushBin(ThreadCache* cache, size_t bucket, uint32_t keep) {
+  CacheBin& bin = cache->bins[bucket];
+  void* batch[64];
+  uint32_t count = bin.count.load(std::memory_order_relaxed);
+  while (count > keep) {
+    uint32_t n = 0;
+    while (n < 64 && count > keep) {
+      batch[n++] = bin.head;
+      bin.head = *static_cast<void**>(bin.head);
+      --count;
+    }
+    bin.count.store(count, std::memory_order_relaxed);
+    BucketAt(bucket).FreeBatch(batch, n);
+  }
+  cache->flushes.store(cache->flushes.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
+}
+
+void FlushAll(ThreadCache* cache) {
+  for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+    if (cache->bins[b].count.load(std::memory_order_relaxed) != 0) FlushBin(cache, b, 0);
+  }
+}
+
+void OnThreadExit(void* arg) {
+  auto* cache = static_cast<ThreadCache*>(arg);
+  FlushAll(cache);
+  tls_cache = &empty_cache;
+  tls_bypass = true;  // destructors that run later still allocate, uncached
+  SpinLockHolder hold(registry.lock);
+  if (cache->prev != nullptr) cache->prev->next = cache->next;
+  if (cache->next != nullptr) cache->next->prev = cache->prev;
+  if (registry.live == cache) registry.live = cache->next;
+  --registry.live_count;
+  registry.retired_refills += cache->refills.load(std::memory_order_relaxed);
+  registry.retired_flushes += cache->flushes.load(std::memory_order_relaxed);
+  cache->next = registry.retired;
+  registry.retired = cache;
+}
+
+ThreadCache* NewCache() {
+  {
+    SpinLockHolder hold(registry.lock);
+    if (!registry.key_created) {
+      if (pthread_key_create(&registry.key, OnThreadExit) != 0) return nullptr;
+      registry.key_created = true;
+    }
+    if (ThreadCache* reused = registry.retired) {
+      registry.retired = reused->next;
+      return new (reused) ThreadCache();
+    }
+  }
+  // Caches are carved from whole pages; a page is never given back, since
+  // retired caches are reused by the next threads.
+  static_assert(sizeof(ThreadCache) <= 4096);
+  void* page = platform::Reserve(platform::PageSize(), platform::PageSize(), true);
+  if (page == nullptr) return nullptr;
+  const size_t per_page = platform::PageSize() / sizeof(ThreadCache);
+  auto* caches = static_cast<ThreadCache*>(page);
+  SpinLockHolder hold(registry.lock);
+  for (size_t i = 1; i < per_page; ++i) {
+    caches[i].next = registry.retired;
+    registry.retired = &caches[i];
+  }
+  return new (&caches[0]) ThreadCache();
+}
+
+// Gives the calling thread its own cache; nullptr if it must go uncached.
+ThreadCache* InitThread() {
+  if (tls_bypass) return nullptr;
+  tls_bypass = true;  // allocations made from here on are served uncached
+  ThreadCache* cache = NewCache();
+  if (cache == nullptr) return nullptr;  // tls_bypass stays set: uncached
+  if (pthread_setspecific(registry.key, cache) != 0) {
+    SpinLockHolder hold(registry.lock);
+    cache->next = registry.retired;
+    registry.retired = cache;
+    return nullptr;
+  }
+  {
+    SpinLockHolder hold(registry.lock);
+    cache->next = registry.live;
+    if (registry.live != nullptr) registry.live->prev = cache;
+    registry.live = cache;
+    ++registry.live_count;
+  }
+  tls_bypass = false;
+  tls_cache = cache;
+  return cache;
+}
+
+// Raises a bin's bound by one batch (slow start), within the thread budget.
+void GrowBin(ThreadCache* cache, size_t bucket) {
+  CacheBin& bin = cache->bins[bucket];
+  const uint32_t batch = ThreadCache::BatchFor(bucket);
+  const size_t cost = size_t{batch} * DefaultClasses::BlockSize(bucket);
+  if (bin.max_count + batch > ThreadCache::MaxCountFor(bucket) ||
+      cache->capacity_bytes + cost > ThreadCache::kThreadBudget) {
+    return;
+  }
+  bin.max_count += batch;
+  cache->capacity_bytes += cost;
+}
+
+}  // namespace
+
+constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec"))) =
+    &empty_cache;
+
+void* ThreadCache::AllocateSlow(size_t bucket) {
+  ThreadCache* cache = tls_cache;
+  if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
+    void* block;
+    if (BucketAt(bucket).AllocateBatch(&block, 1) == 1) return block;
+    errno = ENOMEM;
+    return nullptr;
+  }
+  GrowBin(cache, bucket);
+  CacheBin& bin = cache->bins[bucket];
+  void* batch[32];
+  const uint32_t want = bin.max_count == 0 ? 1 : std::min(BatchFor(bucket), bin.max_count);
+  const size_t got = BucketAt(bucket).AllocateBatch(batch, want);
+  if (got == 0) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  cache->refills.store(cache->refills.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
+  for (size_t i = 1; i < got; ++i) {
+    *static_cast<void**>(batch[i]) = bin.head;
+    bin.head = batch[i];
+  }
+  bin.count.store(bin.count.load(std::memory_order_relaxed) + static_cast<uint32_t>(got - 1),
+                  std::memory_order_relaxed);
+  return batch[0];
+}
+
+void ThreadCache::FreeSlow(void* block, size_t bucket) {
+  ThreadCache* cache = tls_cache;
+  if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
+    BucketAt(bucket).Free(block);
+    return;
+  }
+  CacheBin& bin = cache->bins[bucket];
+  if (bin.max_count == 0) GrowBin(cache, bucket);
+  const uint32_t count = bin.count.load(std::memory_order_relaxed);
+  if (count >= bin.max_count) {
+    if (bin.max_count == 0) {
+      BucketAt(bucket).Free(block);  // no budget left for this bin
+      return;
+    }
+    const uint32_t batch = BatchFor(bucket);
+    FlushBin(cache, bucket, count > batch ? count - batch : 0);
+  }
+  *static_cast<void**>(block) = bin.head;
+  bin.head = block;
+  bin.count.store(bin.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void ThreadCache::FreeGeneral(void* p) { DefaultAllocator().deallocate(p); }
+
+}  // namespace internal
+
+void FlushThreadCache() {
+  internal::ThreadCache* cache = internal::tls_cache;
+  if (cache != &internal::empty_cache) internal::FlushAll(cache);
+}
+
+BucketCounts GetBucketCounts(size_t bucket) {
+  using internal::registry;
+  BucketCounts counts;
+  const internal::SmallBucketStats s = internal::BucketAt(bucket).Stats();
+  counts.handed_out = s.blocks_in_use;
+  counts.free_in_regions = s.blocks_free;
+  SpinLockHolder hold(registry.lock);
+  for (internal::ThreadCache* c = registry.live; c != nullptr; c = c->next) {
+    counts.in_caches += c->bins[bucket].count.load(std::memory_order_relaxed);
+  }
+  return counts;
+}
+
+ProcessStats GetProcessStats() {
+  using internal::registry;
+  ProcessStats stats;
+  for (size_t b = 0; b < internal::ThreadCache::kBins; ++b) {
+    const BucketCounts counts = GetBucketCounts(b);
+    stats.blocks_in_buckets += counts.free_in_regions;
+    stats.blocks_in_caches += counts.in_caches;
+    stats.blocks_in_use += counts.handed_out - counts.in_caches;
+  }
+  SpinLockHolder hold(registry.lock);
+  stats.threads_with_cache = registry.live_count;
+  stats.refills = registry.retired_refills;
+  stats.flushes = registry.retired_flushes;
+  for (internal::ThreadCache* c = registry.live; c != nullptr; c = c->next) {
+    stats.refills += c->refills.load(std::memory_order_relaxed);
+    stats.flushes += c->flushes.load(std::memory_order_relaxed);
+  }
+  return stats;
+}
+
+}  // namespace rulloc

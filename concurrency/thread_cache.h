@@ -1,0 +1,141 @@
+// Thread caches: the lock-free fast path of the process-wide allocator.
+//
+//   thread A                         thread B
+//   tls_cache ─► ThreadCache         tls_cache ─► ThreadCache
+//               ┌───────────────┐                ┌───────────────┐
+//               │ bin[0]  16 B  │─► blk ─► blk   │ bin[0]  16 B  │─► blk
+//               │ bin[1]  32 B  │─► blk          │ bin[1]  32 B  │
+//               │ ...           │                │ ...           │
+//               │ bin[39] 32 KiB│                │ bin[39] 32 KiB│
+//               └───────┬───────┘                └───────┬───────┘
+//      refill/flush a batch under one lock acquisition   │
+//                       ▼                                ▼
+//               [ SmallBucket 16 B ][ SmallBucket 32 B ] ... (DefaultAllocator)
+//
+// A bin is a stack of free blocks linked through their first word, with a
+// count and an adaptive bound. malloc pops, free pushes: no lock, no atomic
+// read-modify-write, no system call. Every thread starts on a shared, empty
+// cache whose bins have a bound of 0, so its first malloc or free falls to
+// the slow path, which gives the thread its own cache; there is no
+// "initialised?" test on the fast path. A block freed by another thread
+// lands in the freeing thread's cache and goes back to its bucket through
+// the normal flush. A thread's cache returns to the buckets when it exits.
+#ifndef RULLOC_CONCURRENCY_THREAD_CACHE_H_
+#define RULLOC_CONCURRENCY_THREAD_CACHE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/allocator.h"
+#include "core/page_map.h"
+#include "core/size_classes.h"
+#include "core/small_bucket.h"
+
+namespace rulloc {
+
+// Counts over the process-wide allocator, thread caches included.
+struct ProcessStats {
+  size_t blocks_in_buckets = 0;  // free (or uncarved) in small regions
+  size_t blocks_in_caches = 0;   // free in some thread's cache
+  size_t blocks_in_use = 0;      // held by the program
+  size_t threads_with_cache = 0;
+  size_t refills = 0;            // cumulative batch refills from buckets
+  size_t flushes = 0;            // cumulative batch flushes to buckets
+};
+
+// Per-bucket counts of ProcessStats.
+struct BucketCounts {
+  size_t handed_out = 0;  // out of the bucket: in caches or in use
+  size_t in_caches = 0;
+  size_t free_in_regions = 0;
+};
+
+ProcessStats GetProcessStats();
+BucketCounts GetBucketCounts(size_t bucket);
+// Returns every block in the calling thread's cache to the buckets.
+void FlushThreadCache();
+
+namespace internal {
+
+using DefaultClasses = SizeClassMap<DefaultBuckets>;
+
+struct CacheBin {
+  void* head = nullptr;
+  std::atomic<uint32_t> count{0};  // written only by the owner; read by stats
+  uint32_t max_count = 0;          // 0: every operation takes the slow path
+};
+
+class ThreadCache {
+ public:
+  static constexpr size_t kBins = DefaultClasses::kCount;
+  // Bytes a thread's bins may be allowed to hold in all.
+  static constexpr size_t kThreadBudget = size_t{2} << 20;
+
+  // Blocks moved per refill or flush: about 32 KiB, between 2 and 32 blocks.
+  static constexpr uint32_t BatchFor(size_t bucket) {
+    const size_t n = (32 * 1024) / DefaultClasses::BlockSize(bucket);
+    return static_cast<uint32_t>(n < 2 ? 2 : n > 32 ? 32 : n);
+  }
+  // The most a bin may grow to: about 256 KiB, at least one batch.
+  static constexpr uint32_t MaxCountFor(size_t bucket) {
+    const size_t n = (256 * 1024) / DefaultClasses::BlockSize(bucket);
+    const size_t batch = BatchFor(bucket);
+    return static_cast<uint32_t>(n < batch ? batch : n > 1024 ? 1024 : n);
+  }
+
+  static void* AllocateSlow(size_t bucket);
+  static void FreeSlow(void* block, size_t bucket);
+  static void FreeGeneral(void* p);
+
+  CacheBin bins[kBins];
+  size_t capacity_bytes = 0;  // Σ max_count × block size
+  std::atomic<size_t> refills{0};
+  std::atomic<size_t> flushes{0};
+  ThreadCache* next = nullptr;  // registry of live caches
+  ThreadCache* prev = nullptr;
+};
+
+extern thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec")));
+
+inline Heap& DefaultHeap() { return DefaultAllocator().heap(); }
+
+// size in [1, DefaultClasses::kMaxSize].
+inline void* CachedAllocate(size_t size) {
+  const size_t bucket = DefaultClasses::BucketFor(size);
+  CacheBin& bin = tls_cache->bins[bucket];
+  void* block = bin.head;
+  if (__builtin_expect(block != nullptr, 1)) {
+    bin.head = *static_cast<void**>(block);
+    bin.count.store(bin.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    return block;
+  }
+  return ThreadCache::AllocateSlow(bucket);
+}
+
+inline void CachedFree(void* p) {
+  RegionHeader* region = PageMap::Lookup(p);
+  if (__builtin_expect(region != nullptr && region->kind == RegionKind::kSmall &&
+                           region->heap == &DefaultHeap(),
+                       1)) {
+    auto* small = reinterpret_cast<SmallRegion*>(region);
+    if (!small->has_aligned.load(std::memory_order_relaxed) &&
+        small->HandedOutBlockAt(p) != small->capacity) {
+      CacheBin& bin = tls_cache->bins[small->bucket_index];
+      const uint32_t count = bin.count.load(std::memory_order_relaxed);
+      if (__builtin_expect(count < bin.max_count, 1)) {
+        *static_cast<void**>(p) = bin.head;
+        bin.head = p;
+        bin.count.store(count + 1, std::memory_order_relaxed);
+        return;
+      }
+      return ThreadCache::FreeSlow(p, small->bucket_index);
+    }
+  }
+  ThreadCache::FreeGeneral(p);
+}
+
+}  // namespace internal
+}  // namespace rulloc
+
+#endif  // RULLOC_CONCURRENCY_THREAD_CACHE_H_
