@@ -1,0 +1,203 @@
+// The thread caches of the process-wide allocator (rulloc_malloc/free).
+#include "concurrency/thread_cache.h"
+
+#include <pthread.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "core/c_api.h"
+#include "gtest/gtest.h"
+#include "platform/pages.h"
+
+namespace rulloc {
+namespace {
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int kScale = 1;  // sanitizers are an order of magnitude slower
+#else
+constexpr int kScale = 10;
+#endif
+
+// Every block handed out by a bucket is either in some cache or held by the
+// program: with nothing held, the program's share must be zero.
+void ExpectNothingInUse() {
+  for (size_t b = 0; b < internal::ThreadCache::kBins; ++b) {
+    const BucketCounts counts = GetBucketCounts(b);
+    EXPECT_EQ(counts.handed_out, counts.in_caches) << "bucket " << b;
+  }
+}
+
+TEST(ThreadCacheTest, FreedBlockIsReusedFirst) {
+  void* p = rulloc_malloc(40);
+  rulloc_free(p);
+  void* q = rulloc_malloc(40);
+  EXPECT_EQ(p, q);  // LIFO: the cache hands back the block it just got
+  rulloc_free(q);
+}
+
+TEST(ThreadCacheTest, RefillTakesABatch) {
+  rulloc_thread_cache_flush();
+  const size_t refills = GetProcessStats().refills;
+  void* p = rulloc_malloc(24);
+  const ProcessStats after = GetProcessStats();
+  EXPECT_EQ(after.refills, refills + 1);
+  EXPECT_GE(after.blocks_in_caches, internal::ThreadCache::BatchFor(1) - 1);
+  rulloc_free(p);
+}
+
+TEST(ThreadCacheTest, ExplicitFlushEmptiesTheCallingThreadsCache) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 1000; ++i) blocks.push_back(rulloc_malloc(100));
+  for (void* p : blocks) rulloc_free(p);
+  EXPECT_GT(GetProcessStats().blocks_in_caches, 0u);
+  rulloc_thread_cache_flush();
+  EXPECT_EQ(GetProcessStats().blocks_in_caches, 0u);
+  ExpectNothingInUse();
+}
+
+TEST(ThreadCacheTest, BinsStayWithinTheirBounds) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 20000; ++i) blocks.push_back(rulloc_malloc(16));
+  for (void* p : blocks) rulloc_free(p);
+  const BucketCounts counts = GetBucketCounts(0);
+  EXPECT_LE(counts.in_caches, internal::ThreadCache::MaxCountFor(0));
+  rulloc_thread_cache_flush();
+}
+
+TEST(ThreadCacheTest, BatchesAndBoundsScaleWithBlockSize) {
+  using internal::ThreadCache;
+  const size_t last = ThreadCache::kBins - 1;
+  EXPECT_EQ(ThreadCache::BatchFor(0), 32u);
+  EXPECT_EQ(ThreadCache::BatchFor(last), 2u);
+  for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+    const size_t bytes = ThreadCache::MaxCountFor(b) * internal::DefaultClasses::BlockSize(b);
+    EXPECT_LE(bytes, size_t{256} << 10) << b;
+  }
+}
+
+// One thread allocates, another frees, through a bounded queue: the freeing
+// thread's cache must hand the blocks back, so memory stays bounded.
+TEST(ThreadCacheTest, ProducerConsumerStaysBounded) {
+  constexpr size_t kBatch = 1000;
+  const size_t total = size_t{500000} * kScale;  // 5 million blocks in a plain build
+  std::mutex mu;
+  std::condition_variable changed;
+  std::deque<std::vector<void*>> queue;
+  bool done = false;
+  const size_t rss_before = platform::ResidentBytes();
+
+  std::thread consumer([&] {
+    for (;;) {
+      std::vector<void*> batch;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        changed.wait(lock, [&] { return !queue.empty() || done; });
+        if (queue.empty()) break;
+        batch = std::move(queue.front());
+        queue.pop_front();
+      }
+      changed.notify_all();
+      for (void* p : batch) rulloc_free(p);
+    }
+  });
+  std::mt19937 rng(7);
+  for (size_t made = 0; made < total; made += kBatch) {
+    std::vector<void*> batch(kBatch);
+    for (void*& p : batch) {
+      p = rulloc_malloc(16 + rng() % 512);
+      std::memset(p, 1, 16);
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    changed.wait(lock, [&] { return queue.size() < 16; });
+    queue.push_back(std::move(batch));
+    changed.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  changed.notify_all();
+  consumer.join();
+  const size_t rss_after = platform::ResidentBytes();
+  std::printf("producer/consumer: %zu blocks, RSS %zu -> %zu MiB\n", total, rss_before >> 20,
+              rss_after >> 20);
+  // Live at most 17 batches of 17k blocks of <= 528 bytes: ~9 MB.
+  EXPECT_LT(rss_after, rss_before + (size_t{48} << 20));
+  rulloc_thread_cache_flush();
+  ExpectNothingInUse();
+}
+
+struct Handoff {
+  std::mutex mu;
+  std::vector<void*> blocks;
+};
+
+void ShortLivedWork(Handoff* handoff, unsigned seed) {
+  std::mt19937 rng(seed);
+  void* mine[64];
+  for (void*& p : mine) p = rulloc_malloc(1 + rng() % 4000);
+  for (int i = 0; i < 32; ++i) rulloc_free(mine[i]);
+  std::lock_guard<std::mutex> hold(handoff->mu);
+  for (int i = 32; i < 64; ++i) handoff->blocks.push_back(mine[i]);
+}
+
+// Thousands of threads come and go, some made by std::thread and some by
+// pthread_create; each leaves blocks in its cache when it exits, and hands
+// others to the main thread. Every block must be accounted for.
+TEST(ThreadCacheTest, ShortLivedThreadsLoseNothing) {
+  Handoff handoff;
+  const int rounds = 40 * kScale;
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 5; ++t) threads.emplace_back(ShortLivedWork, &handoff, round * 10 + t);
+    pthread_t raw[5];
+    for (int t = 0; t < 5; ++t) {
+      auto start = [](void* arg) -> void* {
+        ShortLivedWork(static_cast<Handoff*>(arg), 99);
+        return nullptr;
+      };
+      ASSERT_EQ(pthread_create(&raw[t], nullptr, start, &handoff), 0);
+    }
+    for (auto& t : threads) t.join();
+    for (pthread_t t : raw) pthread_join(t, nullptr);
+  }
+  EXPECT_EQ(handoff.blocks.size(), size_t(rounds) * 10 * 32);
+  for (void* p : handoff.blocks) rulloc_free(p);  // frees of blocks of exited threads
+  rulloc_thread_cache_flush();
+  const ProcessStats stats = GetProcessStats();
+  EXPECT_EQ(stats.blocks_in_caches, 0u);
+  EXPECT_EQ(stats.blocks_in_use, 0u);
+  EXPECT_LE(stats.threads_with_cache, 1u);  // only the main thread's
+  ExpectNothingInUse();
+}
+
+// A thread-specific-data destructor that runs after the cache's own
+// teardown still allocates and frees, uncached, and loses nothing.
+TEST(ThreadCacheTest, AllocationAfterThreadTeardown) {
+  static pthread_key_t late_key;
+  ASSERT_EQ(pthread_key_create(&late_key,
+                               [](void* p) {
+                                 rulloc_free(p);
+                                 void* q = rulloc_malloc(77);
+                                 rulloc_free(q);
+                               }),
+            0);
+  std::thread t([] {
+    void* p = rulloc_malloc(10);
+    pthread_setspecific(late_key, rulloc_malloc(20));
+    rulloc_free(p);
+  });
+  t.join();
+  pthread_key_delete(late_key);
+  rulloc_thread_cache_flush();
+  EXPECT_EQ(GetProcessStats().blocks_in_use, 0u);
+}
+
+}  // namespace
+}  // namespace rulloc
