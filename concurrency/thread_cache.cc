@@ -167,6 +167,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   }
   cache->refills.store(cache->refills.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
+  DefaultHeap().MaybePurge();
   for (size_t i = 1; i < got; ++i) {
     *static_cast<void**>(batch[i]) = bin.head;
     bin.head = batch[i];
@@ -192,6 +193,7 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
     }
     const uint32_t batch = BatchFor(bucket);
     FlushBin(cache, bucket, count > batch ? count - batch : 0);
+    DefaultHeap().MaybePurge();
   }
   *static_cast<void**>(block) = bin.head;
   bin.head = block;

@@ -70,18 +70,19 @@ class ThreadCache {
  public:
   static constexpr size_t kBins = DefaultClasses::kCount;
   // Bytes a thread's bins may be allowed to hold in all.
-  static constexpr size_t kThreadBudget = size_t{2} << 20;
+  static constexpr size_t kThreadBudget = size_t{4} << 20;
 
   // Blocks moved per refill or flush: about 32 KiB, between 2 and 32 blocks.
   static constexpr uint32_t BatchFor(size_t bucket) {
     const size_t n = (32 * 1024) / DefaultClasses::BlockSize(bucket);
     return static_cast<uint32_t>(n < 2 ? 2 : n > 32 ? 32 : n);
   }
-  // The most a bin may grow to: about 256 KiB, at least one batch.
+  // The most a bin may grow to: about 1 MiB, at most 8192 blocks, at least
+  // two batches.
   static constexpr uint32_t MaxCountFor(size_t bucket) {
-    const size_t n = (256 * 1024) / DefaultClasses::BlockSize(bucket);
-    const size_t batch = BatchFor(bucket);
-    return static_cast<uint32_t>(n < batch ? batch : n > 1024 ? 1024 : n);
+    const size_t n = (1024 * 1024) / DefaultClasses::BlockSize(bucket);
+    const size_t floor = 2 * BatchFor(bucket);
+    return static_cast<uint32_t>(n < floor ? floor : n > 8192 ? 8192 : n);
   }
 
   static void* AllocateSlow(size_t bucket);
@@ -96,12 +97,12 @@ class ThreadCache {
   ThreadCache* prev = nullptr;
 };
 
-extern thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec")));
+extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec")));
 
 inline Heap& DefaultHeap() { return DefaultAllocator().heap(); }
 
 // size in [1, DefaultClasses::kMaxSize].
-inline void* CachedAllocate(size_t size) {
+__attribute__((always_inline)) inline void* CachedAllocate(size_t size) {
   const size_t bucket = DefaultClasses::BucketFor(size);
   CacheBin& bin = tls_cache->bins[bucket];
   void* block = bin.head;
@@ -113,7 +114,7 @@ inline void* CachedAllocate(size_t size) {
   return ThreadCache::AllocateSlow(bucket);
 }
 
-inline void CachedFree(void* p) {
+__attribute__((always_inline)) inline void CachedFree(void* p) {
   RegionHeader* region = PageMap::Lookup(p);
   if (__builtin_expect(region != nullptr && region->kind == RegionKind::kSmall &&
                            region->heap == &DefaultHeap(),

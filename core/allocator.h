@@ -59,6 +59,8 @@ class BasicAllocator {
   size_t usable_size(const void* p) { return heap_.UsableSize(p); }
   bool owns(const void* p) const { return heap_.Owns(p); }
 
+  // Returns every empty region to the OS now. Returns the bytes unmapped.
+  size_t trim() { return heap_.Purge(0); }
   AllocatorStats stats() { return heap_.Stats(); }
   static constexpr size_t bucket_count() { return Map::kCount; }
   static constexpr size_t bucket_size(size_t bucket) { return Map::BlockSize(bucket); }
@@ -83,9 +85,22 @@ class BasicAllocator {
 
 using Allocator = BasicAllocator<DefaultBuckets>;
 
+namespace internal {
+
+// Constant-initialised storage whose destructor never runs: the process
+// allocator must outlive every static destructor that may still free.
+union DefaultInstance {
+  constexpr DefaultInstance() : allocator() {}
+  ~DefaultInstance() {}
+  Allocator allocator;
+};
+extern DefaultInstance default_instance;
+
+}  // namespace internal
+
 // The process-wide instance behind rulloc_malloc and friends. Never
 // destroyed, usable before and after static constructors and destructors.
-Allocator& DefaultAllocator();
+inline Allocator& DefaultAllocator() { return internal::default_instance.allocator; }
 
 }  // namespace rulloc
 

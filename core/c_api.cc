@@ -85,4 +85,9 @@ size_t rulloc_usable_size(const void* ptr) {
 
 void rulloc_thread_cache_flush(void) { rulloc::FlushThreadCache(); }
 
+size_t rulloc_trim(void) {
+  rulloc::FlushThreadCache();
+  return DefaultAllocator().trim();
+}
+
 }  // extern "C"

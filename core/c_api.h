@@ -28,6 +28,9 @@ size_t rulloc_usable_size(const void* ptr);
 void rulloc_free_sized(void* ptr, size_t size);
 /* Returns every block cached by the calling thread to the shared buckets. */
 void rulloc_thread_cache_flush(void);
+/* Flushes the calling thread's cache and returns every empty region to the
+ * OS now. Returns the bytes unmapped. */
+size_t rulloc_trim(void);
 
 #ifdef __cplusplus
 }

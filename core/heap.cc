@@ -7,6 +7,7 @@
 
 #include "core/diagnostics.h"
 #include "core/page_map.h"
+#include "platform/pages.h"
 
 namespace rulloc::internal {
 namespace {
@@ -27,7 +28,10 @@ void* Heap::Allocate(size_t size, size_t alignment) {
   if (size == 0) size = 1;  // a unique pointer, strictly inside its block
   if (alignment <= kMinAlignment && size <= small_max_) {
     void* block;
-    if (SmallBucketFor(size).AllocateBatch(&block, 1) == 1) return block;
+    if (SmallBucketFor(size).AllocateBatch(&block, 1) == 1) {
+      MaybePurge();
+      return block;
+    }
     errno = ENOMEM;
     return nullptr;
   }
@@ -48,6 +52,7 @@ void* Heap::AllocateSlow(size_t size, size_t alignment) {
     p = huge_.Allocate(size, alignment);
   }
   if (p == nullptr) errno = ENOMEM;
+  MaybePurge();
   return p;
 }
 
@@ -74,6 +79,7 @@ void Heap::Deallocate(void* p) {
       return;
     case RegionKind::kLarge:
       reinterpret_cast<LargeRegion*>(region)->bucket->Free(p);
+      MaybePurge();
       return;
     case RegionKind::kHuge:
       huge_.Free(reinterpret_cast<HugeRegion*>(region), p);
@@ -141,6 +147,25 @@ AllocatorStats Heap::Stats() {
   total.huge_blocks_in_use = h.blocks_in_use;
   total.bytes_mapped += h.bytes_mapped;
   return total;
+}
+
+size_t Heap::Purge(uint64_t max_age_ms) {
+  const uint64_t now = platform::CoarseMonotonicMillis();
+  size_t unmapped = 0;
+  for (size_t i = 0; i < small_count_; ++i) unmapped += small_[i].Purge(now, max_age_ms);
+  for (LargeBucket& bucket : large_) unmapped += bucket.Purge(now, max_age_ms);
+  return unmapped;
+}
+
+void Heap::MaybePurge() {
+  // Look at the clock once every 64 calls of this thread.
+  static thread_local uint32_t calls __attribute__((tls_model("initial-exec"))) = 0;
+  if ((++calls & 63) != 0) return;
+  const uint64_t now = platform::CoarseMonotonicMillis();
+  uint64_t last = last_purge_ms_.load(std::memory_order_relaxed);
+  if (now - last < kPurgeIntervalMillis) return;
+  if (!last_purge_ms_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  Purge(kDecayMillis);
 }
 
 void Heap::ReleaseAll() {

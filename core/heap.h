@@ -13,6 +13,7 @@
 #ifndef RULLOC_CORE_HEAP_H_
 #define RULLOC_CORE_HEAP_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -68,6 +69,15 @@ class Heap {
   LargeBucketStats LargeStats(size_t bucket) { return large_[bucket].Stats(); }
   AllocatorStats Stats();
 
+  // Unmaps regions that have stayed empty for `max_age_ms` or longer (0:
+  // every empty region). Returns the bytes unmapped.
+  size_t Purge(uint64_t max_age_ms);
+  // Purge(kDecayMillis), at most once per kPurgeIntervalMillis per heap;
+  // cheap enough for slow paths to call often.
+  void MaybePurge();
+  static constexpr uint64_t kDecayMillis = 1000;
+  static constexpr uint64_t kPurgeIntervalMillis = 100;
+
   // Unmaps every region: the instance is being destroyed.
   void ReleaseAll();
 
@@ -86,6 +96,7 @@ class Heap {
   const size_t small_max_;
   LargeBucket large_[kLargeBuckets];
   HugeBlocks huge_;
+  std::atomic<uint64_t> last_purge_ms_{0};
 };
 
 }  // namespace internal

@@ -3,6 +3,7 @@
 #include "core/diagnostics.h"
 #include "core/page_map.h"
 #include "core/secret.h"
+#include "platform/pages.h"
 
 namespace rulloc::internal {
 namespace {
@@ -149,6 +150,8 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
   if (SpansRegion(b)) {
     if (empty_regions_ < 1) {
       ++empty_regions_;
+      (reinterpret_cast<LargeRegion*>(b) - 1)->header.empty_since_ms =
+          platform::CoarseMonotonicMillis();
     } else {
       auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
       regions_.Remove(&region->header);
@@ -195,6 +198,23 @@ size_t LargeBucket::UsableSize(const void* p) {
   if (b == nullptr || b->is_free()) ReportHeapMisuse("usable_size of an invalid pointer", p);
   return b->size() - kHeader -
          static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(b->payload()));
+}
+
+size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
+  SpinLockHolder hold(lock_);
+  if (empty_regions_ == 0) return 0;
+  for (RegionHeader* r = regions_.front(); r != nullptr; r = r->next) {
+    LargeBlock* b = reinterpret_cast<LargeRegion*>(r)->first();
+    if (!SpansRegion(b) || !b->is_free()) continue;
+    if (now_ms - r->empty_since_ms < max_age_ms) return 0;
+    RemoveFree(b);
+    regions_.Remove(r);
+    --empty_regions_;
+    ++regions_unmapped_;
+    UnmapRegion(r);
+    return region_size_;
+  }
+  return 0;
 }
 
 void LargeBucket::ReleaseAll() {

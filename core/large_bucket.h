@@ -53,12 +53,13 @@ struct LargeBlock {
   }
 };
 
-struct LargeRegion {
+struct alignas(64) LargeRegion {
   RegionHeader header;
   LargeBucket* bucket;
-  uint64_t padding_[2];
   LargeBlock* first() { return reinterpret_cast<LargeBlock*>(this + 1); }
 };
+static_assert(sizeof(LargeRegion) % 16 == 0 && sizeof(LargeBlock) % 16 == 0,
+              "block payloads must stay 16-byte aligned");
 
 struct LargeBucketStats {
   size_t max_size = 0;  // largest request routed here (payload bytes)
@@ -95,6 +96,9 @@ class alignas(64) LargeBucket {
   // Payload bytes usable at `p` (which must be live in this bucket).
   size_t UsableSize(const void* p);
 
+  // Unmaps the empty region kept for reuse if it became empty at or before
+  // `now_ms - max_age_ms`. Returns the bytes unmapped.
+  size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   void ReleaseAll();
   LargeBucketStats Stats();
 

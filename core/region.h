@@ -33,14 +33,17 @@ struct RegionHeader {
   Heap* heap;   // the allocator instance that owns the region
   RegionHeader* prev = nullptr;
   RegionHeader* next = nullptr;
+  uint64_t empty_since_ms = 0;  // when the region last became empty
 };
 
-// An intrusive doubly linked list of regions.
+// An intrusive doubly linked list of regions; new ones go to the front, so
+// the back holds the one that has been on the list longest.
 class RegionList {
  public:
   constexpr RegionList() = default;
   bool empty() const { return head_ == nullptr; }
   RegionHeader* front() const { return head_; }
+  RegionHeader* back() const { return tail_; }
   size_t size() const { return size_; }
 
   void PushFront(RegionHeader* r) {
@@ -48,12 +51,14 @@ class RegionList {
     r->next = head_;
     if (head_ != nullptr) head_->prev = r;
     head_ = r;
+    if (tail_ == nullptr) tail_ = r;
     ++size_;
   }
   void Remove(RegionHeader* r) {
     if (r->prev != nullptr) r->prev->next = r->next;
     if (r->next != nullptr) r->next->prev = r->prev;
     if (head_ == r) head_ = r->next;
+    if (tail_ == r) tail_ = r->prev;
     r->prev = r->next = nullptr;
     --size_;
   }
@@ -65,6 +70,7 @@ class RegionList {
 
  private:
   RegionHeader* head_ = nullptr;
+  RegionHeader* tail_ = nullptr;
   size_t size_ = 0;
 };
 

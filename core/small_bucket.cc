@@ -4,6 +4,7 @@
 
 #include "core/diagnostics.h"
 #include "core/page_map.h"
+#include "platform/pages.h"
 
 namespace rulloc::internal {
 namespace {
@@ -83,10 +84,24 @@ SmallRegion* SmallBucket::NewRegion() {
   r->allocated_bits = bits;
   r->aligned_bits = bits + BitmapWords(capacity);
   ++regions_mapped_;
-  ++empty_regions_;
   blocks_free_ += capacity;
   partial_.PushFront(&r->header);
   return r;
+}
+
+SmallRegion* SmallBucket::RegionWithFreeBlock() {
+  if (RegionHeader* partial = partial_.front()) return reinterpret_cast<SmallRegion*>(partial);
+  if (RegionHeader* empty = empty_.PopFront()) {  // the most recently used one
+    partial_.PushFront(empty);
+    return reinterpret_cast<SmallRegion*>(empty);
+  }
+  return NewRegion();
+}
+
+void SmallBucket::UnmapEmpty(SmallRegion* r) {
+  blocks_free_ -= r->capacity;
+  ++regions_unmapped_;
+  UnmapRegion(&r->header);
 }
 
 void* SmallBucket::PopLocked(SmallRegion* r) {
@@ -97,9 +112,8 @@ void* SmallBucket::PopLocked(SmallRegion* r) {
   } else {
     block = r->BlockAt(r->carved++);
   }
-  bool at_start;
-  SetBit(r->allocated_bits, r->IndexOf(block, &at_start), true);
-  if (r->used++ == 0) --empty_regions_;
+  SetBit(r->allocated_bits, r->BlockStartingAt(block), true);
+  ++r->used;
   if (r->free_list == nullptr && r->carved == r->capacity) {
     partial_.Remove(&r->header);
     full_.PushFront(&r->header);
@@ -112,8 +126,8 @@ size_t SmallBucket::AllocateBatch(void** out, size_t n) {
   SpinLockHolder hold(lock_);
   size_t got = 0;
   while (got < n) {
-    auto* r = reinterpret_cast<SmallRegion*>(partial_.front());
-    if (r == nullptr && (r = NewRegion()) == nullptr) break;
+    SmallRegion* r = RegionWithFreeBlock();
+    if (r == nullptr) break;
     out[got++] = PopLocked(r);
   }
   blocks_in_use_ += got;
@@ -129,8 +143,7 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   if (aligned != start) {
     auto* r = reinterpret_cast<SmallRegion*>(PageMap::Lookup(block));
     SpinLockHolder hold(lock_);
-    bool at_start;
-    SetBit(r->aligned_bits, r->IndexOf(block, &at_start), true);
+    SetBit(r->aligned_bits, r->BlockStartingAt(block), true);
     r->has_aligned.store(true, std::memory_order_relaxed);
   }
   return reinterpret_cast<void*>(aligned);
@@ -143,14 +156,15 @@ void SmallBucket::FreeLocked(void* p) {
   if (header->kind != RegionKind::kSmall || r->bucket != this) {
     ReportHeapMisuse("free of a block into the wrong bucket", p);
   }
-  bool at_start;
-  const uint32_t index = r->IndexOf(p, &at_start);
-  if (index >= r->carved) ReportHeapMisuse("free of a pointer not allocated by rulloc", p);
-  if (!at_start) {
-    if (!TestBit(r->aligned_bits, index)) {
+  uint32_t index = r->BlockStartingAt(p);
+  if (index == r->capacity) {  // not a block start: an aligned pointer or misuse
+    bool at_start;
+    index = r->IndexOf(p, &at_start);
+    if (index < r->carved && !TestBit(r->aligned_bits, index)) {
       ReportHeapMisuse("free of a pointer into the middle of a block", p);
     }
   }
+  if (index >= r->carved) ReportHeapMisuse("free of a pointer not allocated by rulloc", p);
   if (!TestBit(r->allocated_bits, index)) ReportHeapMisuse("double free", p);
   SetBit(r->allocated_bits, index, false);
   SetBit(r->aligned_bits, index, false);
@@ -165,15 +179,26 @@ void SmallBucket::FreeLocked(void* p) {
   ++blocks_free_;
   --blocks_in_use_;
   if (--r->used == 0) {
-    if (empty_regions_ < kReserveRegions) {
-      ++empty_regions_;
+    partial_.Remove(&r->header);
+    if (!empty_.empty() && (empty_.size() + 1) * region_size_ > kEmptyBytesLimit) {
+      UnmapEmpty(r);
     } else {
-      partial_.Remove(&r->header);
-      blocks_free_ -= r->capacity;
-      ++regions_unmapped_;
-      UnmapRegion(&r->header);
+      r->header.empty_since_ms = platform::CoarseMonotonicMillis();
+      empty_.PushFront(&r->header);
     }
   }
+}
+
+size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
+  SpinLockHolder hold(lock_);
+  size_t unmapped = 0;
+  while (RegionHeader* oldest = empty_.back()) {
+    if (now_ms - oldest->empty_since_ms < max_age_ms) break;
+    empty_.Remove(oldest);
+    UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest));
+    unmapped += region_size_;
+  }
+  return unmapped;
 }
 
 void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
@@ -183,11 +208,11 @@ void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
 
 void SmallBucket::ReleaseAll() {
   SpinLockHolder hold(lock_);
-  for (RegionList* list : {&partial_, &full_}) {
+  for (RegionList* list : {&partial_, &full_, &empty_}) {
     while (RegionHeader* r = list->PopFront()) UnmapRegion(r);
   }
   regions_unmapped_ += regions_mapped_ - regions_unmapped_;
-  empty_regions_ = blocks_in_use_ = blocks_free_ = 0;
+  blocks_in_use_ = blocks_free_ = 0;
 }
 
 SmallBucketStats SmallBucket::Stats() {
@@ -196,7 +221,7 @@ SmallBucketStats SmallBucket::Stats() {
   s.block_size = block_size_;
   s.blocks_in_use = blocks_in_use_;
   s.blocks_free = blocks_free_;
-  s.regions = partial_.size() + full_.size();
+  s.regions = partial_.size() + full_.size() + empty_.size();
   s.bytes_mapped = s.regions * region_size_;
   s.regions_mapped = regions_mapped_;
   s.regions_unmapped = regions_unmapped_;

@@ -13,9 +13,11 @@
 //
 //   SmallBucket ── lock
 //              ├── partial: regions with a free or uncarved block ─► R ⇄ R ⇄ R
-//              └── full:    regions with every block in use       ─► R ⇄ R
+//              ├── full:    regions with every block in use       ─► R ⇄ R
+//              └── empty:   regions with no block in use, newest first ─► R ⇄ R
 //
-// Empty regions are unmapped, except kReserveRegions kept for reuse.
+// Empty regions stay mapped for reuse, up to kEmptyBytesLimit per bucket;
+// Purge() unmaps those that have stayed empty longer than a decay time.
 #ifndef RULLOC_CORE_SMALL_BUCKET_H_
 #define RULLOC_CORE_SMALL_BUCKET_H_
 
@@ -55,15 +57,20 @@ struct SmallRegion {
   char* BlockAt(uint32_t index) { return base() + first_offset + size_t{index} * block_size; }
   // Index of the block that contains `p`, and whether `p` is its start.
   uint32_t IndexOf(const void* p, bool* at_start) const;
-  // Index of the handed-out block that starts exactly at `p`, or capacity
-  // when `p` is not such a block start. Lock-free; no division.
-  uint32_t HandedOutBlockAt(const void* p) const {
+  // Index of the block that starts exactly at `p`, or capacity when `p` is
+  // not a block start. No division.
+  uint32_t BlockStartingAt(const void* p) const {
     const uint32_t offset = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) -
                                                   reinterpret_cast<uintptr_t>(this)) -
                             first_offset;
     if ((offset & ((uint32_t{1} << block_shift) - 1)) != 0) return capacity;
     const uint32_t index = (offset >> block_shift) * odd_inverse;
-    if (index > odd_limit || index >= capacity) return capacity;
+    return index > odd_limit || index >= capacity ? capacity : index;
+  }
+  // Like BlockStartingAt, and the block must be handed out. Lock-free.
+  uint32_t HandedOutBlockAt(const void* p) const {
+    const uint32_t index = BlockStartingAt(p);
+    if (index == capacity) return capacity;
     const uint64_t word = allocated_bits[index / 64].load(std::memory_order_relaxed);
     return (word >> (index % 64)) & 1 ? index : capacity;
   }
@@ -84,7 +91,9 @@ struct SmallBucketStats {
 
 class alignas(64) SmallBucket {
  public:
-  static constexpr size_t kReserveRegions = 1;
+  // Empty regions beyond this many bytes are unmapped at once (one is
+  // always allowed).
+  static constexpr size_t kEmptyBytesLimit = size_t{1} << 20;
 
   constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap)
       : block_size_(block_size),
@@ -113,12 +122,17 @@ class alignas(64) SmallBucket {
   void FreeBatch(void* const* blocks, size_t n);
   void Free(void* block) { FreeBatch(&block, 1); }
 
+  // Unmaps the empty regions that became empty at or before
+  // `now_ms - max_age_ms`. Returns the bytes unmapped.
+  size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   // Unmaps every region (the owning allocator is being destroyed).
   void ReleaseAll();
   SmallBucketStats Stats();
 
  private:
   SmallRegion* NewRegion();
+  SmallRegion* RegionWithFreeBlock();
+  void UnmapEmpty(SmallRegion* r);
   void FreeLocked(void* p);
   void* PopLocked(SmallRegion* r);
 
@@ -129,7 +143,7 @@ class alignas(64) SmallBucket {
   Heap* const heap_;
   RegionList partial_;
   RegionList full_;
-  size_t empty_regions_ = 0;
+  RegionList empty_;
   size_t blocks_in_use_ = 0;
   size_t blocks_free_ = 0;
   size_t regions_mapped_ = 0;

@@ -11,6 +11,7 @@
 #define RULLOC_PLATFORM_PAGES_H_
 
 #include <cstddef>
+#include <cstdint>
 
 namespace rulloc::platform {
 
@@ -35,6 +36,9 @@ bool Release(void* ptr, size_t size);
 
 // Resident set size of the calling process in bytes (0 if unknown).
 size_t ResidentBytes();
+
+// A cheap monotonic clock in milliseconds (coarse: a few ms of resolution).
+uint64_t CoarseMonotonicMillis();
 
 }  // namespace rulloc::platform
 

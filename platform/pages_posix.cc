@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -92,6 +93,12 @@ size_t ResidentBytes() {
   size_t pages = 0;
   for (; *s >= '0' && *s <= '9'; ++s) pages = pages * 10 + static_cast<size_t>(*s - '0');
   return pages * PageSize();
+}
+
+uint64_t CoarseMonotonicMillis() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1000000;
 }
 
 }  // namespace rulloc::platform

@@ -61,4 +61,6 @@ size_t ResidentBytes() {
   return counters.WorkingSetSize;
 }
 
+uint64_t CoarseMonotonicMillis() { return GetTickCount64(); }
+
 }  // namespace rulloc::platform

@@ -218,15 +218,36 @@ TEST(AllocatorTest, ResidentMemoryFallsAfterALargeFree) {
   EXPECT_LT(after, start + (size_t{20} << 20));
 }
 
-TEST(AllocatorTest, SmallRegionsAreReturnedBeyondTheReserve) {
+TEST(AllocatorTest, EmptyRegionsAreKeptWithinABoundThenTrimmed) {
   Allocator a;
   std::vector<void*> blocks;
   for (int i = 0; i < 200000; ++i) blocks.push_back(a.allocate(64));
   const size_t mapped = a.stats().bytes_mapped;
+  EXPECT_GT(mapped, size_t{12} << 20);
   for (void* p : blocks) a.deallocate(p);
-  const AllocatorStats s = a.stats();
+  AllocatorStats s = a.stats();
   EXPECT_EQ(s.small_blocks_in_use, 0u);
-  EXPECT_LE(s.bytes_mapped, size_t{64} << 10) << "of " << mapped;
+  // Beyond the per-bucket bound, empty regions were unmapped at once.
+  EXPECT_LE(s.bytes_mapped, internal::SmallBucket::kEmptyBytesLimit) << "of " << mapped;
+  // Regions that just became empty are younger than any decay time...
+  EXPECT_EQ(a.heap().Purge(/*max_age_ms=*/3600 * 1000), 0u);
+  EXPECT_EQ(a.stats().bytes_mapped, s.bytes_mapped);
+  // ...and trim returns them all.
+  EXPECT_EQ(a.trim(), s.bytes_mapped);
+  EXPECT_EQ(a.stats().bytes_mapped, 0u);
+}
+
+TEST(AllocatorTest, EmptyRegionsAreReusedBeforeNewOnesAreMapped) {
+  Allocator a;
+  std::vector<void*> blocks;
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 10000; ++i) blocks.push_back(a.allocate(64));
+    for (void* p : blocks) a.deallocate(p);
+    blocks.clear();
+  }
+  const AllocatorStats s = a.stats();
+  // 640 KB of blocks: the first round maps the regions, later rounds reuse.
+  EXPECT_LE(s.regions_mapped, 12u);
 }
 
 struct TinyBuckets {

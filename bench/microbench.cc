@@ -1,0 +1,180 @@
+// Microbenchmarks of the allocation fast path against the peers, in one
+// binary. After the runs, a table gives each allocator's median time per
+// operation and its ratio to Rulloc's.
+//
+//   bazel run //bench:microbench -- --benchmark_repetitions=5
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/peer_allocators.h"
+
+namespace rulloc::bench {
+namespace {
+
+// malloc + free of one size, repeated: the thread-cache fast path.
+void SameSizePair(benchmark::State& state, PeerAllocator a, size_t size) {
+  for (auto _ : state) {
+    void* p = a.malloc(size);
+    benchmark::DoNotOptimize(p);
+    a.free(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// 256 live blocks of random sizes up to `max`, replaced in random order.
+void RandomSizes(benchmark::State& state, PeerAllocator a, size_t max) {
+  std::mt19937 rng(42);
+  std::vector<size_t> sizes(4096);
+  for (size_t& s : sizes) s = 1 + rng() % max;
+  std::vector<unsigned> slots(4096);
+  for (unsigned& s : slots) s = rng() % 256;
+  std::vector<void*> live(256);
+  for (size_t i = 0; i < live.size(); ++i) live[i] = a.malloc(sizes[i]);
+  size_t i = 0;
+  for (auto _ : state) {
+    void*& slot = live[slots[i % slots.size()]];
+    a.free(slot);
+    slot = a.malloc(sizes[i % sizes.size()]);
+    benchmark::DoNotOptimize(slot);
+    ++i;
+  }
+  for (void* p : live) a.free(p);
+  state.SetItemsProcessed(state.iterations());
+}
+
+// Allocate a batch of blocks, then free them all.
+void BatchThenFree(benchmark::State& state, PeerAllocator a, size_t size) {
+  constexpr size_t kBatch = 10000;
+  std::vector<void*> blocks(kBatch);
+  for (auto _ : state) {
+    for (void*& p : blocks) p = a.malloc(size);
+    benchmark::DoNotOptimize(blocks.data());
+    for (void* p : blocks) a.free(p);
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// One thread allocates, another frees, through a queue of batches.
+void ProducerConsumer(benchmark::State& state, PeerAllocator a, size_t size) {
+  constexpr size_t kBatch = 256;
+  constexpr size_t kBatchesPerIteration = 64;
+  std::mutex mu;
+  std::condition_variable changed;
+  std::deque<std::vector<void*>> queue;
+  bool done = false;
+  std::thread consumer([&] {
+    for (;;) {
+      std::vector<void*> batch;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        changed.wait(lock, [&] { return !queue.empty() || done; });
+        if (queue.empty()) return;
+        batch = std::move(queue.front());
+        queue.pop_front();
+      }
+      changed.notify_all();
+      for (void* p : batch) a.free(p);
+    }
+  });
+  for (auto _ : state) {
+    for (size_t b = 0; b < kBatchesPerIteration; ++b) {
+      std::vector<void*> batch(kBatch);
+      for (void*& p : batch) p = a.malloc(size);
+      std::unique_lock<std::mutex> lock(mu);
+      changed.wait(lock, [&] { return queue.size() < 8; });
+      queue.push_back(std::move(batch));
+      changed.notify_all();
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  changed.notify_all();
+  consumer.join();
+  state.SetItemsProcessed(state.iterations() * kBatch * kBatchesPerIteration);
+}
+
+// Collects the median time per item of every run, keyed by workload and
+// allocator, and prints the ratio table after the console output.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
+      const std::string name = run.run_name.function_name;  // "workload/allocator"
+      const size_t slash = name.rfind('/');
+      auto items = run.counters.find("items_per_second");
+      if (items == run.counters.end() || items->second.value <= 0) continue;
+      ns_per_item_[name.substr(0, slash)][name.substr(slash + 1)] = 1e9 / items->second.value;
+    }
+  }
+
+  void PrintTable() const {
+    std::vector<std::string> names;
+    for (const auto& peer : PeerAllocators()) names.push_back(peer.name);
+    std::printf("\nns per operation (median), and ratio to rulloc (>1: rulloc is faster)\n");
+    std::printf("%-28s", "workload");
+    for (const auto& n : names) std::printf(" %16s", n.c_str());
+    std::printf("\n");
+    for (const auto& [workload, by_allocator] : ns_per_item_) {
+      std::printf("%-28s", workload.c_str());
+      const auto own = by_allocator.find("rulloc");
+      for (const auto& n : names) {
+        const auto it = by_allocator.find(n);
+        if (it == by_allocator.end()) {
+          std::printf(" %16s", "-");
+        } else if (own == by_allocator.end()) {
+          std::printf(" %16.2f", it->second);
+        } else {
+          std::printf("   %6.2f (%5.2fx)", it->second, it->second / own->second);
+        }
+      }
+      std::printf("\n");
+    }
+  }
+
+ private:
+  std::map<std::string, std::map<std::string, double>> ns_per_item_;
+};
+
+void RegisterAll() {
+  for (const PeerAllocator& a : PeerAllocators()) {
+    for (size_t size : {16, 64, 512, 4096}) {
+      benchmark::RegisterBenchmark(("same_size_pair_" + std::to_string(size) + "/" + a.name).c_str(),
+                                   SameSizePair, a, size);
+    }
+    benchmark::RegisterBenchmark(("random_sizes_1k/" + a.name).c_str(), RandomSizes, a, 1024);
+    benchmark::RegisterBenchmark(("random_sizes_32k/" + a.name).c_str(), RandomSizes, a, 32768);
+    benchmark::RegisterBenchmark(("batch_then_free_64/" + a.name).c_str(), BatchThenFree, a, 64);
+    benchmark::RegisterBenchmark(("producer_consumer_64/" + a.name).c_str(), ProducerConsumer, a,
+                                 64)
+        ->UseRealTime();
+  }
+}
+
+}  // namespace
+}  // namespace rulloc::bench
+
+int main(int argc, char** argv) {
+  rulloc::bench::PreloadJemallocAndReexec(argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  rulloc::bench::RegisterAll();
+  rulloc::bench::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.PrintTable();
+  benchmark::Shutdown();
+  return 0;
+}
