@@ -209,6 +209,32 @@ void FlushThreadCache() {
   if (cache != &internal::empty_cache) internal::FlushAll(cache);
 }
 
+void PrepareFork() {
+  internal::registry.lock.lock();
+  internal::DefaultHeap().LockAll();
+}
+
+void AfterForkInParent() {
+  internal::DefaultHeap().UnlockAll();
+  internal::registry.lock.unlock();
+}
+
+void AfterForkInChild() {
+  using internal::registry;
+  internal::DefaultHeap().UnlockAll();
+  // Only the forking thread exists in the child: keep its cache alone.
+  internal::ThreadCache* own = internal::tls_cache;
+  if (own != &internal::empty_cache) {
+    own->next = own->prev = nullptr;
+    registry.live = own;
+    registry.live_count = 1;
+  } else {
+    registry.live = nullptr;
+    registry.live_count = 0;
+  }
+  registry.lock.unlock();
+}
+
 BucketCounts GetBucketCounts(size_t bucket) {
   using internal::registry;
   BucketCounts counts;

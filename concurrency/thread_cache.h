@@ -56,6 +56,15 @@ BucketCounts GetBucketCounts(size_t bucket);
 // Returns every block in the calling thread's cache to the buckets.
 void FlushThreadCache();
 
+// fork() support for a process whose malloc is Rulloc: take every lock of
+// the process-wide allocator before fork, release them after it in the
+// parent, and in the child also forget the caches of threads that do not
+// exist there (their blocks stay allocated). Registered with pthread_atfork
+// by the malloc shim.
+void PrepareFork();
+void AfterForkInParent();
+void AfterForkInChild();
+
 namespace internal {
 
 using DefaultClasses = SizeClassMap<DefaultBuckets>;

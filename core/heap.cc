@@ -132,6 +132,7 @@ AllocatorStats Heap::Stats() {
     SmallBucketStats s = small_[i].Stats();
     total.small_blocks_in_use += s.blocks_in_use;
     total.small_blocks_free += s.blocks_free;
+    total.bytes_in_use += s.blocks_in_use * s.block_size;
     total.bytes_mapped += s.bytes_mapped;
     total.regions_mapped += s.regions_mapped;
     total.regions_unmapped += s.regions_unmapped;
@@ -139,12 +140,14 @@ AllocatorStats Heap::Stats() {
   for (LargeBucket& bucket : large_) {
     LargeBucketStats s = bucket.Stats();
     total.large_blocks_in_use += s.blocks_in_use;
+    total.bytes_in_use += s.bytes_in_use;
     total.bytes_mapped += s.bytes_mapped;
     total.regions_mapped += s.regions_mapped;
     total.regions_unmapped += s.regions_unmapped;
   }
   HugeStats h = huge_.Stats();
   total.huge_blocks_in_use = h.blocks_in_use;
+  total.bytes_in_use += h.bytes_mapped;
   total.bytes_mapped += h.bytes_mapped;
   return total;
 }
@@ -166,6 +169,18 @@ void Heap::MaybePurge() {
   if (now - last < kPurgeIntervalMillis) return;
   if (!last_purge_ms_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
   Purge(kDecayMillis);
+}
+
+void Heap::LockAll() {
+  for (size_t i = 0; i < small_count_; ++i) small_[i].lock().lock();
+  for (LargeBucket& bucket : large_) bucket.lock().lock();
+  huge_.LockAll();
+}
+
+void Heap::UnlockAll() {
+  huge_.UnlockAll();
+  for (LargeBucket& bucket : large_) bucket.lock().unlock();
+  for (size_t i = 0; i < small_count_; ++i) small_[i].lock().unlock();
 }
 
 void Heap::ReleaseAll() {

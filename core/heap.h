@@ -30,6 +30,7 @@ struct AllocatorStats {
   size_t small_blocks_free = 0;    // free or uncarved in small regions
   size_t large_blocks_in_use = 0;
   size_t huge_blocks_in_use = 0;
+  size_t bytes_in_use = 0;         // block bytes handed out (caches included)
   size_t bytes_mapped = 0;         // address space held in regions
   size_t regions_mapped = 0;       // cumulative count of region mappings
   size_t regions_unmapped = 0;     // cumulative count of region unmappings
@@ -80,6 +81,9 @@ class Heap {
 
   // Unmaps every region: the instance is being destroyed.
   void ReleaseAll();
+  // Take and release every lock of the heap, in a fixed order (fork).
+  void LockAll();
+  void UnlockAll();
 
   // The small bucket for `size` (≤ small max), for callers that batch.
   SmallBucket& SmallBucketFor(size_t size) { return small_[lookup_[(size + 15) >> 4]]; }

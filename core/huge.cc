@@ -52,6 +52,14 @@ void HugeBlocks::ReleaseAll() {
   }
 }
 
+void HugeBlocks::LockAll() {
+  for (Shard& shard : shards_) shard.lock.lock();
+}
+
+void HugeBlocks::UnlockAll() {
+  for (Shard& shard : shards_) shard.lock.unlock();
+}
+
 HugeStats HugeBlocks::Stats() {
   HugeStats s;
   for (Shard& shard : shards_) {

@@ -41,6 +41,8 @@ class HugeBlocks {
   static size_t UsableSize(HugeRegion* region, const void* p);
   void ReleaseAll();
   HugeStats Stats();
+  void LockAll();
+  void UnlockAll();
 
  private:
   static constexpr size_t kShards = 16;

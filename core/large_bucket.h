@@ -100,6 +100,8 @@ class alignas(64) LargeBucket {
   // `now_ms - max_age_ms`. Returns the bytes unmapped.
   size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   void ReleaseAll();
+  // Held across fork() so that the child sees consistent buckets.
+  SpinLock& lock() { return lock_; }
   LargeBucketStats Stats();
 
   // Validates `p` and returns its block (the real one behind a shadow).

@@ -127,6 +127,8 @@ class alignas(64) SmallBucket {
   size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   // Unmaps every region (the owning allocator is being destroyed).
   void ReleaseAll();
+  // Held across fork() so that the child sees consistent buckets.
+  SpinLock& lock() { return lock_; }
   SmallBucketStats Stats();
 
  private:

@@ -1,0 +1,132 @@
+// The malloc family, replaced by Rulloc: the only file (with new_delete.cc)
+// that defines these names. Everything forwards to the rulloc_* C API,
+// whose small sizes take the thread-cache fast path.
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "concurrency/thread_cache.h"
+#include "core/allocator.h"
+#include "core/c_api.h"
+#include "shim/options.h"
+
+#define RULLOC_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+size_t PageSize() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
+
+}  // namespace
+
+RULLOC_EXPORT void* malloc(size_t size) { return rulloc_malloc(size); }
+RULLOC_EXPORT void free(void* ptr) { rulloc_free(ptr); }
+RULLOC_EXPORT void* calloc(size_t count, size_t size) { return rulloc_calloc(count, size); }
+RULLOC_EXPORT void* realloc(void* ptr, size_t size) { return rulloc_realloc(ptr, size); }
+
+RULLOC_EXPORT void* reallocarray(void* ptr, size_t count, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(count, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return rulloc_realloc(ptr, bytes);
+}
+
+RULLOC_EXPORT void* memalign(size_t alignment, size_t size) {
+  return rulloc_memalign(alignment, size);
+}
+RULLOC_EXPORT void* aligned_alloc(size_t alignment, size_t size) {
+  return rulloc_aligned_alloc(alignment, size);
+}
+RULLOC_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
+  return rulloc_posix_memalign(out, alignment, size);
+}
+RULLOC_EXPORT void* valloc(size_t size) { return rulloc_aligned_alloc(PageSize(), size); }
+RULLOC_EXPORT void* pvalloc(size_t size) {
+  const size_t page = PageSize();
+  if (size > SIZE_MAX - page) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return rulloc_aligned_alloc(page, size == 0 ? page : (size + page - 1) & ~(page - 1));
+}
+RULLOC_EXPORT size_t malloc_usable_size(void* ptr) { return rulloc_usable_size(ptr); }
+
+// glibc's internal names, which some programs and libraries call directly.
+RULLOC_EXPORT void* __libc_malloc(size_t size) { return rulloc_malloc(size); }
+RULLOC_EXPORT void __libc_free(void* ptr) { rulloc_free(ptr); }
+RULLOC_EXPORT void* __libc_calloc(size_t count, size_t size) { return rulloc_calloc(count, size); }
+RULLOC_EXPORT void* __libc_realloc(void* ptr, size_t size) { return rulloc_realloc(ptr, size); }
+RULLOC_EXPORT void* __libc_memalign(size_t alignment, size_t size) {
+  return rulloc_memalign(alignment, size);
+}
+RULLOC_EXPORT void* __libc_valloc(size_t size) { return valloc(size); }
+RULLOC_EXPORT void* __libc_pvalloc(size_t size) { return pvalloc(size); }
+RULLOC_EXPORT int __posix_memalign(void** out, size_t alignment, size_t size) {
+  return rulloc_posix_memalign(out, alignment, size);
+}
+
+// Returns free memory to the OS. Returns 1 if any was released.
+RULLOC_EXPORT int malloc_trim(size_t /*pad*/) { return rulloc_trim() > 0 ? 1 : 0; }
+
+// Rulloc has no tunables behind mallopt: every request is declined.
+RULLOC_EXPORT int mallopt(int /*param*/, int /*value*/) { return 0; }
+
+RULLOC_EXPORT struct mallinfo2 mallinfo2() {
+  const rulloc::AllocatorStats heap = rulloc::DefaultAllocator().stats();
+  struct mallinfo2 info = {};
+  info.arena = heap.bytes_mapped;
+  info.ordblks = heap.small_blocks_free;
+  info.hblks = heap.huge_blocks_in_use;
+  info.uordblks = heap.bytes_in_use;
+  info.fordblks = heap.bytes_mapped > heap.bytes_in_use ? heap.bytes_mapped - heap.bytes_in_use : 0;
+  info.keepcost = 0;
+  return info;
+}
+
+RULLOC_EXPORT struct mallinfo mallinfo() {
+  const struct mallinfo2 wide = mallinfo2();
+  struct mallinfo info = {};
+  info.arena = static_cast<int>(wide.arena);
+  info.ordblks = static_cast<int>(wide.ordblks);
+  info.hblks = static_cast<int>(wide.hblks);
+  info.uordblks = static_cast<int>(wide.uordblks);
+  info.fordblks = static_cast<int>(wide.fordblks);
+  return info;
+}
+
+RULLOC_EXPORT void malloc_stats() { rulloc::shim::PrintStats(STDERR_FILENO); }
+
+namespace {
+
+rulloc::shim::Options options;
+
+void PrepareFork() { rulloc::PrepareFork(); }
+void ForkParent() { rulloc::AfterForkInParent(); }
+void ForkChild() { rulloc::AfterForkInChild(); }
+
+// Runs before main() (and first among constructors when preloaded). The
+// allocator itself needs no initialisation: it is constant-initialised and
+// serves any call that comes earlier, from the loader or another library.
+__attribute__((constructor(101))) void InstallShim() {
+  options = rulloc::shim::ReadOptions();
+  pthread_atfork(PrepareFork, ForkParent, ForkChild);
+  if (options.verbose) {
+    char line[96];
+    const int n = std::snprintf(line, sizeof(line), "rulloc: serving malloc in pid %d\n",
+                                static_cast<int>(getpid()));
+    ssize_t ignored = write(STDERR_FILENO, line, static_cast<size_t>(n));
+    (void)ignored;
+  }
+}
+
+__attribute__((destructor(101))) void FinishShim() {
+  if (options.stats_at_exit) rulloc::shim::PrintStatsTo(options.stats_file);
+}
+
+}  // namespace
