@@ -55,7 +55,7 @@ void* rulloc_realloc(void* ptr, size_t size) {
 }
 
 void* rulloc_aligned_alloc(size_t alignment, size_t size) {
-  if (alignment == 0) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
     errno = EINVAL;
     return nullptr;
   }

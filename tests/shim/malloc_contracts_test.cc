@@ -1,0 +1,168 @@
+// The malloc family and operator new/delete of a binary whose allocator is
+// Rulloc (cc_test(malloc = "//:malloc")).
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/allocator.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+// Runs during static initialisation, before main(): allocation, a string,
+// and a thread, all served by Rulloc.
+struct EarlyUser {
+  EarlyUser() {
+    void* p = malloc(100);
+    owned_early = rulloc::DefaultAllocator().owns(p);
+    free(p);
+    std::thread t([this] { text = std::string(1000, 'x'); });
+    t.join();
+  }
+  bool owned_early = false;
+  std::string text;
+};
+EarlyUser early;
+
+thread_local std::vector<int> tls_vector(1000, 7);  // allocates in a TLS initialiser
+
+bool Aligned(const void* p, size_t alignment) {
+  return reinterpret_cast<uintptr_t>(p) % alignment == 0;
+}
+
+TEST(MallocContractsTest, RullocServesTheProcess) {
+  EXPECT_TRUE(early.owned_early);
+  EXPECT_EQ(early.text.size(), 1000u);
+  void* p = malloc(64);
+  EXPECT_TRUE(rulloc::DefaultAllocator().owns(p));
+  free(p);
+  int* q = new int(5);
+  EXPECT_TRUE(rulloc::DefaultAllocator().owns(q));
+  delete q;
+  std::thread([] { EXPECT_TRUE(rulloc::DefaultAllocator().owns(tls_vector.data())); }).join();
+}
+
+TEST(MallocContractsTest, MallocFamily) {
+  void* zero = malloc(0);
+  ASSERT_NE(zero, nullptr);
+  free(zero);
+  errno = 0;
+  EXPECT_EQ(malloc(SIZE_MAX), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(calloc(SIZE_MAX / 8, 16), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  auto* z = static_cast<unsigned char*>(calloc(100, 100));
+  for (int i = 0; i < 10000; ++i) ASSERT_EQ(z[i], 0);
+  free(z);
+
+  char* r = static_cast<char*>(realloc(nullptr, 5));
+  std::strcpy(r, "abcd");
+  r = static_cast<char*>(realloc(r, 100000));
+  EXPECT_STREQ(r, "abcd");
+  EXPECT_EQ(realloc(r, 0), nullptr);
+  errno = 0;
+  EXPECT_EQ(reallocarray(nullptr, SIZE_MAX / 2, 4), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  void* ra = reallocarray(nullptr, 10, 10);
+  EXPECT_GE(malloc_usable_size(ra), 100u);
+  free(ra);
+  EXPECT_EQ(malloc_usable_size(nullptr), 0u);
+}
+
+TEST(MallocContractsTest, AlignedForms) {
+  void* p = nullptr;
+  EXPECT_EQ(posix_memalign(&p, 256, 1000), 0);
+  EXPECT_TRUE(Aligned(p, 256));
+  free(p);
+  EXPECT_EQ(posix_memalign(&p, 3, 10), EINVAL);
+  EXPECT_EQ(posix_memalign(&p, 2, 10), EINVAL);  // below sizeof(void*)
+  void* a = aligned_alloc(4096, 10);
+  EXPECT_TRUE(Aligned(a, 4096));
+  free(a);
+  errno = 0;
+  EXPECT_EQ(aligned_alloc(3, 16), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  void* m = memalign(1 << 20, 1);
+  EXPECT_TRUE(Aligned(m, 1 << 20));
+  free(m);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* v = valloc(1);
+  EXPECT_TRUE(Aligned(v, page));
+  free(v);
+  void* pv = pvalloc(1);
+  EXPECT_TRUE(Aligned(pv, page));
+  EXPECT_GE(malloc_usable_size(pv), page);
+  free(pv);
+}
+
+TEST(MallocContractsTest, IntrospectionAndTrim) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 100000; ++i) blocks.push_back(malloc(48));
+  const struct mallinfo2 busy = mallinfo2();
+  EXPECT_GE(busy.uordblks, 100000u * 48);
+  EXPECT_GE(busy.arena, busy.uordblks);
+  for (void* p : blocks) free(p);
+  malloc_trim(0);
+  const struct mallinfo2 idle = mallinfo2();
+  EXPECT_LT(idle.arena, busy.arena);
+  EXPECT_EQ(mallopt(M_ARENA_MAX, 1), 0);  // no tunables: declined
+}
+
+int handler_calls = 0;
+void CountingHandler() {
+  if (++handler_calls == 3) std::set_new_handler(nullptr);
+}
+
+TEST(MallocContractsTest, OperatorNewFollowsTheStandard) {
+  EXPECT_THROW((void)::operator new(SIZE_MAX / 2), std::bad_alloc);
+  EXPECT_EQ(::operator new(SIZE_MAX / 2, std::nothrow), nullptr);
+  EXPECT_EQ(::operator new[](SIZE_MAX / 2, std::nothrow), nullptr);
+  std::set_new_handler(CountingHandler);
+  EXPECT_THROW((void)::operator new(SIZE_MAX / 2), std::bad_alloc);
+  EXPECT_EQ(handler_calls, 3);  // called until it uninstalled itself
+
+  struct alignas(512) Wide {
+    char bytes[512];
+  };
+  auto* w = new Wide[3];
+  EXPECT_TRUE(Aligned(w, 512));
+  delete[] w;
+  auto* one = new Wide;
+  EXPECT_TRUE(Aligned(one, 512));
+  delete one;
+  void* n = ::operator new(100, std::align_val_t{64}, std::nothrow);
+  EXPECT_TRUE(Aligned(n, 64));
+  ::operator delete(n, std::align_val_t{64}, std::nothrow);
+  auto* sized = new long[10];
+  ::operator delete[](sized, 10 * sizeof(long));
+}
+
+TEST(MallocContractsDeathTest, ForeignPointersAreRejected) {
+  void* mapped = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  EXPECT_DEATH(free(mapped), "rulloc: free of a pointer not allocated by rulloc: 0x");
+  static char static_buffer[64];
+  EXPECT_DEATH(free(static_buffer), "rulloc: free of a pointer not allocated by rulloc");
+  munmap(mapped, 4096);
+}
+
+TEST(MallocContractsDeathTest, DoubleFreeIsCaught) {
+  EXPECT_DEATH(
+      {
+        void* volatile p = malloc(40000);  // large path: checked on every free
+        free(p);
+        free(p);
+      },
+      "rulloc: double free");
+}
+
+}  // namespace
