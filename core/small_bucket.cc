@@ -1,5 +1,6 @@
 #include "core/small_bucket.h"
 
+#include <algorithm>
 #include <new>
 
 #include "core/diagnostics.h"
@@ -180,7 +181,10 @@ void SmallBucket::FreeLocked(void* p) {
   --blocks_in_use_;
   if (--r->used == 0) {
     partial_.Remove(&r->header);
-    if (!empty_.empty() && (empty_.size() + 1) * region_size_ > kEmptyBytesLimit) {
+    // Keep at most as many empty bytes as are in use (at least the floor):
+    // enough to ride out oscillations, never more than the live data.
+    const size_t keep = std::max(kEmptyBytesLimit, blocks_in_use_ * block_size_);
+    if (!empty_.empty() && (empty_.size() + 1) * region_size_ > keep) {
       UnmapEmpty(r);
     } else {
       r->header.empty_since_ms = platform::CoarseMonotonicMillis();

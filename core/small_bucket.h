@@ -16,8 +16,9 @@
 //              ├── full:    regions with every block in use       ─► R ⇄ R
 //              └── empty:   regions with no block in use, newest first ─► R ⇄ R
 //
-// Empty regions stay mapped for reuse, up to kEmptyBytesLimit per bucket;
-// Purge() unmaps those that have stayed empty longer than a decay time.
+// Empty regions stay mapped for reuse, as many bytes as the bucket has in use
+// (at least kEmptyBytesLimit); Purge() unmaps those that have stayed empty
+// longer than a decay time.
 #ifndef RULLOC_CORE_SMALL_BUCKET_H_
 #define RULLOC_CORE_SMALL_BUCKET_H_
 
@@ -91,8 +92,9 @@ struct SmallBucketStats {
 
 class alignas(64) SmallBucket {
  public:
-  // Empty regions beyond this many bytes are unmapped at once (one is
-  // always allowed).
+  // A region that becomes empty is unmapped at once if the bucket's empty
+  // regions would exceed both this floor and the bytes the bucket has in
+  // use (one empty region is always kept).
   static constexpr size_t kEmptyBytesLimit = size_t{1} << 20;
 
   constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap)

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The main job: build the library and run the examples. Installs its own
-# dependencies first.
+# The main job: build Rulloc and its benchmark workloads, then compare Rulloc
+# with glibc, jemalloc, tcmalloc and mimalloc on every workload. Installs its
+# own dependencies first.
+#
+#   tools/main.sh            quick mode (a few minutes)
+#   tools/main.sh --full     full mode: 1, 2, 4 and 8 threads, full sizes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-bazel build --config=opt //:rulloc //examples:all
-for example in standalone buckets aligned containers; do
-  echo "== examples/${example}"
-  bazel run --config=opt --ui_event_filters=-info,-stdout,-stderr --noshow_progress \
-    "//examples:${example}"
-done
+mode=quick
+[ "${1:-}" = "--full" ] && mode=full
+bazel build --config=opt //:librulloc.so //bench:workloads
+out="bench-results/${mode}"
+python3 bench/compare.py --mode "${mode}" \
+  --workloads bazel-bin/bench/workloads --rulloc bazel-bin/librulloc.so --out "${out}"

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Runs every workload of bench/workloads under each allocator, side by side.
+
+Allocators: glibc (nothing preloaded), and jemalloc, tcmalloc, mimalloc (the
+Debian packages) and Rulloc (librulloc.so), each through LD_PRELOAD. Runs are
+interleaved (every allocator runs a configuration before any repeats it) and
+repeated; each figure is the median of the repetitions. Prints a table per
+workload, a geometric-mean summary, and writes results.csv, results.json and
+a chart (chart.png, drawn by gnuplot) to --out.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+PEERS = [
+    ("glibc", None),
+    ("jemalloc", f"{LIBDIR}/libjemalloc.so.2"),
+    ("tcmalloc", f"{LIBDIR}/libtcmalloc_minimal.so.4"),
+    ("mimalloc", f"{LIBDIR}/libmimalloc.so.2"),
+]
+WORKLOADS = ["larson", "prodcons", "threads", "burst", "realloc", "churn", "large",
+             "fragment", "peakidle"]
+MODES = {
+    # threads, scale, repetitions
+    "quick": ([4], 0.25, 3),
+    "full": ([1, 2, 4, 8], 1.0, 3),
+}
+
+
+def run_once(workloads, workload, threads, scale, preload):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    cmd = [workloads, f"--workload={workload}", f"--threads={threads}", f"--scale={scale}"]
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    out = proc.stdout.read().decode()
+    err = proc.stderr.read().decode()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0 or "checksum=" not in out:
+        raise RuntimeError(f"{' '.join(cmd)} (LD_PRELOAD={preload}) failed "
+                           f"({proc.returncode}): {err.strip()[:300]}")
+    fields = dict(item.split("=", 1) for item in out.split())
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": int(fields["peak_rss_kb"]) / 1024.0,
+        "after_idle_rss_mb": int(fields["after_idle_rss_kb"]) / 1024.0,
+        "checksum": fields["checksum"],
+    }
+
+
+def geomean(values):
+    values = [v for v in values if v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def print_tables(results, allocators, configs):
+    for workload, threads in configs:
+        rows = {a: results[(workload, threads, a)] for a in allocators}
+        best_wall = min(r["wall_s"] for r in rows.values())
+        best_rss = min(r["peak_rss_mb"] for r in rows.values())
+        print(f"\n{workload}, {threads} thread(s)")
+        print(f"  {'allocator':<10} {'wall s':>8} {'ratio':>6} {'cpu s':>8} {'peak MB':>8} "
+              f"{'ratio':>6} {'idle MB':>8}")
+        for a in allocators:
+            r = rows[a]
+            idle = f"{r['after_idle_rss_mb']:8.1f}" if workload == "peakidle" else f"{'-':>8}"
+            print(f"  {a:<10} {r['wall_s']:8.3f} {r['wall_s'] / best_wall:6.2f} {r['cpu_s']:8.3f} "
+                  f"{r['peak_rss_mb']:8.1f} {r['peak_rss_mb'] / best_rss:6.2f} {idle}")
+    print("\nGeometric mean over all workloads (ratio to the best allocator of each workload)")
+    print(f"  {'allocator':<10} {'time':>6} {'peak RSS':>9}")
+    summary = {}
+    for a in allocators:
+        time_ratios, rss_ratios = [], []
+        for workload, threads in configs:
+            rows = [results[(workload, threads, b)] for b in allocators]
+            time_ratios.append(results[(workload, threads, a)]["wall_s"] /
+                               min(r["wall_s"] for r in rows))
+            rss_ratios.append(results[(workload, threads, a)]["peak_rss_mb"] /
+                              min(r["peak_rss_mb"] for r in rows))
+        summary[a] = (geomean(time_ratios), geomean(rss_ratios))
+        print(f"  {a:<10} {summary[a][0]:6.2f} {summary[a][1]:9.2f}")
+    return summary
+
+
+def write_outputs(out_dir, results, allocators, configs, meta):
+    os.makedirs(out_dir, exist_ok=True)
+    keys = ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb"]
+    with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["workload", "threads", "allocator"] + keys)
+        for (workload, threads, a), r in sorted(results.items()):
+            writer.writerow([workload, threads, a] + [f"{r[k]:.4f}" for k in keys])
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": [
+            dict(workload=w, threads=t, allocator=a, **{k: r[k] for k in keys})
+            for (w, t, a), r in sorted(results.items())]}, f, indent=1)
+    # Chart: time and peak-RSS ratio to the best allocator, per configuration.
+    data = os.path.join(out_dir, "chart.dat")
+    with open(data, "w") as f:
+        f.write("config " + " ".join(f"{a}_time {a}_rss" for a in allocators) + "\n")
+        for workload, threads in configs:
+            rows = [results[(workload, threads, b)] for b in allocators]
+            best_wall = min(r["wall_s"] for r in rows)
+            best_rss = min(r["peak_rss_mb"] for r in rows)
+            values = []
+            for a in allocators:
+                r = results[(workload, threads, a)]
+                values += [f"{r['wall_s'] / best_wall:.3f}", f"{r['peak_rss_mb'] / best_rss:.3f}"]
+            f.write(f"{workload}/{threads}t " + " ".join(values) + "\n")
+    n = len(allocators)
+    plots_time = ", ".join(
+        f"'{data}' using {2 + 2 * i}:xtic(1) title '{a}'" for i, a in enumerate(allocators))
+    plots_rss = ", ".join(
+        f"'{data}' using {3 + 2 * i}:xtic(1) title '{a}'" for i, a in enumerate(allocators))
+    script = f"""
+set terminal png size {max(900, 60 * len(configs) * n // 3)},900
+set output '{os.path.join(out_dir, "chart.png")}'
+set multiplot layout 2,1 title "{meta['title']}"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key outside right top
+set xtics rotate by -45 font ",9"
+set grid ytics
+set yrange [0:*]
+set ylabel 'wall time / best'
+plot {plots_time}
+set ylabel 'peak RSS / best'
+plot {plots_rss}
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
+    parser.add_argument("--workloads", required=True, help="path of the workloads binary")
+    parser.add_argument("--rulloc", required=True, help="path of librulloc.so")
+    parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--only", default="", help="comma-separated workloads to run")
+    args = parser.parse_args()
+
+    thread_counts, scale, repetitions = MODES[args.mode]
+    allocators = [(name, path) for name, path in PEERS if path is None or os.path.exists(path)]
+    missing = [name for name, path in PEERS if path is not None and not os.path.exists(path)]
+    if missing:
+        print(f"note: not installed, left out: {', '.join(missing)}", file=sys.stderr)
+    allocators.append(("rulloc", os.path.abspath(args.rulloc)))
+    names = [a for a, _ in allocators]
+    workloads = [w for w in WORKLOADS if not args.only or w in args.only.split(",")]
+    configs = [(w, t) for w in workloads for t in (thread_counts if w != "churn" else [1])]
+
+    samples = {}
+    total = repetitions * len(configs) * len(allocators)
+    done = 0
+    started = time.monotonic()
+    for rep in range(repetitions):
+        for ci, (workload, threads) in enumerate(configs):
+            # Rotate the order so that no allocator always runs first.
+            shift = (rep + ci) % len(allocators)
+            for name, preload in allocators[shift:] + allocators[:shift]:
+                r = run_once(args.workloads, workload, threads, scale, preload)
+                samples.setdefault((workload, threads, name), []).append(r)
+                done += 1
+                elapsed = time.monotonic() - started
+                print(f"\r[{done}/{total}] {elapsed:5.0f}s  {workload:<9} {threads}t {name:<9} "
+                      f"{r['wall_s']:7.3f}s", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+
+    results = {}
+    for key, runs in samples.items():
+        checksums = {r["checksum"] for r in runs}
+        if len(checksums) != 1:
+            raise RuntimeError(f"{key}: checksums differ between runs: {checksums}")
+        results[key] = {k: statistics.median(r[k] for r in runs)
+                        for k in ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb"]}
+    for workload, threads in configs:
+        sums = {results_checksum for results_checksum in
+                (samples[(workload, threads, a)][0]["checksum"] for a in names)}
+        if len(sums) != 1:
+            raise RuntimeError(f"{workload}/{threads}: allocators disagree on the checksum")
+
+    print(f"\n{args.mode} mode: {repetitions} repetitions, medians; scale {scale}")
+    summary = print_tables(results, names, configs)
+    meta = {"mode": args.mode, "repetitions": repetitions, "scale": scale,
+            "title": f"Rulloc vs peers ({args.mode} mode, ratio to the best; lower is better)",
+            "summary": {a: {"time_geomean": t, "rss_geomean": m} for a, (t, m) in summary.items()}}
+    write_outputs(args.out, results, names, configs, meta)
+    print(f"\nwrote {args.out}/results.csv, results.json, chart.png")
+
+
+if __name__ == "__main__":
+    main()
