@@ -7,6 +7,7 @@
 #include <new>
 
 #include "concurrency/spin_lock.h"
+#include "concurrency/transfer_cache.h"
 #include "platform/pages.h"
 
 namespace rulloc {
@@ -39,6 +40,41 @@ SmallBucket& BucketAt(size_t bucket) {
   return DefaultHeap().SmallBucketFor(DefaultClasses::BlockSize(bucket));
 }
 
+constinit TransferCache transfer[ThreadCache::kBins];
+
+// Blocks a bucket's transfer cache may hold: about 512 KiB, at least four
+// batches, at most its slots.
+constexpr uint32_t TransferCapacity(size_t bucket) {
+  const size_t n = (512 * 1024) / DefaultClasses::BlockSize(bucket);
+  const size_t floor = 4 * ThreadCache::BatchFor(bucket);
+  const size_t wanted = n < floor ? floor : n;
+  return static_cast<uint32_t>(wanted > TransferCache::kMaxSlots ? TransferCache::kMaxSlots
+                                                                  : wanted);
+}
+
+// Returns a batch to the transfer cache, or to the bucket when it is full.
+void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
+  if (!transfer[bucket].Put(blocks, n, TransferCapacity(bucket))) {
+    BucketAt(bucket).FreeBatch(blocks, n);
+  }
+}
+
+// Fills out[0..n) from the transfer cache, then the bucket; returns the count.
+size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
+  const uint32_t got = transfer[bucket].Take(out, n);
+  if (got == n) return got;
+  return got + BucketAt(bucket).AllocateBatch(out + got, n - got);
+}
+
+void DrainTransferCaches() {
+  void* blocks[TransferCache::kMaxSlots];
+  for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+    if (const uint32_t n = transfer[b].Take(blocks, TransferCache::kMaxSlots)) {
+      BucketAt(b).FreeBatch(blocks, n);
+    }
+  }
+}
+
 void FlushBin(ThreadCache* cache, size_t bucket, uint32_t keep) {
   CacheBin& bin = cache->bins[bucket];
   void* batch[64];
@@ -51,7 +87,7 @@ void FlushBin(ThreadCache* cache, size_t bucket, uint32_t keep) {
       --count;
     }
     bin.count.store(count, std::memory_order_relaxed);
-    BucketAt(bucket).FreeBatch(batch, n);
+    ReleaseBatch(bucket, batch, n);
   }
   cache->flushes.store(cache->flushes.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
@@ -160,7 +196,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   CacheBin& bin = cache->bins[bucket];
   void* batch[32];
   const uint32_t want = bin.max_count == 0 ? 1 : std::min(BatchFor(bucket), bin.max_count);
-  const size_t got = BucketAt(bucket).AllocateBatch(batch, want);
+  const size_t got = AcquireBatch(bucket, batch, want);
   if (got == 0) {
     errno = ENOMEM;
     return nullptr;
@@ -209,19 +245,24 @@ void FlushThreadCache() {
   if (cache != &internal::empty_cache) internal::FlushAll(cache);
 }
 
+void DrainTransferCaches() { internal::DrainTransferCaches(); }
+
 void PrepareFork() {
   internal::registry.lock.lock();
+  for (internal::TransferCache& t : internal::transfer) t.lock().lock();
   internal::DefaultHeap().LockAll();
 }
 
 void AfterForkInParent() {
   internal::DefaultHeap().UnlockAll();
+  for (internal::TransferCache& t : internal::transfer) t.lock().unlock();
   internal::registry.lock.unlock();
 }
 
 void AfterForkInChild() {
   using internal::registry;
   internal::DefaultHeap().UnlockAll();
+  for (internal::TransferCache& t : internal::transfer) t.lock().unlock();
   // Only the forking thread exists in the child: keep its cache alone.
   internal::ThreadCache* own = internal::tls_cache;
   if (own != &internal::empty_cache) {
@@ -241,6 +282,7 @@ BucketCounts GetBucketCounts(size_t bucket) {
   const internal::SmallBucketStats s = internal::BucketAt(bucket).Stats();
   counts.handed_out = s.blocks_in_use;
   counts.free_in_regions = s.blocks_free;
+  counts.in_caches = internal::transfer[bucket].count();
   SpinLockHolder hold(registry.lock);
   for (internal::ThreadCache* c = registry.live; c != nullptr; c = c->next) {
     counts.in_caches += c->bins[bucket].count.load(std::memory_order_relaxed);

@@ -53,8 +53,11 @@ struct BucketCounts {
 
 ProcessStats GetProcessStats();
 BucketCounts GetBucketCounts(size_t bucket);
-// Returns every block in the calling thread's cache to the buckets.
+// Returns every block in the calling thread's cache to the buckets (through
+// the transfer caches).
 void FlushThreadCache();
+// Returns every block held by the transfer caches to the buckets.
+void DrainTransferCaches();
 
 // fork() support for a process whose malloc is Rulloc: take every lock of
 // the process-wide allocator before fork, release them after it in the

@@ -83,10 +83,14 @@ size_t rulloc_usable_size(const void* ptr) {
   return ptr == nullptr ? 0 : DefaultAllocator().usable_size(ptr);
 }
 
-void rulloc_thread_cache_flush(void) { rulloc::FlushThreadCache(); }
+void rulloc_thread_cache_flush(void) {
+  rulloc::FlushThreadCache();
+  rulloc::DrainTransferCaches();
+}
 
 size_t rulloc_trim(void) {
   rulloc::FlushThreadCache();
+  rulloc::DrainTransferCaches();
   return DefaultAllocator().trim();
 }
 

@@ -184,11 +184,12 @@ void SmallBucket::FreeLocked(void* p) {
     // Keep at most as many empty bytes as are in use (at least the floor):
     // enough to ride out oscillations, never more than the live data.
     const size_t keep = std::max(kEmptyBytesLimit, blocks_in_use_ * block_size_);
-    if (!empty_.empty() && (empty_.size() + 1) * region_size_ > keep) {
-      UnmapEmpty(r);
-    } else {
-      r->header.empty_since_ms = platform::CoarseMonotonicMillis();
-      empty_.PushFront(&r->header);
+    r->header.empty_since_ms = platform::CoarseMonotonicMillis();
+    empty_.PushFront(&r->header);
+    while (empty_.size() > 1 && empty_.size() * region_size_ > keep) {
+      RegionHeader* oldest = empty_.back();
+      empty_.Remove(oldest);
+      UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest));
     }
   }
 }
