@@ -82,17 +82,18 @@ class ThreadCache {
  public:
   static constexpr size_t kBins = DefaultClasses::kCount;
   // Bytes a thread's bins may be allowed to hold in all.
-  static constexpr size_t kThreadBudget = size_t{4} << 20;
+  static constexpr size_t kThreadBudget = size_t{2} << 20;
 
   // Blocks moved per refill or flush: about 32 KiB, between 2 and 32 blocks.
   static constexpr uint32_t BatchFor(size_t bucket) {
     const size_t n = (32 * 1024) / DefaultClasses::BlockSize(bucket);
     return static_cast<uint32_t>(n < 2 ? 2 : n > 32 ? 32 : n);
   }
-  // The most a bin may grow to: about 1 MiB, at most 8192 blocks, at least
-  // two batches.
+  // The most a bin may grow to: 512 KiB of blocks up to 1 KiB, 128 KiB of
+  // bigger ones, at most 8192 blocks, at least two batches.
   static constexpr uint32_t MaxCountFor(size_t bucket) {
-    const size_t n = (1024 * 1024) / DefaultClasses::BlockSize(bucket);
+    const size_t size = DefaultClasses::BlockSize(bucket);
+    const size_t n = (size <= 1024 ? 512 * 1024 : 128 * 1024) / size;
     const size_t floor = 2 * BatchFor(bucket);
     return static_cast<uint32_t>(n < floor ? floor : n > 8192 ? 8192 : n);
   }

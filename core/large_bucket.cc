@@ -11,7 +11,9 @@ namespace {
 struct FreeLinks {
   LargeBlock* next;
   LargeBlock* prev;
+  uint64_t freed_ms;  // when the block last grew by a free; kDecommitted after a purge
 };
+constexpr uint64_t kDecommitted = ~uint64_t{0};
 
 FreeLinks* LinksOf(LargeBlock* b) { return static_cast<FreeLinks*>(b->payload()); }
 
@@ -47,12 +49,25 @@ LargeBlock* LargeBucket::BlockOf(const void* p) {
   return b;
 }
 
+// The free list is kept in address order, so that first fit is address-
+// ordered first fit: allocations pack towards the low end of the regions,
+// which keeps the pages they touch (the resident set) compact.
 void LargeBucket::PushFree(LargeBlock* b) {
+  LargeBlock* prev = nullptr;
+  LargeBlock* next = free_head_;
+  while (next != nullptr && next < b) {
+    prev = next;
+    next = LinksOf(next)->next;
+  }
   FreeLinks* links = LinksOf(b);
-  links->next = free_head_;
-  links->prev = nullptr;
-  if (free_head_ != nullptr) LinksOf(free_head_)->prev = b;
-  free_head_ = b;
+  links->prev = prev;
+  links->next = next;
+  if (next != nullptr) LinksOf(next)->prev = b;
+  if (prev != nullptr) {
+    LinksOf(prev)->next = b;
+  } else {
+    free_head_ = b;
+  }
 }
 
 void LargeBucket::RemoveFree(LargeBlock* b) {
@@ -60,6 +75,15 @@ void LargeBucket::RemoveFree(LargeBlock* b) {
   if (links->prev != nullptr) LinksOf(links->prev)->next = links->next;
   if (links->next != nullptr) LinksOf(links->next)->prev = links->prev;
   if (free_head_ == b) free_head_ = links->next;
+}
+
+void LargeBucket::DecommitInterior(LargeBlock* b) {
+  const size_t page = platform::PageSize();
+  const uintptr_t start = AlignUp(reinterpret_cast<uintptr_t>(b) + sizeof(LargeBlock) +
+                                      sizeof(FreeLinks),
+                                  page);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(b) + b->size()) & ~(uintptr_t{page} - 1);
+  if (end > start) platform::Decommit(reinterpret_cast<void*>(start), end - start);
 }
 
 LargeBlock* LargeBucket::NewRegionBlock() {
@@ -85,6 +109,7 @@ void LargeBucket::SplitLocked(LargeBlock* b, size_t size) {
   SetSizeFlags(rest, (b->size() - size) | LargeBlock::kFree | (b->size_flags & LargeBlock::kLast));
   SetSizeFlags(b, size | (b->size_flags & LargeBlock::kFree));
   rest = CoalesceLocked(rest);
+  LinksOf(rest)->freed_ms = platform::CoarseMonotonicMillis();
   PushFree(rest);
 }
 
@@ -147,6 +172,7 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
   bytes_in_use_ -= b->size();
   SetSizeFlags(b, b->size_flags | LargeBlock::kFree);
   b = CoalesceLocked(b);
+  LinksOf(b)->freed_ms = platform::CoarseMonotonicMillis();
   if (SpansRegion(b)) {
     if (empty_regions_ < 1) {
       ++empty_regions_;
@@ -202,6 +228,16 @@ size_t LargeBucket::UsableSize(const void* p) {
 
 size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   SpinLockHolder hold(lock_);
+  // Free blocks that have not changed for the decay time give their pages
+  // back, so that a bucket does not keep its high-water mark resident.
+  for (LargeBlock* b = free_head_; b != nullptr; b = LinksOf(b)->next) {
+    FreeLinks* links = LinksOf(b);
+    if (b->size() >= kDecommitMin && links->freed_ms != kDecommitted &&
+        now_ms - links->freed_ms >= max_age_ms) {
+      DecommitInterior(b);
+      links->freed_ms = kDecommitted;
+    }
+  }
   if (empty_regions_ == 0) return 0;
   for (RegionHeader* r = regions_.front(); r != nullptr; r = r->next) {
     LargeBlock* b = reinterpret_cast<LargeRegion*>(r)->first();

@@ -75,6 +75,9 @@ class alignas(64) LargeBucket {
  public:
   static constexpr size_t kHeader = sizeof(LargeBlock);
   static constexpr size_t kMinSplit = 1024;
+  // Purge decommits the pages inside free blocks at least this big that
+  // have stayed free for the decay time.
+  static constexpr size_t kDecommitMin = 64 * 1024;
 
   constexpr LargeBucket(size_t max_request, Heap* heap)
       : max_request_(max_request), region_size_(RegionSizeFor(max_request)), heap_(heap) {}
@@ -116,6 +119,7 @@ class alignas(64) LargeBucket {
   // Merges the free block `b` with free neighbours; returns the result.
   LargeBlock* CoalesceLocked(LargeBlock* b);
   void FreeLocked(LargeBlock* b);
+  static void DecommitInterior(LargeBlock* b);
 
   SpinLock lock_;
   const size_t max_request_;

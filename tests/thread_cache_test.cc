@@ -80,7 +80,7 @@ TEST(ThreadCacheTest, BatchesAndBoundsScaleWithBlockSize) {
   EXPECT_EQ(ThreadCache::BatchFor(last), 2u);
   for (size_t b = 0; b < ThreadCache::kBins; ++b) {
     const size_t bytes = ThreadCache::MaxCountFor(b) * internal::DefaultClasses::BlockSize(b);
-    EXPECT_LE(bytes, size_t{1} << 20) << b;
+    EXPECT_LE(bytes, size_t{512} << 10) << b;
   }
 }
 
