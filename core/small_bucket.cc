@@ -99,10 +99,18 @@ SmallRegion* SmallBucket::RegionWithFreeBlock() {
   return NewRegion();
 }
 
-void SmallBucket::UnmapEmpty(SmallRegion* r) {
+void SmallBucket::UnmapEmpty(SmallRegion* r, Unmapper* later) {
   blocks_free_ -= r->capacity;
   ++regions_unmapped_;
-  UnmapRegion(&r->header);
+  if (later != nullptr && later->count < Unmapper::kCapacity) {
+    later->regions[later->count++] = &r->header;
+  } else {
+    UnmapRegion(&r->header);
+  }
+}
+
+SmallBucket::Unmapper::~Unmapper() {
+  for (size_t i = 0; i < count; ++i) UnmapRegion(regions[i]);
 }
 
 void* SmallBucket::PopLocked(SmallRegion* r) {
@@ -150,7 +158,7 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   return reinterpret_cast<void*>(aligned);
 }
 
-void SmallBucket::FreeLocked(void* p) {
+void SmallBucket::FreeLocked(void* p, Unmapper* later) {
   RegionHeader* header = PageMap::Lookup(p);
   if (header == nullptr) ReportHeapMisuse("free of a pointer not allocated by rulloc", p);
   auto* r = reinterpret_cast<SmallRegion*>(header);
@@ -189,7 +197,7 @@ void SmallBucket::FreeLocked(void* p) {
     while (empty_.size() > 1 && empty_.size() * region_size_ > keep) {
       RegionHeader* oldest = empty_.back();
       empty_.Remove(oldest);
-      UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest));
+      UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), later);
     }
   }
 }
@@ -200,15 +208,16 @@ size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   while (RegionHeader* oldest = empty_.back()) {
     if (now_ms - oldest->empty_since_ms < max_age_ms) break;
     empty_.Remove(oldest);
-    UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest));
+    UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), nullptr);
     unmapped += region_size_;
   }
   return unmapped;
 }
 
 void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
+  Unmapper later;  // unmaps after the lock is released: munmap is slow
   SpinLockHolder hold(lock_);
-  for (size_t i = 0; i < n; ++i) FreeLocked(blocks[i]);
+  for (size_t i = 0; i < n; ++i) FreeLocked(blocks[i], &later);
 }
 
 void SmallBucket::ReleaseAll() {

@@ -134,10 +134,21 @@ class alignas(64) SmallBucket {
   SmallBucketStats Stats();
 
  private:
+  // Regions taken off the bucket under its lock, unmapped when it goes out
+  // of scope (declare it before the lock holder).
+  struct Unmapper {
+    static constexpr size_t kCapacity = 16;
+    ~Unmapper();
+    RegionHeader* regions[kCapacity];
+    size_t count = 0;
+  };
+
   SmallRegion* NewRegion();
   SmallRegion* RegionWithFreeBlock();
-  void UnmapEmpty(SmallRegion* r);
-  void FreeLocked(void* p);
+  // Takes an empty region off the bucket's counts and unmaps it, at once or
+  // through `later`.
+  void UnmapEmpty(SmallRegion* r, Unmapper* later);
+  void FreeLocked(void* p, Unmapper* later);
   void* PopLocked(SmallRegion* r);
 
   SpinLock lock_;
