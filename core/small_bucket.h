@@ -1,6 +1,6 @@
 // Small buckets: one per size class; slabs of equal blocks with no headers.
 //
-// A small region (64 KiB .. 1 MiB, sized for at least 16 blocks):
+// A small region (256 KiB .. 1 MiB, sized for at least 16 blocks):
 //
 //   ┌──────────────┬─────────────┬─────────────┬────────┬────────┬─────┬───────────┐
 //   │ RegionHeader │ SmallRegion │ allocated / │ block0 │ block1 │ ... │ uncarved  │
@@ -106,7 +106,7 @@ class alignas(64) SmallBucket {
   SmallBucket& operator=(const SmallBucket&) = delete;
 
   static constexpr uint32_t RegionSizeFor(uint32_t block_size) {
-    uint32_t size = 64 * 1024;
+    uint32_t size = 256 * 1024;
     while (size < block_size * 16u) size *= 2;
     return size;
   }
