@@ -6,7 +6,8 @@ Debian packages) and Rulloc (librulloc.so), each through LD_PRELOAD. Runs are
 interleaved (every allocator runs a configuration before any repeats it) and
 repeated; each figure is the median of the repetitions. Prints a table per
 workload, a geometric-mean summary, and writes results.csv, results.json and
-a chart (chart.png, drawn by gnuplot) to --out.
+a Markdown table (results.md) and a chart (chart.png, drawn by gnuplot) to
+--out.
 """
 
 import argparse
@@ -107,6 +108,23 @@ def write_outputs(out_dir, results, allocators, configs, meta):
         json.dump({"meta": meta, "results": [
             dict(workload=w, threads=t, allocator=a, **{k: r[k] for k in keys})
             for (w, t, a), r in sorted(results.items())]}, f, indent=1)
+    # Markdown: one row per configuration, wall time and peak RSS per allocator.
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write("| workload | " + " | ".join(allocators) + " |\n")
+        f.write("| --- |" + " --- |" * len(allocators) + "\n")
+        for workload, threads in configs:
+            rows = [results[(workload, threads, b)] for b in allocators]
+            best_wall = min(r["wall_s"] for r in rows)
+            cells = []
+            for r in rows:
+                cell = f"{r['wall_s']:.3f} s ({r['wall_s'] / best_wall:.2f}×), {r['peak_rss_mb']:.0f} MB"
+                if workload == "peakidle":
+                    cell += f", idle {r['after_idle_rss_mb']:.0f} MB"
+                cells.append(("**" + cell + "**") if r["wall_s"] == best_wall else cell)
+            f.write(f"| {workload}, {threads}t | " + " | ".join(cells) + " |\n")
+        f.write("| geometric mean of ratios to the best (time, peak RSS) | " + " | ".join(
+            f"{meta['summary'][a]['time_geomean']:.2f}, {meta['summary'][a]['rss_geomean']:.2f}"
+            for a in allocators) + " |\n")
     # Chart: time and peak-RSS ratio to the best allocator, per configuration.
     data = os.path.join(out_dir, "chart.dat")
     with open(data, "w") as f:
@@ -145,6 +163,24 @@ unset multiplot
     subprocess.run(["gnuplot"], input=script.encode(), check=True)
 
 
+def render(path, out_dir):
+    with open(path) as f:
+        saved = json.load(f)
+    keys = ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb"]
+    results, names, configs = {}, [], []
+    for row in saved["results"]:
+        results[(row["workload"], row["threads"], row["allocator"])] = {k: row[k] for k in keys}
+        if row["allocator"] not in names:
+            names.append(row["allocator"])
+        if (row["workload"], row["threads"]) not in configs:
+            configs.append((row["workload"], row["threads"]))
+    order = {a: i for i, a in enumerate(n for n, _ in PEERS)}
+    names.sort(key=lambda a: order.get(a, len(order)))
+    configs.sort(key=lambda c: (WORKLOADS.index(c[0]), c[1]))
+    print_tables(results, names, configs)
+    write_outputs(out_dir, results, names, configs, saved["meta"])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
@@ -152,7 +188,12 @@ def main():
     parser.add_argument("--rulloc", required=True, help="path of librulloc.so")
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--only", default="", help="comma-separated workloads to run")
+    parser.add_argument("--render", metavar="RESULTS_JSON",
+                        help="do not run: print and write the outputs of an earlier run")
     args = parser.parse_args()
+    if args.render:
+        render(args.render, args.out)
+        return
 
     thread_counts, scale, repetitions = MODES[args.mode]
     allocators = [(name, path) for name, path in PEERS if path is None or os.path.exists(path)]
@@ -200,7 +241,7 @@ def main():
             "title": f"Rulloc vs peers ({args.mode} mode, ratio to the best; lower is better)",
             "summary": {a: {"time_geomean": t, "rss_geomean": m} for a, (t, m) in summary.items()}}
     write_outputs(args.out, results, names, configs, meta)
-    print(f"\nwrote {args.out}/results.csv, results.json, chart.png")
+    print(f"\nwrote {args.out}/results.csv, results.json, results.md, chart.png")
 
 
 if __name__ == "__main__":
