@@ -8,6 +8,8 @@
 
 #include "concurrency/spin_lock.h"
 #include "concurrency/transfer_cache.h"
+#include "core/diagnostics.h"
+#include "core/secret.h"
 #include "platform/pages.h"
 
 namespace rulloc {
@@ -41,6 +43,19 @@ SmallBucket& BucketAt(size_t bucket) {
 }
 
 constinit TransferCache transfer[ThreadCache::kBins];
+
+// Aborts if `block` (which carries the cached mark) is in the calling
+// thread's bin or in its bucket's transfer cache: a double free. A block in
+// another thread's cache cannot be seen from here; its second free is caught
+// when both copies reach the bucket.
+void CheckNotCached(ThreadCache* cache, size_t bucket, void* block) {
+  if (cache != &empty_cache) {
+    for (void* b = cache->bins[bucket].head; b != nullptr; b = *static_cast<void**>(b)) {
+      if (b == block) ReportHeapMisuse("double free", block);
+    }
+  }
+  if (transfer[bucket].Contains(block)) ReportHeapMisuse("double free", block);
+}
 
 // Blocks a bucket's transfer cache may hold: about 512 KiB, at least four
 // batches, at most its slots.
@@ -145,6 +160,11 @@ ThreadCache* NewCache() {
 // Gives the calling thread its own cache; nullptr if it must go uncached.
 ThreadCache* InitThread() {
   if (tls_bypass) return nullptr;
+  if (cache_cookie.load(std::memory_order_relaxed) == 0) {
+    uint64_t expected = 0;
+    cache_cookie.compare_exchange_strong(expected, ProcessSecret() * 0x9e3779b97f4a7c15ull | 1,
+                                         std::memory_order_relaxed);
+  }
   tls_bypass = true;  // allocations made from here on are served uncached
   ThreadCache* cache = NewCache();
   if (cache == nullptr) return nullptr;  // tls_bypass stays set: uncached
@@ -183,12 +203,16 @@ void GrowBin(ThreadCache* cache, size_t bucket) {
 
 constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec"))) =
     &empty_cache;
+constinit std::atomic<uint64_t> cache_cookie{0};
 
 void* ThreadCache::AllocateSlow(size_t bucket) {
   ThreadCache* cache = tls_cache;
   if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
     void* block;
-    if (BucketAt(bucket).AllocateBatch(&block, 1) == 1) return block;
+    if (BucketAt(bucket).AllocateBatch(&block, 1) == 1) {
+      MarkWord(block) = 0;
+      return block;
+    }
     errno = ENOMEM;
     return nullptr;
   }
@@ -206,8 +230,10 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   DefaultHeap().MaybePurge();
   for (size_t i = 1; i < got; ++i) {
     *static_cast<void**>(batch[i]) = bin.head;
+    MarkWord(batch[i]) = CachedMark(batch[i]);
     bin.head = batch[i];
   }
+  MarkWord(batch[0]) = 0;
   bin.count.store(bin.count.load(std::memory_order_relaxed) + static_cast<uint32_t>(got - 1),
                   std::memory_order_relaxed);
   return batch[0];
@@ -215,6 +241,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
 
 void ThreadCache::FreeSlow(void* block, size_t bucket) {
   ThreadCache* cache = tls_cache;
+  if (MarkWord(block) == CachedMark(block)) CheckNotCached(cache, bucket, block);
   if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
     BucketAt(bucket).Free(block);
     return;
@@ -232,6 +259,7 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
     DefaultHeap().MaybePurge();
   }
   *static_cast<void**>(block) = bin.head;
+  MarkWord(block) = CachedMark(block);
   bin.head = block;
   bin.count.store(bin.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
@@ -297,7 +325,10 @@ ProcessStats GetProcessStats() {
     const BucketCounts counts = GetBucketCounts(b);
     stats.blocks_in_buckets += counts.free_in_regions;
     stats.blocks_in_caches += counts.in_caches;
-    stats.blocks_in_use += counts.handed_out - counts.in_caches;
+    // The counts are read at different moments: never let them wrap.
+    if (counts.handed_out > counts.in_caches) {
+      stats.blocks_in_use += counts.handed_out - counts.in_caches;
+    }
   }
   SpinLockHolder hold(registry.lock);
   stats.threads_with_cache = registry.live_count;

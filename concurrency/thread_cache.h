@@ -112,6 +112,16 @@ class ThreadCache {
 
 extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec")));
 
+// A block in a thread or transfer cache carries a mark in its second word:
+// its address mixed with a per-process cookie. A free that finds the mark
+// is probably a double free and takes the slow path to make sure (the mark
+// is cleared when malloc hands the block out).
+extern std::atomic<uint64_t> cache_cookie;
+inline uint64_t CachedMark(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) ^ cache_cookie.load(std::memory_order_relaxed);
+}
+inline uint64_t& MarkWord(void* p) { return static_cast<uint64_t*>(p)[1]; }
+
 inline Heap& DefaultHeap() { return DefaultAllocator().heap(); }
 
 // size in [1, DefaultClasses::kMaxSize].
@@ -121,6 +131,7 @@ __attribute__((always_inline)) inline void* CachedAllocate(size_t size) {
   void* block = bin.head;
   if (__builtin_expect(block != nullptr, 1)) {
     bin.head = *static_cast<void**>(block);
+    MarkWord(block) = 0;
     bin.count.store(bin.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     return block;
   }
@@ -137,8 +148,10 @@ __attribute__((always_inline)) inline void CachedFree(void* p) {
         small->HandedOutBlockAt(p) != small->capacity) {
       CacheBin& bin = tls_cache->bins[small->bucket_index];
       const uint32_t count = bin.count.load(std::memory_order_relaxed);
-      if (__builtin_expect(count < bin.max_count, 1)) {
+      const uint64_t mark = CachedMark(p);
+      if (__builtin_expect(count < bin.max_count && MarkWord(p) != mark, 1)) {
         *static_cast<void**>(p) = bin.head;
+        MarkWord(p) = mark;
         bin.head = p;
         bin.count.store(count + 1, std::memory_order_relaxed);
         return;

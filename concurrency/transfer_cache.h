@@ -43,6 +43,13 @@ class alignas(64) TransferCache {
     std::memcpy(out, &slots_[count_], n * sizeof(void*));
     return n;
   }
+  bool Contains(const void* block) {
+    SpinLockHolder hold(lock_);
+    for (uint32_t i = 0; i < count_; ++i) {
+      if (slots_[i] == block) return true;
+    }
+    return false;
+  }
   uint32_t count() {
     SpinLockHolder hold(lock_);
     return count_;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "concurrency/thread_cache.h"
@@ -64,7 +65,15 @@ void* rulloc_aligned_alloc(size_t alignment, size_t size) {
 }
 
 void* rulloc_memalign(size_t alignment, size_t size) {
-  return rulloc_aligned_alloc(alignment, size);
+  // glibc's memalign rounds an alignment that is not a power of two up.
+  if (alignment <= rulloc::kMinAlignment) return rulloc_malloc(size);
+  if (alignment > (SIZE_MAX >> 1) + 1) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  size_t rounded = rulloc::kMinAlignment;
+  while (rounded < alignment) rounded <<= 1;
+  return DefaultAllocator().allocate(size, rounded);
 }
 
 int rulloc_posix_memalign(void** out, size_t alignment, size_t size) {

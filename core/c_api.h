@@ -22,6 +22,7 @@ void* rulloc_aligned_alloc(size_t alignment, size_t size);
 /* alignment must be a power-of-two multiple of sizeof(void*): else EINVAL
  * is returned and *out is untouched. */
 int rulloc_posix_memalign(void** out, size_t alignment, size_t size);
+/* As glibc: an alignment that is not a power of two is rounded up. */
 void* rulloc_memalign(size_t alignment, size_t size);
 size_t rulloc_usable_size(const void* ptr);
 /* Frees with the size the caller knows (as sized operator delete). */

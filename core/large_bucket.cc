@@ -190,17 +190,32 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
 }
 
 void LargeBucket::Free(void* p) {
-  SpinLockHolder hold(lock_);
-  LargeBlock* b = BlockOf(p);
-  if (b == nullptr) ReportHeapMisuse("free of an invalid pointer (not a live block start)", p);
-  if (b->is_free()) ReportHeapMisuse("double free", p);
-  FreeLocked(b);
+  const char* fault = nullptr;
+  {
+    SpinLockHolder hold(lock_);
+    LargeBlock* b = BlockOf(p);
+    if (b == nullptr) {
+      fault = "free of an invalid pointer (not a live block start)";
+    } else if (b->is_free()) {
+      fault = "double free";
+    } else {
+      // A stale shadow header must not lead a second free to a new block.
+      if (p != b->payload()) LargeBlock::FromPayload(p)->check = 0;
+      FreeLocked(b);
+    }
+  }
+  // Reported with no lock held, so that a SIGABRT handler may still allocate.
+  if (fault != nullptr) ReportHeapMisuse(fault, p);
 }
 
 bool LargeBucket::ResizeInPlace(void* p, size_t size) {
+  {
+    LargeBlock* b = BlockOf(p);  // checked again under the lock below
+    if (b == nullptr || b->is_free()) ReportHeapMisuse("realloc of an invalid or freed pointer", p);
+  }
   SpinLockHolder hold(lock_);
   LargeBlock* b = BlockOf(p);
-  if (b == nullptr || b->is_free()) ReportHeapMisuse("realloc of an invalid or freed pointer", p);
+  if (b == nullptr || b->is_free()) return false;  // raced with a free: caller's bug, reported there
   if (p != b->payload()) return false;
   const size_t need = AlignUp(size, 16) + kHeader;
   const size_t before = b->size();
@@ -233,7 +248,7 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   for (LargeBlock* b = free_head_; b != nullptr; b = LinksOf(b)->next) {
     FreeLinks* links = LinksOf(b);
     if (b->size() >= kDecommitMin && links->freed_ms != kDecommitted &&
-        now_ms - links->freed_ms >= max_age_ms) {
+        links->freed_ms + max_age_ms <= now_ms) {
       DecommitInterior(b);
       links->freed_ms = kDecommitted;
     }
@@ -242,7 +257,7 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   for (RegionHeader* r = regions_.front(); r != nullptr; r = r->next) {
     LargeBlock* b = reinterpret_cast<LargeRegion*>(r)->first();
     if (!SpansRegion(b) || !b->is_free()) continue;
-    if (now_ms - r->empty_since_ms < max_age_ms) return 0;
+    if (r->empty_since_ms + max_age_ms > now_ms) return 0;  // young (or newer than now_ms)
     RemoveFree(b);
     regions_.Remove(r);
     --empty_regions_;

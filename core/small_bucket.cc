@@ -30,6 +30,14 @@ void SetBit(std::atomic<uint64_t>* bits, uint32_t i, bool value) {
   bits[i / 64].store(value ? (word | mask) : (word & ~mask), std::memory_order_relaxed);
 }
 
+// An over-aligned allocation returns its block's start rounded up to a power
+// of two: `p` can be such a pointer only if the distance from the start is
+// smaller than p's own alignment (its lowest set bit).
+bool IsAlignedOffset(const void* start, const void* p) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(p);
+  return address - reinterpret_cast<uintptr_t>(start) < (address & (~address + 1));
+}
+
 }  // namespace
 
 uint32_t SmallRegion::IndexOf(const void* p, bool* at_start) const {
@@ -49,8 +57,9 @@ void* SmallRegion::BlockStart(const void* p) const {
   const uint32_t index = IndexOf(p, &at_start);
   // Lock-free: only immutable fields and the (atomic) bitmaps are read.
   if (index >= capacity || !TestBit(allocated_bits, index)) return nullptr;
-  if (!at_start && !TestBit(aligned_bits, index)) return nullptr;
-  return const_cast<SmallRegion*>(this)->BlockAt(index);
+  char* start = const_cast<SmallRegion*>(this)->BlockAt(index);
+  if (!at_start && (!TestBit(aligned_bits, index) || !IsAlignedOffset(start, p))) return nullptr;
+  return start;
 }
 
 SmallRegion* SmallBucket::NewRegion() {
@@ -158,23 +167,24 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   return reinterpret_cast<void*>(aligned);
 }
 
-void SmallBucket::FreeLocked(void* p, Unmapper* later) {
+const char* SmallBucket::FreeLocked(void* p, Unmapper* later) {
   RegionHeader* header = PageMap::Lookup(p);
-  if (header == nullptr) ReportHeapMisuse("free of a pointer not allocated by rulloc", p);
+  if (header == nullptr) return "free of a pointer not allocated by rulloc";
   auto* r = reinterpret_cast<SmallRegion*>(header);
   if (header->kind != RegionKind::kSmall || r->bucket != this) {
-    ReportHeapMisuse("free of a block into the wrong bucket", p);
+    return "free of a block into the wrong bucket";
   }
   uint32_t index = r->BlockStartingAt(p);
   if (index == r->capacity) {  // not a block start: an aligned pointer or misuse
     bool at_start;
     index = r->IndexOf(p, &at_start);
-    if (index < r->carved && !TestBit(r->aligned_bits, index)) {
-      ReportHeapMisuse("free of a pointer into the middle of a block", p);
+    if (index >= r->carved) return "free of a pointer not allocated by rulloc";
+    if (!TestBit(r->aligned_bits, index) || !IsAlignedOffset(r->BlockAt(index), p)) {
+      return "free of a pointer into the middle of a block";
     }
   }
-  if (index >= r->carved) ReportHeapMisuse("free of a pointer not allocated by rulloc", p);
-  if (!TestBit(r->allocated_bits, index)) ReportHeapMisuse("double free", p);
+  if (index >= r->carved) return "free of a pointer not allocated by rulloc";
+  if (!TestBit(r->allocated_bits, index)) return "double free";
   SetBit(r->allocated_bits, index, false);
   SetBit(r->aligned_bits, index, false);
   void* block = r->BlockAt(index);
@@ -200,13 +210,14 @@ void SmallBucket::FreeLocked(void* p, Unmapper* later) {
       UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), later);
     }
   }
+  return nullptr;
 }
 
 size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   SpinLockHolder hold(lock_);
   size_t unmapped = 0;
   while (RegionHeader* oldest = empty_.back()) {
-    if (now_ms - oldest->empty_since_ms < max_age_ms) break;
+    if (oldest->empty_since_ms + max_age_ms > now_ms) break;  // young (or newer than now_ms)
     empty_.Remove(oldest);
     UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), nullptr);
     unmapped += region_size_;
@@ -215,9 +226,18 @@ size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
 }
 
 void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
-  Unmapper later;  // unmaps after the lock is released: munmap is slow
-  SpinLockHolder hold(lock_);
-  for (size_t i = 0; i < n; ++i) FreeLocked(blocks[i], &later);
+  const char* fault = nullptr;
+  void* culprit = nullptr;
+  {
+    Unmapper later;  // unmaps after the lock is released: munmap is slow
+    SpinLockHolder hold(lock_);
+    for (size_t i = 0; i < n && fault == nullptr; ++i) {
+      fault = FreeLocked(blocks[i], &later);
+      culprit = blocks[i];
+    }
+  }
+  // Reported with no lock held, so that a SIGABRT handler may still allocate.
+  if (fault != nullptr) ReportHeapMisuse(fault, culprit);
 }
 
 void SmallBucket::ReleaseAll() {

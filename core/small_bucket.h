@@ -148,7 +148,8 @@ class alignas(64) SmallBucket {
   // Takes an empty region off the bucket's counts and unmaps it, at once or
   // through `later`.
   void UnmapEmpty(SmallRegion* r, Unmapper* later);
-  void FreeLocked(void* p, Unmapper* later);
+  // Returns the fault (for a report once the lock is released), or nullptr.
+  const char* FreeLocked(void* p, Unmapper* later);
   void* PopLocked(SmallRegion* r);
 
   SpinLock lock_;

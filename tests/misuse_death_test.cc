@@ -84,5 +84,56 @@ TEST(MisuseDeathTest, ReallocOfAFreedLargeBlock) {
   a.deallocate(pin);
 }
 
+TEST(MisuseDeathTest, DoubleFreeThroughTheThreadCache) {
+  // The block sits in the calling thread's cache after the first free.
+  EXPECT_DEATH(
+      {
+        void* volatile p = rulloc_malloc(40);
+        rulloc_free(p);
+        rulloc_free(p);
+      },
+      "rulloc: double free: 0x");
+  // Other frees in between, so the block is no longer at the head of its bin.
+  EXPECT_DEATH(
+      {
+        void* volatile p = rulloc_malloc(40);
+        void* volatile q = rulloc_malloc(40);
+        rulloc_free(p);
+        rulloc_free(q);
+        rulloc_free(p);
+      },
+      "rulloc: double free: 0x");
+}
+
+TEST(MisuseDeathTest, DoubleFreeAfterTheBlockLeftTheThreadCache) {
+  EXPECT_DEATH(
+      {
+        void* volatile p = rulloc_malloc(40);
+        rulloc_free(p);
+        rulloc_thread_cache_flush();  // back in its region
+        rulloc_free(p);
+      },
+      "rulloc: double free: 0x");
+}
+
+TEST(MisuseDeathTest, InteriorPointerOfAnOverAlignedBlock) {
+  Allocator a;
+  // Served from a bigger block at an offset: only the aligned pointer is valid.
+  auto* p = static_cast<char*>(a.allocate(100, 64));
+  EXPECT_DEATH(a.deallocate(p + 48), "rulloc: free of a pointer into the middle of a block");
+  a.deallocate(p);
+}
+
+TEST(MisuseDeathTest, SecondFreeOfAnOverAlignedLargeBlockAfterReuse) {
+  Allocator a;
+  void* pin = a.allocate(40000);
+  void* p = a.allocate(40000, 4096);
+  a.deallocate(p);
+  void* q = a.allocate(40000);  // may reuse p's block
+  EXPECT_DEATH(a.deallocate(p), "rulloc: ");
+  a.deallocate(q);
+  a.deallocate(pin);
+}
+
 }  // namespace
 }  // namespace rulloc
