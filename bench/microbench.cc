@@ -6,16 +6,14 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <map>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/batch_queue.h"
 #include "bench/peer_allocators.h"
 
 namespace rulloc::bench {
@@ -68,21 +66,10 @@ void BatchThenFree(benchmark::State& state, PeerAllocator a, size_t size) {
 void ProducerConsumer(benchmark::State& state, PeerAllocator a, size_t size) {
   constexpr size_t kBatch = 256;
   constexpr size_t kBatchesPerIteration = 64;
-  std::mutex mu;
-  std::condition_variable changed;
-  std::deque<std::vector<void*>> queue;
-  bool done = false;
+  BatchQueue<std::vector<void*>> queue(8);
   std::thread consumer([&] {
-    for (;;) {
-      std::vector<void*> batch;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        changed.wait(lock, [&] { return !queue.empty() || done; });
-        if (queue.empty()) return;
-        batch = std::move(queue.front());
-        queue.pop_front();
-      }
-      changed.notify_all();
+    std::vector<void*> batch;
+    while (queue.Pop(&batch)) {
       for (void* p : batch) a.free(p);
     }
   });
@@ -90,17 +77,10 @@ void ProducerConsumer(benchmark::State& state, PeerAllocator a, size_t size) {
     for (size_t b = 0; b < kBatchesPerIteration; ++b) {
       std::vector<void*> batch(kBatch);
       for (void*& p : batch) p = a.malloc(size);
-      std::unique_lock<std::mutex> lock(mu);
-      changed.wait(lock, [&] { return queue.size() < 8; });
-      queue.push_back(std::move(batch));
-      changed.notify_all();
+      queue.Push(std::move(batch));
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    done = true;
-  }
-  changed.notify_all();
+  queue.Close();
   consumer.join();
   state.SetItemsProcessed(state.iterations() * kBatch * kBatchesPerIteration);
 }

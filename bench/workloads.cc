@@ -7,20 +7,16 @@
 //
 //   workloads --workload=larson --threads=4 --scale=1
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <barrier>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -29,6 +25,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "bench/batch_queue.h"
+#include "platform/pages.h"
 
 ABSL_FLAG(std::string, workload, "larson",
           "larson, prodcons, threads, burst, realloc, churn, large, fragment, peakidle");
@@ -95,15 +93,6 @@ size_t PeakResidentKb() {
   return kb;
 }
 
-size_t ResidentKb() {
-  long pages = 0, resident = 0;
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-  std::fclose(f);
-  return static_cast<size_t>(resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE)) / 1024;
-}
-
 struct Context {
   int threads;
   double scale;
@@ -157,10 +146,8 @@ uint64_t ProducerConsumer(const Context& c) {
   const int producers = std::max(1, c.threads / 2);
   const int consumers = std::max(1, c.threads - producers);
   const size_t per_producer = c.Ops(400000) / producers;
-  std::mutex mu;
-  std::condition_variable changed;
-  std::deque<std::vector<Block>> queue;
-  int producing = producers;
+  rulloc::bench::BatchQueue<std::vector<Block>> queue(256);
+  std::atomic<int> producing{producers};
   return RunThreads(producers + consumers, [&](int t) -> uint64_t {
     uint64_t sum = 0;
     if (t < producers) {
@@ -168,28 +155,16 @@ uint64_t ProducerConsumer(const Context& c) {
       for (size_t made = 0; made < per_producer; made += 64) {
         std::vector<Block> batch;
         for (int i = 0; i < 64; ++i) batch.push_back(Make(16 + rng() % 2048, rng()));
-        std::unique_lock<std::mutex> lock(mu);
-        changed.wait(lock, [&] { return queue.size() < 256; });
-        queue.push_back(std::move(batch));
-        changed.notify_all();
+        queue.Push(std::move(batch));
       }
-      std::lock_guard<std::mutex> lock(mu);
-      --producing;
-      changed.notify_all();
+      if (--producing == 0) queue.Close();
       return 0;
     }
-    for (;;) {
-      std::vector<Block> batch;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        changed.wait(lock, [&] { return !queue.empty() || producing == 0; });
-        if (queue.empty()) return sum;
-        batch = std::move(queue.front());
-        queue.pop_front();
-        changed.notify_all();
-      }
+    std::vector<Block> batch;
+    while (queue.Pop(&batch)) {
       for (Block& b : batch) sum += Release(b);
     }
+    return sum;
   });
 }
 
@@ -332,7 +307,7 @@ uint64_t PeakThenIdle(const Context& c) {
     sync.arrive_and_wait();
     // The worker threads stay alive through the idle time, as a server's do.
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    if (t == 0) after_idle_rss_kb = ResidentKb();
+    if (t == 0) after_idle_rss_kb = rulloc::platform::ResidentBytes() / 1024;
     sync.arrive_and_wait();
     return s;
   });

@@ -13,15 +13,12 @@
 #include "concurrency/thread_cache.h"
 #include "core/allocator.h"
 #include "core/c_api.h"
+#include "platform/pages.h"
 #include "shim/options.h"
 
 #define RULLOC_EXPORT extern "C" __attribute__((visibility("default")))
 
-namespace {
-
-size_t PageSize() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
-
-}  // namespace
+using rulloc::platform::PageSize;
 
 RULLOC_EXPORT void* malloc(size_t size) { return rulloc_malloc(size); }
 RULLOC_EXPORT void free(void* ptr) { rulloc_free(ptr); }

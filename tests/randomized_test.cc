@@ -11,6 +11,7 @@
 
 #include "core/allocator.h"
 #include "gtest/gtest.h"
+#include "tests/sanitizers.h"
 
 namespace rulloc {
 namespace {
@@ -110,11 +111,7 @@ void RunRandomSequence(uint64_t seed, int steps) {
   EXPECT_EQ(s.huge_blocks_in_use, 0u);
 }
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kSteps = 4000;  // sanitizers run an order of magnitude slower
-#else
-constexpr int kSteps = 20000;
-#endif
+constexpr int kSteps = test_support::kUnderSanitizer ? 4000 : 20000;
 
 TEST(RandomizedTest, SequencesAgainstTheModel) {
   for (uint64_t seed = 1; seed <= 6; ++seed) {

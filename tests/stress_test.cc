@@ -11,15 +11,12 @@
 #include "concurrency/thread_cache.h"
 #include "core/c_api.h"
 #include "gtest/gtest.h"
+#include "tests/sanitizers.h"
 
 namespace rulloc {
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kOpsPerThread = 3000;
-#else
-constexpr int kOpsPerThread = 40000;
-#endif
+constexpr int kOpsPerThread = test_support::kUnderSanitizer ? 3000 : 40000;
 
 struct Block {
   unsigned char* ptr;

@@ -4,26 +4,22 @@
 
 #include <pthread.h>
 
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "bench/batch_queue.h"
 #include "core/c_api.h"
 #include "gtest/gtest.h"
+#include "tests/sanitizers.h"
 #include "platform/pages.h"
 
 namespace rulloc {
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kScale = 1;  // sanitizers are an order of magnitude slower
-#else
-constexpr int kScale = 10;
-#endif
+constexpr int kScale = test_support::kUnderSanitizer ? 1 : 10;
 
 // Every block handed out by a bucket is either in some cache or held by the
 // program: with nothing held, the program's share must be zero.
@@ -89,23 +85,12 @@ TEST(ThreadCacheTest, BatchesAndBoundsScaleWithBlockSize) {
 TEST(ThreadCacheTest, ProducerConsumerStaysBounded) {
   constexpr size_t kBatch = 1000;
   const size_t total = size_t{500000} * kScale;  // 5 million blocks in a plain build
-  std::mutex mu;
-  std::condition_variable changed;
-  std::deque<std::vector<void*>> queue;
-  bool done = false;
+  bench::BatchQueue<std::vector<void*>> queue(16);
   const size_t rss_before = platform::ResidentBytes();
 
   std::thread consumer([&] {
-    for (;;) {
-      std::vector<void*> batch;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        changed.wait(lock, [&] { return !queue.empty() || done; });
-        if (queue.empty()) break;
-        batch = std::move(queue.front());
-        queue.pop_front();
-      }
-      changed.notify_all();
+    std::vector<void*> batch;
+    while (queue.Pop(&batch)) {
       for (void* p : batch) rulloc_free(p);
     }
   });
@@ -116,21 +101,14 @@ TEST(ThreadCacheTest, ProducerConsumerStaysBounded) {
       p = rulloc_malloc(16 + rng() % 512);
       std::memset(p, 1, 16);
     }
-    std::unique_lock<std::mutex> lock(mu);
-    changed.wait(lock, [&] { return queue.size() < 16; });
-    queue.push_back(std::move(batch));
-    changed.notify_all();
+    queue.Push(std::move(batch));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    done = true;
-  }
-  changed.notify_all();
+  queue.Close();
   consumer.join();
   const size_t rss_after = platform::ResidentBytes();
   std::printf("producer/consumer: %zu blocks, RSS %zu -> %zu MiB\n", total, rss_before >> 20,
               rss_after >> 20);
-  // Live at most 17 batches of 17k blocks of <= 528 bytes: ~9 MB.
+  // Live at most 17 batches of 1000 blocks of <= 528 bytes: ~9 MB.
   EXPECT_LT(rss_after, rss_before + (size_t{48} << 20));
   rulloc_thread_cache_flush();
   ExpectNothingInUse();
