@@ -113,9 +113,13 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
   if (aligned) {
     RegionHeader* region = PageMap::Lookup(p);
     // Keep the block when the new size fits and wastes at most half of it.
-    if (size <= usable && size >= usable / 2 && region->kind != RegionKind::kLarge) return p;
+    if (size <= usable && size >= usable / 2 && region->kind == RegionKind::kSmall) return p;
     if (region->kind == RegionKind::kLarge && size > small_max_ && size <= kLargeMax &&
         reinterpret_cast<LargeRegion*>(region)->bucket->ResizeInPlace(p, size)) {
+      return p;
+    }
+    if (region->kind == RegionKind::kHuge && size > kLargeMax &&
+        huge_.ResizeInPlace(reinterpret_cast<HugeRegion*>(region), p, size)) {
       return p;
     }
   }
@@ -147,8 +151,9 @@ AllocatorStats Heap::Stats() {
   }
   HugeStats h = huge_.Stats();
   total.huge_blocks_in_use = h.blocks_in_use;
-  total.bytes_in_use += h.bytes_mapped;
+  total.bytes_in_use += h.bytes_in_use;
   total.bytes_mapped += h.bytes_mapped;
+  total.huge_bytes_cached = h.bytes_cached;
   return total;
 }
 
@@ -157,6 +162,7 @@ size_t Heap::Purge(uint64_t max_age_ms) {
   size_t unmapped = 0;
   for (size_t i = 0; i < small_count_; ++i) unmapped += small_[i].Purge(now, max_age_ms);
   for (LargeBucket& bucket : large_) unmapped += bucket.Purge(now, max_age_ms);
+  unmapped += huge_.Purge(now, max_age_ms);
   return unmapped;
 }
 

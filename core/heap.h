@@ -32,6 +32,7 @@ struct AllocatorStats {
   size_t huge_blocks_in_use = 0;
   size_t bytes_in_use = 0;         // block bytes handed out (caches included)
   size_t bytes_mapped = 0;         // address space held in regions
+  size_t huge_bytes_cached = 0;    // freed huge mappings kept for reuse
   size_t regions_mapped = 0;       // cumulative count of region mappings
   size_t regions_unmapped = 0;     // cumulative count of region unmappings
 };

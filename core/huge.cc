@@ -4,59 +4,204 @@
 
 #include "core/diagnostics.h"
 #include "core/page_map.h"
+#include "core/runtime_options.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
+namespace {
+
+// A reused mapping whose slack beyond the request exceeds this share of the
+// request gives the slack's pages back, so that the cache never inflates the
+// resident size of a smaller block by more than a quarter.
+bool SlackTooLarge(size_t need, size_t mapping) { return mapping - need > need / 4; }
+
+}  // namespace
 
 HugeBlocks::Shard& HugeBlocks::ShardOf(const void* base) {
   return shards_[(reinterpret_cast<uintptr_t>(base) >> kGranuleShift) % kShards];
+}
+
+void HugeBlocks::Track(HugeRegion* region) {
+  Shard& shard = ShardOf(region);
+  SpinLockHolder hold(shard.lock);
+  region->cached = false;
+  shard.list.PushFront(&region->header);
+  shard.bytes += region->header.size;
+  shard.usable += region->usable;
 }
 
 void* HugeBlocks::Allocate(size_t size, size_t alignment) {
   const size_t offset = AlignUp(sizeof(HugeRegion), alignment);
   const size_t page = platform::PageSize();
   if (size > (SIZE_MAX >> 2) - offset - page) return nullptr;
-  const size_t mapping = AlignUp(offset + size, page);
-  RegionHeader* header = MapRegion(RegionKind::kHuge, mapping, alignment, heap_);
-  if (header == nullptr) return nullptr;
-  auto* region = reinterpret_cast<HugeRegion*>(header);
+  const size_t need = AlignUp(offset + size, page);
+  HugeRegion* too_small[kCacheSlots];
+  size_t too_small_count;
+  HugeRegion* region = TakeCached(need, alignment, too_small, &too_small_count);
+  for (size_t i = 0; i < too_small_count; ++i) UnmapRegion(&too_small[i]->header);
+  if (region != nullptr) {
+    if (SlackTooLarge(need, region->header.size)) {
+      platform::Decommit(reinterpret_cast<char*>(region) + need, region->header.size - need);
+    }
+  } else {
+    const bool huge_pages = runtime_options.huge_pages && need >= platform::kHugePageSize;
+    const size_t map_alignment =
+        huge_pages && alignment < platform::kHugePageSize ? platform::kHugePageSize : alignment;
+    RegionHeader* header = MapRegion(RegionKind::kHuge, need, map_alignment, heap_);
+    if (header == nullptr) {
+      // The cache may hold the memory the OS cannot give: drop it and retry.
+      if (Purge(0, 0) == 0) return nullptr;
+      header = MapRegion(RegionKind::kHuge, need, map_alignment, heap_);
+      if (header == nullptr) return nullptr;
+    }
+    if (huge_pages) platform::AdviseHugePages(header, need);
+    region = reinterpret_cast<HugeRegion*>(header);
+  }
   region->payload_offset = offset;
-  Shard& shard = ShardOf(region);
-  SpinLockHolder hold(shard.lock);
-  shard.list.PushFront(header);
-  shard.bytes += mapping;
+  region->usable = need - offset;
+  Track(region);
   return region->payload();
 }
 
+HugeRegion* HugeBlocks::TakeCached(size_t need, size_t alignment, HugeRegion** too_small,
+                                   size_t* too_small_count) {
+  SpinLockHolder hold(cache_.lock);
+  *too_small_count = 0;
+  size_t best = kCacheSlots;
+  for (size_t i = 0; i < cache_.count; ++i) {
+    HugeRegion* r = cache_.slots[i];
+    if (r->header.size < need || (reinterpret_cast<uintptr_t>(r) & (alignment - 1)) != 0) continue;
+    if (best == kCacheSlots || r->header.size < cache_.slots[best]->header.size) best = i;
+  }
+  if (best == kCacheSlots) {
+    // A miss maps a new block; the cached mappings too small for it go back
+    // to the OS now, so that they do not add to the peak next to it.
+    ++cache_.misses;
+    for (size_t i = 0; i < cache_.count;) {
+      HugeRegion* r = cache_.slots[i];
+      if (r->header.size < need) {
+        too_small[(*too_small_count)++] = r;
+        cache_.bytes -= r->header.size;
+        cache_.slots[i] = cache_.slots[--cache_.count];
+      } else {
+        ++i;
+      }
+    }
+    return nullptr;
+  }
+  ++cache_.hits;
+  HugeRegion* r = cache_.slots[best];
+  cache_.slots[best] = cache_.slots[--cache_.count];
+  cache_.bytes -= r->header.size;
+  return r;
+}
+
+HugeRegion* HugeBlocks::PutCached(HugeRegion* region) {
+  if (region->header.size > kCacheBytes) return region;
+  SpinLockHolder hold(cache_.lock);
+  // Evict the oldest entries until the new one fits both bounds.
+  HugeRegion* evicted = nullptr;
+  while (cache_.count == kCacheSlots || cache_.bytes + region->header.size > kCacheBytes) {
+    size_t oldest = 0;
+    for (size_t i = 1; i < cache_.count; ++i) {
+      if (cache_.slots[i]->freed_ms < cache_.slots[oldest]->freed_ms) oldest = i;
+    }
+    HugeRegion* victim = cache_.slots[oldest];
+    cache_.slots[oldest] = cache_.slots[--cache_.count];
+    cache_.bytes -= victim->header.size;
+    if (evicted == nullptr) {
+      evicted = victim;
+    } else {
+      // Rare (a large entry displacing several): unmap the extra now.
+      UnmapRegion(&victim->header);
+    }
+  }
+  region->freed_ms = platform::CoarseMonotonicMillis();
+  cache_.slots[cache_.count++] = region;
+  cache_.bytes += region->header.size;
+  return evicted;
+}
+
 void HugeBlocks::Free(HugeRegion* region, void* p) {
-  if (p != region->payload()) ReportHeapMisuse("free of a pointer into the middle of a block", p);
   Shard& shard = ShardOf(region);
   {
     SpinLockHolder hold(shard.lock);
+    if (region->cached) {
+      shard.lock.unlock();
+      ReportHeapMisuse("double free", p);
+    }
+    if (p != region->payload()) {
+      shard.lock.unlock();
+      ReportHeapMisuse("free of a pointer into the middle of a block", p);
+    }
+    region->cached = true;
     shard.list.Remove(&region->header);
     shard.bytes -= region->header.size;
+    shard.usable -= region->usable;
   }
-  UnmapRegion(&region->header);
+  if (HugeRegion* evicted = PutCached(region)) UnmapRegion(&evicted->header);
+}
+
+bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
+  if (p != region->payload()) ReportHeapMisuse("realloc of a pointer into the middle of a block", p);
+  const size_t page = platform::PageSize();
+  if (size > region->capacity()) return false;
+  const size_t need = AlignUp(region->payload_offset + size, page);
+  // Shrinking to less than half would strand too much memory: move instead.
+  if (need < region->header.size / 2) return false;
+  Shard& shard = ShardOf(region);
+  SpinLockHolder hold(shard.lock);
+  shard.usable = shard.usable - region->usable + (need - region->payload_offset);
+  region->usable = need - region->payload_offset;
+  return true;
 }
 
 size_t HugeBlocks::UsableSize(HugeRegion* region, const void* p) {
   if (p != region->payload()) ReportHeapMisuse("usable_size of an invalid pointer", p);
-  return region->usable();
+  return region->usable;
+}
+
+size_t HugeBlocks::Purge(uint64_t now_ms, uint64_t max_age_ms) {
+  HugeRegion* expired[kCacheSlots];
+  size_t count = 0;
+  {
+    SpinLockHolder hold(cache_.lock);
+    for (size_t i = 0; i < cache_.count;) {
+      HugeRegion* r = cache_.slots[i];
+      if (max_age_ms == 0 || now_ms - r->freed_ms >= max_age_ms) {
+        expired[count++] = r;
+        cache_.bytes -= r->header.size;
+        cache_.slots[i] = cache_.slots[--cache_.count];
+      } else {
+        ++i;
+      }
+    }
+  }
+  size_t bytes = 0;
+  for (size_t i = 0; i < count; ++i) {
+    bytes += expired[i]->header.size;
+    UnmapRegion(&expired[i]->header);
+  }
+  return bytes;
 }
 
 void HugeBlocks::ReleaseAll() {
+  Purge(0, 0);
   for (Shard& shard : shards_) {
     SpinLockHolder hold(shard.lock);
     while (RegionHeader* r = shard.list.PopFront()) UnmapRegion(r);
     shard.bytes = 0;
+    shard.usable = 0;
   }
 }
 
 void HugeBlocks::LockAll() {
   for (Shard& shard : shards_) shard.lock.lock();
+  cache_.lock.lock();
 }
 
 void HugeBlocks::UnlockAll() {
+  cache_.lock.unlock();
   for (Shard& shard : shards_) shard.lock.unlock();
 }
 
@@ -65,8 +210,14 @@ HugeStats HugeBlocks::Stats() {
   for (Shard& shard : shards_) {
     SpinLockHolder hold(shard.lock);
     s.blocks_in_use += shard.list.size();
+    s.bytes_in_use += shard.usable;
     s.bytes_mapped += shard.bytes;
   }
+  SpinLockHolder hold(cache_.lock);
+  s.bytes_cached = cache_.bytes;
+  s.bytes_mapped += cache_.bytes;
+  s.cache_hits = cache_.hits;
+  s.cache_misses = cache_.misses;
   return s;
 }
 

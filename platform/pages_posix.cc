@@ -72,6 +72,17 @@ bool Release(void* ptr, size_t size) {
   return ok;
 }
 
+void AdviseHugePages(void* ptr, size_t size) {
+#ifdef MADV_HUGEPAGE
+  const int saved_errno = errno;
+  madvise(ptr, size, MADV_HUGEPAGE);
+  errno = saved_errno;
+#else
+  (void)ptr;
+  (void)size;
+#endif
+}
+
 size_t ResidentBytes() {
   // /proc/self/statm: "size resident shared ..." in pages. Read with raw
   // calls: this may run inside the allocator, where stdio could allocate.

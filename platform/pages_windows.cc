@@ -55,6 +55,10 @@ bool Release(void* ptr, size_t size) {
   return VirtualFree(ptr, 0, MEM_RELEASE) != 0;
 }
 
+void AdviseHugePages(void*, size_t) {
+  // Large pages on Windows need a privilege and are never swapped: not used.
+}
+
 size_t ResidentBytes() {
   PROCESS_MEMORY_COUNTERS counters;
   if (!GetProcessMemoryInfo(GetCurrentProcess(), &counters, sizeof(counters))) return 0;

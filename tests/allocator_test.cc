@@ -218,6 +218,58 @@ TEST(AllocatorTest, ResidentMemoryFallsAfterALargeFree) {
   EXPECT_LT(after, start + (size_t{20} << 20));
 }
 
+TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {
+  Allocator a;
+  constexpr size_t kSize = size_t{24} << 20;
+  void* first = a.allocate(kSize);
+  std::memset(first, 0x5a, kSize);
+  a.deallocate(first);
+  AllocatorStats s = a.stats();
+  EXPECT_EQ(s.huge_blocks_in_use, 0u);
+  EXPECT_GE(s.huge_bytes_cached, kSize);
+  // A smaller request reuses the cached mapping...
+  void* second = a.allocate(kSize - (size_t{1} << 20));
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(a.stats().huge_bytes_cached, 0u);
+  // ...and what it does not use was given back to the OS: reads as zero.
+  a.deallocate(second);
+  void* small = a.allocate(size_t{4} << 20);
+  EXPECT_EQ(small, first);
+  EXPECT_EQ(static_cast<unsigned char*>(small)[(size_t{20} << 20)], 0u);
+  a.deallocate(small);
+  // Recently freed mappings survive a decay purge; trim unmaps them.
+  EXPECT_EQ(a.heap().Purge(/*max_age_ms=*/3600 * 1000), 0u);
+  EXPECT_GE(a.trim(), kSize);
+  s = a.stats();
+  EXPECT_EQ(s.huge_bytes_cached, 0u);
+  EXPECT_EQ(s.bytes_mapped, 0u);
+}
+
+TEST(AllocatorTest, HugeCacheStaysWithinItsBound) {
+  Allocator a;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 12; ++i) blocks.push_back(a.allocate(size_t{(i % 4) + 3} << 20));
+  for (void* p : blocks) a.deallocate(p);
+  const AllocatorStats s = a.stats();
+  EXPECT_LE(s.huge_bytes_cached, internal::HugeBlocks::kCacheBytes);
+  EXPECT_EQ(s.bytes_mapped, s.huge_bytes_cached);
+}
+
+TEST(AllocatorTest, HugeBlocksGrowInPlaceWithinTheirMapping) {
+  Allocator a;
+  void* big = a.allocate(size_t{32} << 20);
+  a.deallocate(big);
+  void* p = a.allocate(size_t{17} << 20);  // reuses the 32 MiB mapping
+  ASSERT_EQ(p, big);
+  std::memset(p, 0x33, size_t{17} << 20);
+  void* grown = a.reallocate(p, size_t{30} << 20);
+  EXPECT_EQ(grown, p);
+  EXPECT_GE(a.usable_size(grown), size_t{30} << 20);
+  EXPECT_EQ(static_cast<unsigned char*>(grown)[(size_t{17} << 20) - 1], 0x33);
+  std::memset(grown, 0x44, size_t{30} << 20);
+  a.deallocate(grown);
+}
+
 TEST(AllocatorTest, EmptyRegionsAreKeptWithinABoundThenTrimmed) {
   Allocator a;
   std::vector<void*> blocks;

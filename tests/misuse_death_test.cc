@@ -30,7 +30,15 @@ TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
 TEST(MisuseDeathTest, DoubleFreeOfAHugeBlock) {
   Allocator a;
   void* p = a.allocate(size_t{8} << 20);
+  a.deallocate(p);  // the mapping waits in the huge cache
+  EXPECT_DEATH(a.deallocate(p), "^rulloc: double free: 0x[0-9a-f]+\n$");
+}
+
+TEST(MisuseDeathTest, DoubleFreeOfAHugeBlockAfterItsMappingWentBack) {
+  Allocator a;
+  void* p = a.allocate(size_t{8} << 20);
   a.deallocate(p);
+  a.trim();  // unmaps the cached mapping
   EXPECT_DEATH(a.deallocate(p), "rulloc: free of a pointer not allocated by rulloc: 0x");
 }
 

@@ -1,0 +1,19 @@
+// Process-wide switches, set once at start-up (the malloc shim reads them
+// from the environment) before other threads run; the defaults serve a
+// program that never sets them.
+#ifndef RULLOC_CORE_RUNTIME_OPTIONS_H_
+#define RULLOC_CORE_RUNTIME_OPTIONS_H_
+
+namespace rulloc {
+
+struct RuntimeOptions {
+  // Back huge blocks (mappings of 2 MiB and more) with transparent huge
+  // pages: one fault per 2 MiB instead of per 4 KiB.
+  bool huge_pages = true;
+};
+
+inline constinit RuntimeOptions runtime_options;
+
+}  // namespace rulloc
+
+#endif  // RULLOC_CORE_RUNTIME_OPTIONS_H_
