@@ -1,61 +1,117 @@
 #include "shim/options.h"
 
-#include <fcntl.h>
+#include <strings.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <strings.h>
-
-#include "concurrency/thread_cache.h"
-#include "core/allocator.h"
+#include <cstring>
 
 namespace rulloc::shim {
+namespace {
 
-bool ParseFlag(const char* value) {
-  if (value == nullptr) return false;
+bool Equals(const char* text, size_t length, const char* word) {
+  return std::strlen(word) == length && strncasecmp(text, word, length) == 0;
+}
+
+bool ParseBool(const char* value, size_t length, bool* out) {
   for (const char* yes : {"1", "true", "yes", "on"}) {
-    if (strcasecmp(value, yes) == 0) return true;
+    if (Equals(value, length, yes)) return *out = true;
+  }
+  for (const char* no : {"0", "false", "no", "off"}) {
+    if (Equals(value, length, no)) {
+      *out = false;
+      return true;
+    }
   }
   return false;
 }
 
+bool ParseStatsFormat(const char* value, size_t length, StatsFormat* out) {
+  bool on;
+  if (Equals(value, length, "json")) {
+    *out = StatsFormat::kJson;
+  } else if (Equals(value, length, "text")) {
+    *out = StatsFormat::kText;
+  } else if (ParseBool(value, length, &on)) {
+    *out = on ? StatsFormat::kText : StatsFormat::kNone;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void ReportToStderr(const char* entry, size_t length) {
+  static constexpr char kPrefix[] = "rulloc: ignoring malformed option: ";
+  ssize_t ignored = write(STDERR_FILENO, kPrefix, sizeof(kPrefix) - 1);
+  ignored = write(STDERR_FILENO, entry, length);
+  ignored = write(STDERR_FILENO, "\n", 1);
+  (void)ignored;
+}
+
+// Applies one environment variable holding the value of `key`.
+void ApplyVariable(const char* variable, const char* key, Options* options) {
+  const char* value = getenv(variable);
+  if (value == nullptr) return;
+  if (!ParseOption(key, std::strlen(key), value, std::strlen(value), options)) {
+    ReportToStderr(variable, std::strlen(variable));
+  }
+}
+
+}  // namespace
+
+bool ParseOption(const char* key, size_t key_length, const char* value, size_t value_length,
+                 Options* options) {
+  if (Equals(key, key_length, "stats")) return ParseStatsFormat(value, value_length, &options->stats);
+  if (Equals(key, key_length, "verbose")) return ParseBool(value, value_length, &options->verbose);
+  if (Equals(key, key_length, "hardened")) return ParseBool(value, value_length, &options->hardened);
+  if (Equals(key, key_length, "huge_pages")) {
+    return ParseBool(value, value_length, &options->huge_pages);
+  }
+  if (Equals(key, key_length, "stats_file")) {
+    if (value_length >= sizeof(options->stats_file) || std::memchr(value, '\0', value_length)) {
+      return false;
+    }
+    std::memcpy(options->stats_file, value, value_length);
+    options->stats_file[value_length] = '\0';
+    return true;
+  }
+  return false;
+}
+
+size_t ParseOptionList(const char* text, Options* options,
+                       void (*report)(const char* entry, size_t length)) {
+  size_t malformed = 0;
+  while (*text != '\0') {
+    const char* end = std::strchr(text, ',');
+    const size_t length = end != nullptr ? static_cast<size_t>(end - text) : std::strlen(text);
+    if (length != 0) {
+      const char* equals = static_cast<const char*>(std::memchr(text, '=', length));
+      const bool ok = equals != nullptr &&
+                      ParseOption(text, static_cast<size_t>(equals - text), equals + 1,
+                                  length - static_cast<size_t>(equals - text) - 1, options);
+      if (!ok) {
+        ++malformed;
+        if (report != nullptr) report(text, length);
+      }
+    }
+    text += length;
+    if (*text == ',') ++text;
+  }
+  return malformed;
+}
+
 Options ReadOptions() {
   Options options;
-  options.verbose = ParseFlag(getenv("RULLOC_VERBOSE"));
-  options.stats_file = getenv("RULLOC_STATS_FILE");
-  if (options.stats_file != nullptr && options.stats_file[0] == '\0') options.stats_file = nullptr;
-  options.stats_at_exit =
-      options.verbose || options.stats_file != nullptr || ParseFlag(getenv("RULLOC_STATS"));
-  return options;
-}
-
-void PrintStatsTo(const char* path) {
-  if (path == nullptr) return PrintStats(STDERR_FILENO);
-  const int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  PrintStats(fd);
-  close(fd);
-}
-
-void PrintStats(int fd) {
-  const AllocatorStats heap = DefaultAllocator().stats();
-  const ProcessStats process = GetProcessStats();
-  char line[512];
-  const int n = std::snprintf(
-      line, sizeof(line),
-      "rulloc: stats: pid %d: %zu KiB mapped; %zu regions mapped, %zu unmapped in all; "
-      "in use: %zu small, %zu large, %zu huge blocks, %zu KiB; thread caches: %zu threads, "
-      "%zu blocks, %zu refills, %zu flushes\n",
-      static_cast<int>(getpid()), heap.bytes_mapped >> 10, heap.regions_mapped,
-      heap.regions_unmapped, process.blocks_in_use, heap.large_blocks_in_use,
-      heap.huge_blocks_in_use, heap.bytes_in_use >> 10, process.threads_with_cache,
-      process.blocks_in_caches, process.refills, process.flushes);
-  if (n > 0) {
-    const size_t length = static_cast<size_t>(n) < sizeof(line) ? n : sizeof(line) - 1;
-    ssize_t ignored = write(fd, line, length);
-    (void)ignored;
+  if (const char* list = getenv("RULLOC_OPTIONS")) ParseOptionList(list, &options, ReportToStderr);
+  ApplyVariable("RULLOC_STATS", "stats", &options);
+  ApplyVariable("RULLOC_STATS_FILE", "stats_file", &options);
+  ApplyVariable("RULLOC_VERBOSE", "verbose", &options);
+  ApplyVariable("RULLOC_HARDENED", "hardened", &options);
+  ApplyVariable("RULLOC_HUGE_PAGES", "huge_pages", &options);
+  if (options.stats == StatsFormat::kNone && (options.verbose || options.stats_file[0] != '\0')) {
+    options.stats = StatsFormat::kText;
   }
+  return options;
 }
 
 }  // namespace rulloc::shim

@@ -1,32 +1,50 @@
-// Options of the malloc shim, read once from the environment:
+// Options of the malloc shim, read once at start-up from RULLOC_OPTIONS (a
+// comma-separated list of key=value) and from one variable per option:
 //
-//   RULLOC_STATS=1          print the allocator's statistics on stderr at exit
-//   RULLOC_STATS_FILE=path  append them to `path` instead (for programs that
-//                           close stderr before they exit)
-//   RULLOC_VERBOSE=1        print a line when Rulloc takes over the process,
-//                           and the statistics at exit
+//   key          variable            meaning
+//   stats        RULLOC_STATS        print statistics at exit: 0, 1/text, json
+//   stats_file   RULLOC_STATS_FILE   append them to this file, not stderr
+//   verbose      RULLOC_VERBOSE      say when Rulloc takes over; implies stats
+//   hardened     RULLOC_HARDENED     guard pages, random block order, zero on
+//                                    free (docs/hardening.md)
+//   huge_pages   RULLOC_HUGE_PAGES   back huge blocks with transparent huge
+//                                    pages (default 1)
+//
+//   RULLOC_OPTIONS=stats=json,stats_file=/tmp/rulloc.json,hardened=1
+//
+// A single variable overrides the same key in RULLOC_OPTIONS. A malformed
+// entry is reported on stderr, one line, and ignored.
 #ifndef RULLOC_SHIM_OPTIONS_H_
 #define RULLOC_SHIM_OPTIONS_H_
 
+#include <cstddef>
+
 namespace rulloc::shim {
 
+enum class StatsFormat { kNone, kText, kJson };
+
 struct Options {
-  bool stats_at_exit = false;
+  StatsFormat stats = StatsFormat::kNone;
   bool verbose = false;
-  const char* stats_file = nullptr;  // from the environment; never freed
+  bool hardened = false;
+  bool huge_pages = true;
+  char stats_file[256] = {};  // empty: stderr
 };
 
-// Parses the variables (getenv only: no allocation).
+// Parses one `key=value` into `options`; false (and `options` untouched) if
+// the key is unknown or the value invalid. Flags take 0/1, true/false,
+// yes/no, on/off in any case.
+bool ParseOption(const char* key, size_t key_length, const char* value, size_t value_length,
+                 Options* options);
+
+// Parses a RULLOC_OPTIONS string. Calls `report(entry, length)` for every
+// malformed entry (if `report` is not null) and returns how many there were.
+size_t ParseOptionList(const char* text, Options* options,
+                       void (*report)(const char* entry, size_t length));
+
+// RULLOC_OPTIONS, then the single variables. Uses getenv only: no
+// allocation, so it is safe in the shim's constructor.
 Options ReadOptions();
-
-// True for "1", "true", "yes", "on" (any case); false for anything else.
-bool ParseFlag(const char* value);
-
-// Writes the statistics of the process-wide allocator, one line, to `fd`
-// without allocating.
-void PrintStats(int fd);
-// PrintStats to `path` (appended) or, if it is null, to stderr.
-void PrintStatsTo(const char* path);
 
 }  // namespace rulloc::shim
 
