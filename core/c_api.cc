@@ -1,4 +1,5 @@
 #include "core/c_api.h"
+#include "core/stats_report.h"
 
 #include <errno.h>
 
@@ -104,3 +105,8 @@ size_t rulloc_trim(void) {
 }
 
 }  // extern "C"
+
+int rulloc_stats_write(int fd, int json) {
+  const auto format = json != 0 ? rulloc::StatsReportFormat::kJson : rulloc::StatsReportFormat::kText;
+  return rulloc::WriteStatsReport(fd, format) ? 0 : -1;
+}

@@ -132,6 +132,7 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
 
 AllocatorStats Heap::Stats() {
   AllocatorStats total;
+  size_t decommitted = 0;
   for (size_t i = 0; i < small_count_; ++i) {
     SmallBucketStats s = small_[i].Stats();
     total.small_blocks_in_use += s.blocks_in_use;
@@ -148,12 +149,14 @@ AllocatorStats Heap::Stats() {
     total.bytes_mapped += s.bytes_mapped;
     total.regions_mapped += s.regions_mapped;
     total.regions_unmapped += s.regions_unmapped;
+    decommitted += s.bytes_decommitted;
   }
   HugeStats h = huge_.Stats();
   total.huge_blocks_in_use = h.blocks_in_use;
   total.bytes_in_use += h.bytes_in_use;
   total.bytes_mapped += h.bytes_mapped;
   total.huge_bytes_cached = h.bytes_cached;
+  total.bytes_committed = total.bytes_mapped - decommitted;
   return total;
 }
 

@@ -32,6 +32,7 @@ struct AllocatorStats {
   size_t huge_blocks_in_use = 0;
   size_t bytes_in_use = 0;         // block bytes handed out (caches included)
   size_t bytes_mapped = 0;         // address space held in regions
+  size_t bytes_committed = 0;      // mapped minus pages given back by decay
   size_t huge_bytes_cached = 0;    // freed huge mappings kept for reuse
   size_t regions_mapped = 0;       // cumulative count of region mappings
   size_t regions_unmapped = 0;     // cumulative count of region unmappings
@@ -69,6 +70,7 @@ class Heap {
   size_t small_bucket_count() const { return small_count_; }
   SmallBucketStats SmallStats(size_t bucket) { return small_[bucket].Stats(); }
   LargeBucketStats LargeStats(size_t bucket) { return large_[bucket].Stats(); }
+  HugeStats HugeBlockStats() { return huge_.Stats(); }
   AllocatorStats Stats();
 
   // Unmaps regions that have stayed empty for `max_age_ms` or longer (0:

@@ -72,18 +72,29 @@ void LargeBucket::PushFree(LargeBlock* b) {
 
 void LargeBucket::RemoveFree(LargeBlock* b) {
   FreeLinks* links = LinksOf(b);
+  if (links->freed_ms == kDecommitted) bytes_decommitted_ -= InteriorBytes(b);
   if (links->prev != nullptr) LinksOf(links->prev)->next = links->next;
   if (links->next != nullptr) LinksOf(links->next)->prev = links->prev;
   if (free_head_ == b) free_head_ = links->next;
 }
 
-void LargeBucket::DecommitInterior(LargeBlock* b) {
-  const size_t page = platform::PageSize();
-  const uintptr_t start = AlignUp(reinterpret_cast<uintptr_t>(b) + sizeof(LargeBlock) +
-                                      sizeof(FreeLinks),
-                                  page);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(b) + b->size()) & ~(uintptr_t{page} - 1);
-  if (end > start) platform::Decommit(reinterpret_cast<void*>(start), end - start);
+// The page-aligned range inside a free block past its header and links.
+uintptr_t LargeBucket::InteriorStart(LargeBlock* b) {
+  return AlignUp(reinterpret_cast<uintptr_t>(b) + sizeof(LargeBlock) + sizeof(FreeLinks),
+                 platform::PageSize());
+}
+
+size_t LargeBucket::InteriorBytes(LargeBlock* b) {
+  const uintptr_t start = InteriorStart(b);
+  const uintptr_t end =
+      (reinterpret_cast<uintptr_t>(b) + b->size()) & ~(uintptr_t{platform::PageSize()} - 1);
+  return end > start ? end - start : 0;
+}
+
+size_t LargeBucket::DecommitInterior(LargeBlock* b) {
+  const size_t bytes = InteriorBytes(b);
+  if (bytes != 0) platform::Decommit(reinterpret_cast<void*>(InteriorStart(b)), bytes);
+  return bytes;
 }
 
 LargeBlock* LargeBucket::NewRegionBlock() {
@@ -249,7 +260,7 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
     FreeLinks* links = LinksOf(b);
     if (b->size() >= kDecommitMin && links->freed_ms != kDecommitted &&
         links->freed_ms + max_age_ms <= now_ms) {
-      DecommitInterior(b);
+      bytes_decommitted_ += DecommitInterior(b);
       links->freed_ms = kDecommitted;
     }
   }
@@ -273,7 +284,7 @@ void LargeBucket::ReleaseAll() {
   while (RegionHeader* r = regions_.PopFront()) UnmapRegion(r);
   regions_unmapped_ = regions_mapped_;
   free_head_ = nullptr;
-  empty_regions_ = blocks_in_use_ = bytes_in_use_ = 0;
+  empty_regions_ = blocks_in_use_ = bytes_in_use_ = bytes_decommitted_ = 0;
 }
 
 LargeBucketStats LargeBucket::Stats() {
@@ -286,6 +297,7 @@ LargeBucketStats LargeBucket::Stats() {
   s.bytes_mapped = s.regions * region_size_;
   s.regions_mapped = regions_mapped_;
   s.regions_unmapped = regions_unmapped_;
+  s.bytes_decommitted = bytes_decommitted_;
   return s;
 }
 

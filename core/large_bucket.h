@@ -69,6 +69,7 @@ struct LargeBucketStats {
   size_t bytes_mapped = 0;
   size_t regions_mapped = 0;
   size_t regions_unmapped = 0;
+  size_t bytes_decommitted = 0;  // pages inside free blocks given back by decay
 };
 
 class alignas(64) LargeBucket {
@@ -119,7 +120,11 @@ class alignas(64) LargeBucket {
   // Merges the free block `b` with free neighbours; returns the result.
   LargeBlock* CoalesceLocked(LargeBlock* b);
   void FreeLocked(LargeBlock* b);
-  static void DecommitInterior(LargeBlock* b);
+  // The page-aligned inside of a free block past its links: what decay
+  // gives back. DecommitInterior returns its size.
+  static uintptr_t InteriorStart(LargeBlock* b);
+  static size_t InteriorBytes(LargeBlock* b);
+  static size_t DecommitInterior(LargeBlock* b);
 
   SpinLock lock_;
   const size_t max_request_;
@@ -132,6 +137,7 @@ class alignas(64) LargeBucket {
   size_t bytes_in_use_ = 0;
   size_t regions_mapped_ = 0;
   size_t regions_unmapped_ = 0;
+  size_t bytes_decommitted_ = 0;
 };
 
 }  // namespace rulloc::internal

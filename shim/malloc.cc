@@ -2,6 +2,7 @@
 // that defines these names. Everything forwards to the rulloc_* C API,
 // whose small sizes take the thread-cache fast path.
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "concurrency/thread_cache.h"
 #include "core/allocator.h"
 #include "core/c_api.h"
+#include "core/runtime_options.h"
 #include "platform/pages.h"
 #include "shim/options.h"
 
@@ -97,7 +99,7 @@ RULLOC_EXPORT struct mallinfo mallinfo() {
   return info;
 }
 
-RULLOC_EXPORT void malloc_stats() { rulloc::shim::PrintStats(STDERR_FILENO); }
+RULLOC_EXPORT void malloc_stats() { rulloc_stats_write(STDERR_FILENO, /*json=*/0); }
 
 namespace {
 
@@ -112,6 +114,7 @@ void ForkChild() { rulloc::AfterForkInChild(); }
 // serves any call that comes earlier, from the loader or another library.
 __attribute__((constructor(101))) void InstallShim() {
   options = rulloc::shim::ReadOptions();
+  rulloc::runtime_options.huge_pages = options.huge_pages;
   pthread_atfork(PrepareFork, ForkParent, ForkChild);
   if (options.verbose) {
     char line[96];
@@ -123,7 +126,15 @@ __attribute__((constructor(101))) void InstallShim() {
 }
 
 __attribute__((destructor(101))) void FinishShim() {
-  if (options.stats_at_exit) rulloc::shim::PrintStatsTo(options.stats_file);
+  using rulloc::shim::StatsFormat;
+  if (options.stats == StatsFormat::kNone) return;
+  int fd = STDERR_FILENO;
+  if (options.stats_file[0] != '\0') {
+    fd = open(options.stats_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+  }
+  rulloc_stats_write(fd, options.stats == StatsFormat::kJson);
+  if (fd != STDERR_FILENO) close(fd);
 }
 
 }  // namespace

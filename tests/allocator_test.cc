@@ -248,7 +248,7 @@ TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {
 TEST(AllocatorTest, HugeCacheStaysWithinItsBound) {
   Allocator a;
   std::vector<void*> blocks;
-  for (int i = 0; i < 12; ++i) blocks.push_back(a.allocate(size_t{(i % 4) + 3} << 20));
+  for (int i = 0; i < 12; ++i) blocks.push_back(a.allocate(static_cast<size_t>(i % 4 + 3) << 20));
   for (void* p : blocks) a.deallocate(p);
   const AllocatorStats s = a.stats();
   EXPECT_LE(s.huge_bytes_cached, internal::HugeBlocks::kCacheBytes);
