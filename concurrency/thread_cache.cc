@@ -48,13 +48,14 @@ constinit TransferCache transfer[ThreadCache::kBins];
 // thread's bin or in its bucket's transfer cache: a double free. A block in
 // another thread's cache cannot be seen from here; its second free is caught
 // when both copies reach the bucket.
-void CheckNotCached(ThreadCache* cache, size_t bucket, void* block) {
+void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
+                    const char* fault = "double free") {
   if (cache != &empty_cache) {
-    for (void* b = cache->bins[bucket].head; b != nullptr; b = *static_cast<void**>(b)) {
-      if (b == block) ReportHeapMisuse("double free", block);
+    for (void* b = cache->bins[bucket].head; b != nullptr; b = CachedNext(b)) {
+      if (b == block) ReportHeapMisuse(fault, block);
     }
   }
-  if (transfer[bucket].Contains(block)) ReportHeapMisuse("double free", block);
+  if (transfer[bucket].Contains(block)) ReportHeapMisuse(fault, block);
 }
 
 // Blocks a bucket's transfer cache may hold: about 512 KiB, at least four
@@ -98,7 +99,7 @@ void FlushBin(ThreadCache* cache, size_t bucket, uint32_t keep) {
     uint32_t n = 0;
     while (n < 64 && count > keep) {
       batch[n++] = bin.head;
-      bin.head = *static_cast<void**>(bin.head);
+      bin.head = CachedNext(bin.head);
       --count;
     }
     bin.count.store(count, std::memory_order_relaxed);
@@ -210,7 +211,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
     void* block;
     if (BucketAt(bucket).AllocateBatch(&block, 1) == 1) {
-      MarkWord(block) = 0;
+      BlockWords(block)[1] = 0;
       return block;
     }
     errno = ENOMEM;
@@ -229,11 +230,10 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
                        std::memory_order_relaxed);
   DefaultHeap().MaybePurge();
   for (size_t i = 1; i < got; ++i) {
-    *static_cast<void**>(batch[i]) = bin.head;
-    MarkWord(batch[i]) = CachedMark(batch[i]);
+    SetCachedLink(batch[i], bin.head);
     bin.head = batch[i];
   }
-  MarkWord(batch[0]) = 0;
+  BlockWords(batch[0])[1] = 0;
   bin.count.store(bin.count.load(std::memory_order_relaxed) + static_cast<uint32_t>(got - 1),
                   std::memory_order_relaxed);
   return batch[0];
@@ -241,7 +241,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
 
 void ThreadCache::FreeSlow(void* block, size_t bucket) {
   ThreadCache* cache = tls_cache;
-  if (MarkWord(block) == CachedMark(block)) CheckNotCached(cache, bucket, block);
+  if (LooksCached(block)) CheckNotCached(cache, bucket, block);
   if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
     BucketAt(bucket).Free(block);
     return;
@@ -258,10 +258,30 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
     FlushBin(cache, bucket, count > batch ? count - batch : 0);
     DefaultHeap().MaybePurge();
   }
-  *static_cast<void**>(block) = bin.head;
-  MarkWord(block) = CachedMark(block);
+  SetCachedLink(block, bin.head);
   bin.head = block;
   bin.count.store(bin.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void ReportCorruptCachedBlock(void* block) {
+  ReportHeapMisuse("corrupted free block (written after free?)", block);
+}
+
+void ReportWrongSize(void* p) { ReportHeapMisuse("free with a wrong size", p); }
+
+void FreeSizedGeneral(void* p, size_t size, bool aligned) {
+  if (!SizeFitsBlock(size, DefaultAllocator().usable_size(p), aligned)) ReportWrongSize(p);
+  CachedFree(p);
+}
+
+void CheckNotFreed(void* p, const char* fault) {
+  RegionHeader* region = PageMap::Lookup(p);
+  if (region != nullptr && region->kind == RegionKind::kHuge &&
+      reinterpret_cast<HugeRegion*>(region)->cached) {
+    ReportHeapMisuse(fault, p);
+  }
+  if (region == nullptr || region->kind != RegionKind::kSmall || !LooksCached(p)) return;
+  CheckNotCached(tls_cache, reinterpret_cast<SmallRegion*>(region)->bucket_index, p, fault);
 }
 
 void ThreadCache::FreeGeneral(void* p) { DefaultAllocator().deallocate(p); }

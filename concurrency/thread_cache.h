@@ -112,15 +112,52 @@ class ThreadCache {
 
 extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec")));
 
-// A block in a thread or transfer cache carries a mark in its second word:
-// its address mixed with a per-process cookie. A free that finds the mark
-// is probably a double free and takes the slow path to make sure (the mark
-// is cleared when malloc hands the block out).
-extern std::atomic<uint64_t> cache_cookie;
-inline uint64_t CachedMark(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) ^ cache_cookie.load(std::memory_order_relaxed);
+// A block in a thread cache holds its list link, encoded, and a check of
+// that link, both keyed by a per-process cookie:
+//
+//   block in a bin
+//   ┌──────────────────────────────────┬──────────────────────────┬──────
+//   │ word 0: next ^ rotl(self) ^ cookie│ word 1: (word 0 ^ self)·k│ ...
+//   └──────────────────────────────────┴──────────────────────────┴──────
+//
+// malloc checks word 1 before it follows word 0, so a write after free into
+// a cached block is reported at the next allocation from its bin instead of
+// handing out an arbitrary address. free finds a valid check on a block
+// that is probably cached already (a double free) and takes the slow path
+// to make sure. malloc clears word 1 when it hands a block out. Blocks in
+// transfer caches keep the check of their last link.
+extern std::atomic<uint64_t> cache_cookie;  // odd once any cache exists
+inline uint64_t* BlockWords(const void* p) {
+  return static_cast<uint64_t*>(const_cast<void*>(p));
 }
-inline uint64_t& MarkWord(void* p) { return static_cast<uint64_t*>(p)[1]; }
+inline uint64_t LinkCheck(const void* self, uint64_t encoded) {
+  return (encoded ^ reinterpret_cast<uintptr_t>(self)) *
+         cache_cookie.load(std::memory_order_relaxed);
+}
+inline uint64_t LinkKey(const void* self) {
+  const uint64_t a = reinterpret_cast<uintptr_t>(self);
+  return ((a << 23) | (a >> 41)) ^ cache_cookie.load(std::memory_order_relaxed);
+}
+// Writes the link of a block entering a bin in front of `next`.
+inline void SetCachedLink(void* block, void* next) {
+  const uint64_t encoded = reinterpret_cast<uintptr_t>(next) ^ LinkKey(block);
+  BlockWords(block)[0] = encoded;
+  BlockWords(block)[1] = LinkCheck(block, encoded);
+}
+// True if `p` carries a valid link check: cached, or user data that forges
+// one (rare; callers confirm with CheckNotCached).
+inline bool LooksCached(const void* p) {
+  return BlockWords(p)[1] == LinkCheck(p, BlockWords(p)[0]);
+}
+[[noreturn]] void ReportCorruptCachedBlock(void* block);
+// The block after `block` in its bin; reports corruption of the link.
+inline void* CachedNext(void* block) {
+  const uint64_t encoded = BlockWords(block)[0];
+  if (__builtin_expect(BlockWords(block)[1] != LinkCheck(block, encoded), 0)) {
+    ReportCorruptCachedBlock(block);
+  }
+  return reinterpret_cast<void*>(encoded ^ LinkKey(block));
+}
 
 inline Heap& DefaultHeap() { return DefaultAllocator().heap(); }
 
@@ -130,15 +167,26 @@ __attribute__((always_inline)) inline void* CachedAllocate(size_t size) {
   CacheBin& bin = tls_cache->bins[bucket];
   void* block = bin.head;
   if (__builtin_expect(block != nullptr, 1)) {
-    bin.head = *static_cast<void**>(block);
-    MarkWord(block) = 0;
+    bin.head = CachedNext(block);
+    BlockWords(block)[1] = 0;
     bin.count.store(bin.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     return block;
   }
   return ThreadCache::AllocateSlow(bucket);
 }
 
-__attribute__((always_inline)) inline void CachedFree(void* p) {
+// A size given to sized free fits a block of `usable` bytes if it is at
+// most that and, for an unaligned allocation, at least half of it (realloc
+// keeps a block that shrinks by up to half).
+inline bool SizeFitsBlock(size_t size, size_t usable, bool aligned) {
+  return size <= usable && (aligned || usable <= kMinAlignment || 2 * size >= usable);
+}
+[[noreturn]] void ReportWrongSize(void* p);
+// Free with the size the caller gave (kSized), checked against the block.
+void FreeSizedGeneral(void* p, size_t size, bool aligned);
+
+template <bool kSized = false>
+__attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) {
   RegionHeader* region = PageMap::Lookup(p);
   if (__builtin_expect(region != nullptr && region->kind == RegionKind::kSmall &&
                            region->heap == &DefaultHeap(),
@@ -146,12 +194,11 @@ __attribute__((always_inline)) inline void CachedFree(void* p) {
     auto* small = reinterpret_cast<SmallRegion*>(region);
     if (!small->has_aligned.load(std::memory_order_relaxed) &&
         small->HandedOutBlockAt(p) != small->capacity) {
+      if (kSized && !SizeFitsBlock(size, small->block_size, false)) ReportWrongSize(p);
       CacheBin& bin = tls_cache->bins[small->bucket_index];
       const uint32_t count = bin.count.load(std::memory_order_relaxed);
-      const uint64_t mark = CachedMark(p);
-      if (__builtin_expect(count < bin.max_count && MarkWord(p) != mark, 1)) {
-        *static_cast<void**>(p) = bin.head;
-        MarkWord(p) = mark;
+      if (__builtin_expect(count < bin.max_count && !LooksCached(p), 1)) {
+        SetCachedLink(p, bin.head);
         bin.head = p;
         bin.count.store(count + 1, std::memory_order_relaxed);
         return;
@@ -159,8 +206,13 @@ __attribute__((always_inline)) inline void CachedFree(void* p) {
       return ThreadCache::FreeSlow(p, small->bucket_index);
     }
   }
+  if (kSized) return FreeSizedGeneral(p, size, false);
   ThreadCache::FreeGeneral(p);
 }
+
+// Aborts with `fault` if `p` is a small block in the calling thread's cache
+// or in a transfer cache: freed, then passed to realloc (say).
+void CheckNotFreed(void* p, const char* fault);
 
 }  // namespace internal
 }  // namespace rulloc

@@ -25,7 +25,13 @@ void rulloc_free(void* ptr) {
   if (ptr != nullptr) CachedFree(ptr);
 }
 
-void rulloc_free_sized(void* ptr, size_t /*size*/) { rulloc_free(ptr); }
+void rulloc_free_sized(void* ptr, size_t size) {
+  if (ptr != nullptr) CachedFree</*kSized=*/true>(ptr, size);
+}
+
+void rulloc_free_aligned_sized(void* ptr, size_t /*alignment*/, size_t size) {
+  if (ptr != nullptr) rulloc::internal::FreeSizedGeneral(ptr, size, /*aligned=*/true);
+}
 
 void* rulloc_calloc(size_t count, size_t size) {
   size_t bytes;
@@ -44,6 +50,7 @@ void* rulloc_realloc(void* ptr, size_t size) {
     rulloc_free(ptr);
     return nullptr;
   }
+  rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
   const size_t usable = DefaultAllocator().usable_size(ptr);
   if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
   if (usable > DefaultClasses::kMaxSize || size > DefaultClasses::kMaxSize) {

@@ -25,8 +25,13 @@ int rulloc_posix_memalign(void** out, size_t alignment, size_t size);
 /* As glibc: an alignment that is not a power of two is rounded up. */
 void* rulloc_memalign(size_t alignment, size_t size);
 size_t rulloc_usable_size(const void* ptr);
-/* Frees with the size the caller knows (as sized operator delete). */
+/* Frees with the size the caller knows (as sized operator delete, C23
+ * free_sized). A size that cannot be the block's (larger than it, or less
+ * than half of it) is reported as heap misuse: "free with a wrong size". */
 void rulloc_free_sized(void* ptr, size_t size);
+/* The same for an over-aligned block: only a size larger than the block is
+ * caught (alignment padding makes the block bigger than the request). */
+void rulloc_free_aligned_sized(void* ptr, size_t alignment, size_t size);
 /* Returns every block cached by the calling thread to the shared buckets. */
 void rulloc_thread_cache_flush(void);
 /* Flushes the calling thread's cache and returns every empty region to the

@@ -158,6 +158,7 @@ bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
 
 size_t HugeBlocks::UsableSize(HugeRegion* region, const void* p) {
   if (p != region->payload()) ReportHeapMisuse("usable_size of an invalid pointer", p);
+  if (region->cached) ReportHeapMisuse("usable_size of a freed pointer", p);
   return region->usable;
 }
 

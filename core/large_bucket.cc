@@ -6,13 +6,25 @@
 #include "platform/pages.h"
 
 namespace rulloc::internal {
-namespace {
 
+// The free-list links a free block keeps at the start of its payload,
+// sealed by a check word keyed with the process secret: a write after free
+// into them is reported when the list is next walked, never followed.
 struct FreeLinks {
   LargeBlock* next;
   LargeBlock* prev;
   uint64_t freed_ms;  // when the block last grew by a free; kDecommitted after a purge
+  uint64_t check;
+
+  uint64_t Expected() const {
+    return CheckWord(this, reinterpret_cast<uintptr_t>(next) ^
+                               (reinterpret_cast<uintptr_t>(prev) << 1) ^ (freed_ms << 2));
+  }
+  void Seal() { check = Expected(); }
 };
+
+namespace {
+
 constexpr uint64_t kDecommitted = ~uint64_t{0};
 
 FreeLinks* LinksOf(LargeBlock* b) { return static_cast<FreeLinks*>(b->payload()); }
@@ -25,6 +37,15 @@ void SetSizeFlags(LargeBlock* b, uint64_t size_flags) {
 bool SpansRegion(LargeBlock* b) { return b->prev_size == 0 && b->is_last(); }
 
 }  // namespace
+
+FreeLinks* LargeBucket::Links(LargeBlock* b) {
+  FreeLinks* links = LinksOf(b);
+  if (__builtin_expect(links->check != links->Expected(), 0)) {
+    lock_.unlock();  // every caller holds it; report with no lock held
+    ReportHeapMisuse("corrupted free block (written after free?)", b->payload());
+  }
+  return links;
+}
 
 LargeBlock* LargeBucket::BlockOf(const void* p) {
   auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(p));
@@ -57,24 +78,39 @@ void LargeBucket::PushFree(LargeBlock* b) {
   LargeBlock* next = free_head_;
   while (next != nullptr && next < b) {
     prev = next;
-    next = LinksOf(next)->next;
+    next = Links(next)->next;
   }
-  FreeLinks* links = LinksOf(b);
+  FreeLinks* links = LinksOf(b);  // new on the list: written, not checked
   links->prev = prev;
   links->next = next;
-  if (next != nullptr) LinksOf(next)->prev = b;
+  links->Seal();
+  if (next != nullptr) {
+    FreeLinks* after = Links(next);
+    after->prev = b;
+    after->Seal();
+  }
   if (prev != nullptr) {
-    LinksOf(prev)->next = b;
+    FreeLinks* before = Links(prev);
+    before->next = b;
+    before->Seal();
   } else {
     free_head_ = b;
   }
 }
 
 void LargeBucket::RemoveFree(LargeBlock* b) {
-  FreeLinks* links = LinksOf(b);
+  FreeLinks* links = Links(b);
   if (links->freed_ms == kDecommitted) bytes_decommitted_ -= InteriorBytes(b);
-  if (links->prev != nullptr) LinksOf(links->prev)->next = links->next;
-  if (links->next != nullptr) LinksOf(links->next)->prev = links->prev;
+  if (links->prev != nullptr) {
+    FreeLinks* before = Links(links->prev);
+    before->next = links->next;
+    before->Seal();
+  }
+  if (links->next != nullptr) {
+    FreeLinks* after = Links(links->next);
+    after->prev = links->prev;
+    after->Seal();
+  }
   if (free_head_ == b) free_head_ = links->next;
 }
 
@@ -154,7 +190,7 @@ void* LargeBucket::Allocate(size_t size, size_t alignment) {
   LargeBlock* b;
   {
     SpinLockHolder hold(lock_);
-    for (b = free_head_; b != nullptr && b->size() < need; b = LinksOf(b)->next) {
+    for (b = free_head_; b != nullptr && b->size() < need; b = Links(b)->next) {
     }
     if (b != nullptr) {
       RemoveFree(b);
@@ -256,12 +292,13 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   SpinLockHolder hold(lock_);
   // Free blocks that have not changed for the decay time give their pages
   // back, so that a bucket does not keep its high-water mark resident.
-  for (LargeBlock* b = free_head_; b != nullptr; b = LinksOf(b)->next) {
-    FreeLinks* links = LinksOf(b);
+  for (LargeBlock* b = free_head_; b != nullptr; b = Links(b)->next) {
+    FreeLinks* links = Links(b);
     if (b->size() >= kDecommitMin && links->freed_ms != kDecommitted &&
         links->freed_ms + max_age_ms <= now_ms) {
       bytes_decommitted_ += DecommitInterior(b);
       links->freed_ms = kDecommitted;
+      links->Seal();
     }
   }
   if (empty_regions_ == 0) return 0;

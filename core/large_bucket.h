@@ -30,6 +30,7 @@
 namespace rulloc::internal {
 
 class LargeBucket;
+struct FreeLinks;
 
 struct LargeBlock {
   static constexpr uint64_t kFree = 1;
@@ -113,6 +114,9 @@ class alignas(64) LargeBucket {
 
  private:
   LargeBlock* NewRegionBlock();
+  // The verified free-list links of `b` (on the free list); reports a
+  // corrupted block and aborts. Called with the lock held.
+  FreeLinks* Links(LargeBlock* b);
   void PushFree(LargeBlock* b);
   void RemoveFree(LargeBlock* b);
   // Makes `b` exactly `size` bytes if the rest is worth a free block.

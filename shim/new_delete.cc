@@ -72,11 +72,11 @@ RULLOC_EXPORT void operator delete[](void* p, size_t size) noexcept {
 }
 RULLOC_EXPORT void operator delete(void* p, std::align_val_t) noexcept { rulloc_free(p); }
 RULLOC_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { rulloc_free(p); }
-RULLOC_EXPORT void operator delete(void* p, size_t size, std::align_val_t) noexcept {
-  rulloc_free_sized(p, size);
+RULLOC_EXPORT void operator delete(void* p, size_t size, std::align_val_t alignment) noexcept {
+  rulloc_free_aligned_sized(p, static_cast<size_t>(alignment), size);
 }
-RULLOC_EXPORT void operator delete[](void* p, size_t size, std::align_val_t) noexcept {
-  rulloc_free_sized(p, size);
+RULLOC_EXPORT void operator delete[](void* p, size_t size, std::align_val_t alignment) noexcept {
+  rulloc_free_aligned_sized(p, static_cast<size_t>(alignment), size);
 }
 RULLOC_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
   rulloc_free(p);

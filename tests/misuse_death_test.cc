@@ -1,7 +1,10 @@
 // Heap misuse is reported with one line on stderr, then abort.
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
+#include "concurrency/thread_cache.h"
 #include "core/allocator.h"
 #include "core/c_api.h"
 #include "gtest/gtest.h"
@@ -122,6 +125,84 @@ TEST(MisuseDeathTest, DoubleFreeAfterTheBlockLeftTheThreadCache) {
         rulloc_free(p);
       },
       "rulloc: double free: 0x");
+}
+
+TEST(MisuseDeathTest, WriteAfterFreeIntoACachedBlockIsCaughtAtTheNextMalloc) {
+  EXPECT_DEATH(
+      {
+        auto* volatile p = static_cast<uint64_t*>(rulloc_malloc(48));
+        rulloc_free(p);
+        p[0] = 0x4141414141414141;  // a dangling write over the list link
+        void* volatile q = rulloc_malloc(48);  // hands out p, then follows its link
+        void* volatile r = rulloc_malloc(48);
+        (void)q;
+        (void)r;
+      },
+      "^rulloc: corrupted free block \\(written after free\\?\\): 0x[0-9a-f]+\n$");
+}
+
+TEST(MisuseDeathTest, WriteAfterFreeIntoALargeFreeBlockIsCaughtAtTheNextAllocation) {
+  EXPECT_DEATH(
+      {
+        Allocator a;
+        void* p = a.allocate(100000);
+        a.allocate(100000);  // keeps p's block from merging with the rest
+        a.deallocate(p);
+        std::memset(p, 0x41, 64);  // over the free block's links
+        // Same bucket (blocks up to 128 KiB): the search walks p's links.
+        a.allocate(120000);
+      },
+      "^rulloc: corrupted free block \\(written after free\\?\\): 0x");
+}
+
+TEST(MisuseDeathTest, SizedFreeWithAWrongSize) {
+  void* small = rulloc_malloc(100);
+  EXPECT_DEATH(rulloc_free_sized(small, 8), "^rulloc: free with a wrong size: 0x[0-9a-f]+\n$");
+  EXPECT_DEATH(rulloc_free_sized(small, 4000), "^rulloc: free with a wrong size: 0x");
+  rulloc_free_sized(small, 100);
+  void* large = rulloc_malloc(200000);
+  EXPECT_DEATH(rulloc_free_sized(large, 1000), "^rulloc: free with a wrong size: 0x");
+  EXPECT_DEATH(rulloc_free_sized(large, 300000), "^rulloc: free with a wrong size: 0x");
+  rulloc_free_sized(large, 200000);
+  void* huge = rulloc_malloc(size_t{6} << 20);
+  EXPECT_DEATH(rulloc_free_sized(huge, 64), "^rulloc: free with a wrong size: 0x");
+  rulloc_free_sized(huge, size_t{6} << 20);
+  void* aligned = rulloc_aligned_alloc(256, 24);
+  EXPECT_DEATH(rulloc_free_aligned_sized(aligned, 256, 5000), "^rulloc: free with a wrong size: 0x");
+  rulloc_free_aligned_sized(aligned, 256, 24);
+}
+
+TEST(MisuseDeathTest, SizedFreeAcceptsEverySizeThatMapsToTheBlock) {
+  for (size_t size = 1; size <= 40000; size += size < 512 ? 1 : 97) {
+    rulloc_free_sized(rulloc_malloc(size), size);
+    void* shrunk = rulloc_realloc(rulloc_malloc(size), size / 2 + 1);  // may stay in place
+    rulloc_free_sized(shrunk, size / 2 + 1);
+  }
+}
+
+TEST(MisuseDeathTest, ReallocOfAFreedSmallBlock) {
+  EXPECT_DEATH(
+      {
+        void* volatile p = rulloc_malloc(200);
+        rulloc_free(p);  // in this thread's cache
+        rulloc_realloc(p, 100);
+      },
+      "^rulloc: realloc of a freed pointer: 0x[0-9a-f]+\n$");
+  EXPECT_DEATH(
+      {
+        void* volatile p = rulloc_malloc(200);
+        rulloc_free(p);
+        rulloc_thread_cache_flush();
+        rulloc::DrainTransferCaches();  // back in its region
+        rulloc_realloc(p, 300);
+      },
+      "^rulloc: usable_size of an invalid pointer: 0x");
+}
+
+TEST(MisuseDeathTest, ReallocOfAFreedHugeBlock) {
+  void* p = rulloc_malloc(size_t{5} << 20);
+  rulloc_free(p);  // cached mapping
+  EXPECT_DEATH(rulloc_realloc(p, size_t{6} << 20), "^rulloc: realloc of a freed pointer: 0x");
 }
 
 TEST(MisuseDeathTest, InteriorPointerOfAnOverAlignedBlock) {
