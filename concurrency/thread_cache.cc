@@ -169,6 +169,7 @@ ThreadCache* InitThread() {
   tls_bypass = true;  // allocations made from here on are served uncached
   ThreadCache* cache = NewCache();
   if (cache == nullptr) return nullptr;  // tls_bypass stays set: uncached
+  cache->cookie = cache_cookie.load(std::memory_order_relaxed);
   if (pthread_setspecific(registry.key, cache) != 0) {
     SpinLockHolder hold(registry.lock);
     cache->next = registry.retired;

@@ -103,6 +103,7 @@ class ThreadCache {
   static void FreeGeneral(void* p);
 
   CacheBin bins[kBins];
+  uint64_t cookie = 0;        // cache_cookie, next to the bins (0 in the empty cache)
   size_t capacity_bytes = 0;  // Σ max_count × block size
   std::atomic<size_t> refills{0};
   std::atomic<size_t> flushes{0};
@@ -130,33 +131,34 @@ extern std::atomic<uint64_t> cache_cookie;  // odd once any cache exists
 inline uint64_t* BlockWords(const void* p) {
   return static_cast<uint64_t*>(const_cast<void*>(p));
 }
-inline uint64_t LinkCheck(const void* self, uint64_t encoded) {
-  return (encoded ^ reinterpret_cast<uintptr_t>(self)) *
-         cache_cookie.load(std::memory_order_relaxed);
+// Fast paths pass the copy of the cookie their ThreadCache holds.
+inline uint64_t Cookie() { return cache_cookie.load(std::memory_order_relaxed); }
+inline uint64_t LinkCheck(const void* self, uint64_t encoded, uint64_t cookie) {
+  return (encoded ^ reinterpret_cast<uintptr_t>(self)) * cookie;
 }
-inline uint64_t LinkKey(const void* self) {
+inline uint64_t LinkKey(const void* self, uint64_t cookie) {
   const uint64_t a = reinterpret_cast<uintptr_t>(self);
-  return ((a << 23) | (a >> 41)) ^ cache_cookie.load(std::memory_order_relaxed);
+  return ((a << 23) | (a >> 41)) ^ cookie;
 }
 // Writes the link of a block entering a bin in front of `next`.
-inline void SetCachedLink(void* block, void* next) {
-  const uint64_t encoded = reinterpret_cast<uintptr_t>(next) ^ LinkKey(block);
+inline void SetCachedLink(void* block, void* next, uint64_t cookie = Cookie()) {
+  const uint64_t encoded = reinterpret_cast<uintptr_t>(next) ^ LinkKey(block, cookie);
   BlockWords(block)[0] = encoded;
-  BlockWords(block)[1] = LinkCheck(block, encoded);
+  BlockWords(block)[1] = LinkCheck(block, encoded, cookie);
 }
 // True if `p` carries a valid link check: cached, or user data that forges
 // one (rare; callers confirm with CheckNotCached).
-inline bool LooksCached(const void* p) {
-  return BlockWords(p)[1] == LinkCheck(p, BlockWords(p)[0]);
+inline bool LooksCached(const void* p, uint64_t cookie = Cookie()) {
+  return BlockWords(p)[1] == LinkCheck(p, BlockWords(p)[0], cookie);
 }
 [[noreturn]] void ReportCorruptCachedBlock(void* block);
 // The block after `block` in its bin; reports corruption of the link.
-inline void* CachedNext(void* block) {
+inline void* CachedNext(void* block, uint64_t cookie = Cookie()) {
   const uint64_t encoded = BlockWords(block)[0];
-  if (__builtin_expect(BlockWords(block)[1] != LinkCheck(block, encoded), 0)) {
+  if (__builtin_expect(BlockWords(block)[1] != LinkCheck(block, encoded, cookie), 0)) {
     ReportCorruptCachedBlock(block);
   }
-  return reinterpret_cast<void*>(encoded ^ LinkKey(block));
+  return reinterpret_cast<void*>(encoded ^ LinkKey(block, cookie));
 }
 
 inline Heap& DefaultHeap() { return DefaultAllocator().heap(); }
@@ -164,10 +166,11 @@ inline Heap& DefaultHeap() { return DefaultAllocator().heap(); }
 // size in [1, DefaultClasses::kMaxSize].
 __attribute__((always_inline)) inline void* CachedAllocate(size_t size) {
   const size_t bucket = DefaultClasses::BucketFor(size);
-  CacheBin& bin = tls_cache->bins[bucket];
+  ThreadCache* cache = tls_cache;
+  CacheBin& bin = cache->bins[bucket];
   void* block = bin.head;
   if (__builtin_expect(block != nullptr, 1)) {
-    bin.head = CachedNext(block);
+    bin.head = CachedNext(block, cache->cookie);
     BlockWords(block)[1] = 0;
     bin.count.store(bin.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     return block;
@@ -195,10 +198,11 @@ __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) 
     if (!small->has_aligned.load(std::memory_order_relaxed) &&
         small->HandedOutBlockAt(p) != small->capacity) {
       if (kSized && !SizeFitsBlock(size, small->block_size, false)) ReportWrongSize(p);
-      CacheBin& bin = tls_cache->bins[small->bucket_index];
+      ThreadCache* cache = tls_cache;
+      CacheBin& bin = cache->bins[small->bucket_index];
       const uint32_t count = bin.count.load(std::memory_order_relaxed);
-      if (__builtin_expect(count < bin.max_count && !LooksCached(p), 1)) {
-        SetCachedLink(p, bin.head);
+      if (__builtin_expect(count < bin.max_count && !LooksCached(p, cache->cookie), 1)) {
+        SetCachedLink(p, bin.head, cache->cookie);
         bin.head = p;
         bin.count.store(count + 1, std::memory_order_relaxed);
         return;
