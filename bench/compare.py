@@ -2,7 +2,9 @@
 """Runs every workload of bench/workloads under each allocator, side by side.
 
 Allocators: glibc (nothing preloaded), and jemalloc, tcmalloc, mimalloc (the
-Debian packages) and Rulloc (librulloc.so), each through LD_PRELOAD. Runs are
+Debian packages) and Rulloc (librulloc.so), each through LD_PRELOAD; also
+Rulloc in hardened mode (RULLOC_HARDENED=1), to show what it costs. The
+hardened column is left out when the best of each row is chosen. Runs are
 interleaved (every allocator runs a configuration before any repeats it) and
 repeated; each figure is the median of the repetitions. Prints a table per
 workload, a geometric-mean summary, and writes results.csv, results.json and
@@ -27,6 +29,7 @@ PEERS = [
     ("tcmalloc", f"{LIBDIR}/libtcmalloc_minimal.so.4"),
     ("mimalloc", f"{LIBDIR}/libmimalloc.so.2"),
 ]
+HARDENED = "rulloc-hardened"
 WORKLOADS = ["larson", "prodcons", "threads", "burst", "realloc", "churn", "large",
              "fragment", "peakidle"]
 MODES = {
@@ -36,9 +39,11 @@ MODES = {
 }
 
 
-def run_once(workloads, workload, threads, scale, preload):
+def run_once(workloads, workload, threads, scale, preload, extra_env):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
+    env.pop("RULLOC_HARDENED", None)
+    env.update(extra_env)
     if preload:
         env["LD_PRELOAD"] = preload
     cmd = [workloads, f"--workload={workload}", f"--threads={threads}", f"--scale={scale}"]
@@ -67,32 +72,40 @@ def geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
+def best(results, workload, threads, allocators, key):
+    """The best figure of a row among the allocators that compete."""
+    return min(results[(workload, threads, a)][key] for a in allocators if a != HARDENED)
+
+
 def print_tables(results, allocators, configs):
     for workload, threads in configs:
         rows = {a: results[(workload, threads, a)] for a in allocators}
-        best_wall = min(r["wall_s"] for r in rows.values())
-        best_rss = min(r["peak_rss_mb"] for r in rows.values())
+        best_wall = best(results, workload, threads, allocators, "wall_s")
+        best_rss = best(results, workload, threads, allocators, "peak_rss_mb")
         print(f"\n{workload}, {threads} thread(s)")
-        print(f"  {'allocator':<10} {'wall s':>8} {'ratio':>6} {'cpu s':>8} {'peak MB':>8} "
+        print(f"  {'allocator':<15} {'wall s':>8} {'ratio':>6} {'cpu s':>8} {'peak MB':>8} "
               f"{'ratio':>6} {'idle MB':>8}")
         for a in allocators:
             r = rows[a]
             idle = f"{r['after_idle_rss_mb']:8.1f}" if workload == "peakidle" else f"{'-':>8}"
-            print(f"  {a:<10} {r['wall_s']:8.3f} {r['wall_s'] / best_wall:6.2f} {r['cpu_s']:8.3f} "
+            print(f"  {a:<15} {r['wall_s']:8.3f} {r['wall_s'] / best_wall:6.2f} {r['cpu_s']:8.3f} "
                   f"{r['peak_rss_mb']:8.1f} {r['peak_rss_mb'] / best_rss:6.2f} {idle}")
     print("\nGeometric mean over all workloads (ratio to the best allocator of each workload)")
-    print(f"  {'allocator':<10} {'time':>6} {'peak RSS':>9}")
+    print(f"  {'allocator':<15} {'time':>6} {'peak RSS':>9}")
     summary = {}
     for a in allocators:
         time_ratios, rss_ratios = [], []
         for workload, threads in configs:
-            rows = [results[(workload, threads, b)] for b in allocators]
             time_ratios.append(results[(workload, threads, a)]["wall_s"] /
-                               min(r["wall_s"] for r in rows))
+                               best(results, workload, threads, allocators, "wall_s"))
             rss_ratios.append(results[(workload, threads, a)]["peak_rss_mb"] /
-                              min(r["peak_rss_mb"] for r in rows))
+                              best(results, workload, threads, allocators, "peak_rss_mb"))
         summary[a] = (geomean(time_ratios), geomean(rss_ratios))
-        print(f"  {a:<10} {summary[a][0]:6.2f} {summary[a][1]:9.2f}")
+        print(f"  {a:<15} {summary[a][0]:6.2f} {summary[a][1]:9.2f}")
+    if HARDENED in allocators and "rulloc" in allocators:
+        cost = geomean([results[(w, t, HARDENED)]["wall_s"] / results[(w, t, "rulloc")]["wall_s"]
+                        for w, t in configs])
+        print(f"\nHardened mode costs {cost:.2f}x Rulloc's time (geometric mean over the rows)")
     return summary
 
 
@@ -114,7 +127,7 @@ def write_outputs(out_dir, results, allocators, configs, meta):
         f.write("| --- |" + " --- |" * len(allocators) + "\n")
         for workload, threads in configs:
             rows = [results[(workload, threads, b)] for b in allocators]
-            best_wall = min(r["wall_s"] for r in rows)
+            best_wall = best(results, workload, threads, allocators, "wall_s")
             cells = []
             for r in rows:
                 cell = f"{r['wall_s']:.3f} s ({r['wall_s'] / best_wall:.2f}×), {r['peak_rss_mb']:.0f} MB"
@@ -130,9 +143,8 @@ def write_outputs(out_dir, results, allocators, configs, meta):
     with open(data, "w") as f:
         f.write("config " + " ".join(f"{a}_time {a}_rss" for a in allocators) + "\n")
         for workload, threads in configs:
-            rows = [results[(workload, threads, b)] for b in allocators]
-            best_wall = min(r["wall_s"] for r in rows)
-            best_rss = min(r["peak_rss_mb"] for r in rows)
+            best_wall = best(results, workload, threads, allocators, "wall_s")
+            best_rss = best(results, workload, threads, allocators, "peak_rss_mb")
             values = []
             for a in allocators:
                 r = results[(workload, threads, a)]
@@ -174,7 +186,7 @@ def render(path, out_dir):
             names.append(row["allocator"])
         if (row["workload"], row["threads"]) not in configs:
             configs.append((row["workload"], row["threads"]))
-    order = {a: i for i, a in enumerate(n for n, _ in PEERS)}
+    order = {a: i for i, a in enumerate([n for n, _ in PEERS] + ["rulloc", HARDENED])}
     names.sort(key=lambda a: order.get(a, len(order)))
     configs.sort(key=lambda c: (WORKLOADS.index(c[0]), c[1]))
     print_tables(results, names, configs)
@@ -188,6 +200,8 @@ def main():
     parser.add_argument("--rulloc", required=True, help="path of librulloc.so")
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--only", default="", help="comma-separated workloads to run")
+    parser.add_argument("--no-hardened", action="store_true",
+                        help="leave out Rulloc's hardened mode")
     parser.add_argument("--render", metavar="RESULTS_JSON",
                         help="do not run: print and write the outputs of an earlier run")
     args = parser.parse_args()
@@ -196,12 +210,15 @@ def main():
         return
 
     thread_counts, scale, repetitions = MODES[args.mode]
-    allocators = [(name, path) for name, path in PEERS if path is None or os.path.exists(path)]
+    allocators = [(name, path, {}) for name, path in PEERS
+                  if path is None or os.path.exists(path)]
     missing = [name for name, path in PEERS if path is not None and not os.path.exists(path)]
     if missing:
         print(f"note: not installed, left out: {', '.join(missing)}", file=sys.stderr)
-    allocators.append(("rulloc", os.path.abspath(args.rulloc)))
-    names = [a for a, _ in allocators]
+    allocators.append(("rulloc", os.path.abspath(args.rulloc), {}))
+    if not args.no_hardened:
+        allocators.append((HARDENED, os.path.abspath(args.rulloc), {"RULLOC_HARDENED": "1"}))
+    names = [a for a, _, _ in allocators]
     workloads = [w for w in WORKLOADS if not args.only or w in args.only.split(",")]
     configs = [(w, t) for w in workloads for t in (thread_counts if w != "churn" else [1])]
 
@@ -213,12 +230,12 @@ def main():
         for ci, (workload, threads) in enumerate(configs):
             # Rotate the order so that no allocator always runs first.
             shift = (rep + ci) % len(allocators)
-            for name, preload in allocators[shift:] + allocators[:shift]:
-                r = run_once(args.workloads, workload, threads, scale, preload)
+            for name, preload, extra_env in allocators[shift:] + allocators[:shift]:
+                r = run_once(args.workloads, workload, threads, scale, preload, extra_env)
                 samples.setdefault((workload, threads, name), []).append(r)
                 done += 1
                 elapsed = time.monotonic() - started
-                print(f"\r[{done}/{total}] {elapsed:5.0f}s  {workload:<9} {threads}t {name:<9} "
+                print(f"\r[{done}/{total}] {elapsed:5.0f}s  {workload:<9} {threads}t {name:<15} "
                       f"{r['wall_s']:7.3f}s", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
 

@@ -4,11 +4,14 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstring>
 #include <new>
+#include <utility>
 
 #include "concurrency/spin_lock.h"
 #include "concurrency/transfer_cache.h"
 #include "core/diagnostics.h"
+#include "core/runtime_options.h"
 #include "core/secret.h"
 #include "platform/pages.h"
 
@@ -65,7 +68,7 @@ constexpr uint32_t TransferCapacity(size_t bucket) {
   const size_t floor = 4 * ThreadCache::BatchFor(bucket);
   const size_t wanted = n < floor ? floor : n;
   return static_cast<uint32_t>(wanted > TransferCache::kMaxSlots ? TransferCache::kMaxSlots
-                                                                  : wanted);
+                                                                 : wanted);
 }
 
 // Returns a batch to the transfer cache, or to the bucket when it is full.
@@ -188,6 +191,20 @@ ThreadCache* InitThread() {
   return cache;
 }
 
+// Hardened mode: the blocks of a refill are handed out in random order, so
+// that the address of the next block cannot be predicted from the last.
+void Shuffle(ThreadCache* cache, void** batch, size_t n) {
+  uint64_t x = cache->shuffle_state;
+  if (x == 0) x = ProcessSecret() ^ reinterpret_cast<uintptr_t>(cache) | 1;
+  for (size_t i = n; i > 1; --i) {
+    x ^= x << 13;  // xorshift64
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::swap(batch[i - 1], batch[x % i]);
+  }
+  cache->shuffle_state = x;
+}
+
 // Raises a bin's bound by one batch (slow start), within the thread budget.
 void GrowBin(ThreadCache* cache, size_t bucket) {
   CacheBin& bin = cache->bins[bucket];
@@ -230,6 +247,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   cache->refills.store(cache->refills.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
   DefaultHeap().MaybePurge();
+  if (runtime_options.hardened) Shuffle(cache, batch, got);
   for (size_t i = 1; i < got; ++i) {
     SetCachedLink(batch[i], bin.head);
     bin.head = batch[i];
@@ -259,6 +277,7 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
     FlushBin(cache, bucket, count > batch ? count - batch : 0);
     DefaultHeap().MaybePurge();
   }
+  if (runtime_options.hardened) std::memset(block, 0, DefaultClasses::BlockSize(bucket));
   SetCachedLink(block, bin.head);
   bin.head = block;
   bin.count.store(bin.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

@@ -26,9 +26,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "core/allocator.h"
 #include "core/page_map.h"
+#include "core/runtime_options.h"
 #include "core/size_classes.h"
 #include "core/small_bucket.h"
 
@@ -40,8 +42,8 @@ struct ProcessStats {
   size_t blocks_in_caches = 0;   // free in some thread's cache
   size_t blocks_in_use = 0;      // held by the program
   size_t threads_with_cache = 0;
-  size_t refills = 0;            // cumulative batch refills from buckets
-  size_t flushes = 0;            // cumulative batch flushes to buckets
+  size_t refills = 0;  // cumulative batch refills from buckets
+  size_t flushes = 0;  // cumulative batch flushes to buckets
 };
 
 // Per-bucket counts of ProcessStats.
@@ -103,8 +105,9 @@ class ThreadCache {
   static void FreeGeneral(void* p);
 
   CacheBin bins[kBins];
-  uint64_t cookie = 0;        // cache_cookie, next to the bins (0 in the empty cache)
-  size_t capacity_bytes = 0;  // Σ max_count × block size
+  uint64_t cookie = 0;         // cache_cookie, next to the bins (0 in the empty cache)
+  uint64_t shuffle_state = 0;  // hardened mode's random block order
+  size_t capacity_bytes = 0;   // Σ max_count × block size
   std::atomic<size_t> refills{0};
   std::atomic<size_t> flushes{0};
   ThreadCache* next = nullptr;  // registry of live caches
@@ -128,9 +131,7 @@ extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("i
 // to make sure. malloc clears word 1 when it hands a block out. Blocks in
 // transfer caches keep the check of their last link.
 extern std::atomic<uint64_t> cache_cookie;  // odd once any cache exists
-inline uint64_t* BlockWords(const void* p) {
-  return static_cast<uint64_t*>(const_cast<void*>(p));
-}
+inline uint64_t* BlockWords(const void* p) { return static_cast<uint64_t*>(const_cast<void*>(p)); }
 // Fast paths pass the copy of the cookie their ThreadCache holds.
 inline uint64_t Cookie() { return cache_cookie.load(std::memory_order_relaxed); }
 inline uint64_t LinkCheck(const void* self, uint64_t encoded, uint64_t cookie) {
@@ -191,9 +192,9 @@ void FreeSizedGeneral(void* p, size_t size, bool aligned);
 template <bool kSized = false>
 __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) {
   RegionHeader* region = PageMap::Lookup(p);
-  if (__builtin_expect(region != nullptr && region->kind == RegionKind::kSmall &&
-                           region->heap == &DefaultHeap(),
-                       1)) {
+  if (__builtin_expect(
+          region != nullptr && region->kind == RegionKind::kSmall && region->heap == &DefaultHeap(),
+          1)) {
     auto* small = reinterpret_cast<SmallRegion*>(region);
     if (!small->has_aligned.load(std::memory_order_relaxed) &&
         small->HandedOutBlockAt(p) != small->capacity) {
@@ -202,6 +203,7 @@ __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) 
       CacheBin& bin = cache->bins[small->bucket_index];
       const uint32_t count = bin.count.load(std::memory_order_relaxed);
       if (__builtin_expect(count < bin.max_count && !LooksCached(p, cache->cookie), 1)) {
+        if (__builtin_expect(runtime_options.hardened, 0)) std::memset(p, 0, small->block_size);
         SetCachedLink(p, bin.head, cache->cookie);
         bin.head = p;
         bin.count.store(count + 1, std::memory_order_relaxed);

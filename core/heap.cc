@@ -7,6 +7,7 @@
 
 #include "core/diagnostics.h"
 #include "core/page_map.h"
+#include "core/runtime_options.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
@@ -44,9 +45,13 @@ void* Heap::AllocateSlow(size_t size, size_t alignment) {
     // Never satisfiable: fall through to ENOMEM.
   } else if (alignment <= small_max_ && size <= small_max_ - alignment + kMinAlignment) {
     p = SmallBucketFor(size + alignment - kMinAlignment).AllocateAligned(alignment);
+  } else if (runtime_options.hardened) {
+    p = huge_.Allocate(size, alignment);  // guarded, a mapping of its own
   } else if (alignment <= kLargeAlignmentMax &&
-             size <= kLargeMax - (alignment > kMinAlignment ? alignment + LargeBucket::kHeader : 0)) {
-    const size_t padded = alignment > kMinAlignment ? size + alignment + LargeBucket::kHeader : size;
+             size <=
+                 kLargeMax - (alignment > kMinAlignment ? alignment + LargeBucket::kHeader : 0)) {
+    const size_t padded =
+        alignment > kMinAlignment ? size + alignment + LargeBucket::kHeader : size;
     p = large_[LargeBucketIndex(padded)].Allocate(size, alignment);
   } else {
     p = huge_.Allocate(size, alignment);
@@ -73,6 +78,9 @@ bool Heap::Owns(const void* p) const {
 void Heap::Deallocate(void* p) {
   if (p == nullptr) return;
   RegionHeader* region = RegionOf(p, "free of a pointer not allocated by rulloc");
+  if (runtime_options.hardened && region->kind != RegionKind::kHuge) {
+    std::memset(p, 0, UsableSize(p));  // zero on free; UsableSize validates p first
+  }
   switch (region->kind) {
     case RegionKind::kSmall:
       reinterpret_cast<SmallRegion*>(region)->bucket->Free(p);

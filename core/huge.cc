@@ -30,7 +30,32 @@ void HugeBlocks::Track(HugeRegion* region) {
   shard.usable += region->usable;
 }
 
+void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
+  //   [ HugeRegion | guard page | slack ... payload ][ guard page ]
+  // The payload ends at most 15 bytes before the trailing guard.
+  const size_t page = platform::PageSize();
+  if (alignment < 16) alignment = 16;
+  if (size > (SIZE_MAX >> 2) - alignment - 4 * page) return nullptr;
+  const size_t head = AlignUp(sizeof(HugeRegion), page);
+  const size_t body = AlignUp(size + alignment, page);
+  const size_t mapping = head + page + body + page;
+  RegionHeader* header = MapRegion(RegionKind::kHuge, mapping, alignment, heap_);
+  if (header == nullptr) return nullptr;
+  char* base = reinterpret_cast<char*>(header);
+  const size_t end = head + page + body;
+  if (!platform::Guard(base + head, page) || !platform::Guard(base + end, page)) {
+    UnmapRegion(header);
+    return nullptr;
+  }
+  auto* region = reinterpret_cast<HugeRegion*>(header);
+  region->payload_offset = (end - size) & ~(alignment - 1);
+  region->usable = end - region->payload_offset;
+  Track(region);
+  return region->payload();
+}
+
 void* HugeBlocks::Allocate(size_t size, size_t alignment) {
+  if (runtime_options.hardened) return AllocateGuarded(size, alignment);
   const size_t offset = AlignUp(sizeof(HugeRegion), alignment);
   const size_t page = platform::PageSize();
   if (size > (SIZE_MAX >> 2) - offset - page) return nullptr;
@@ -139,13 +164,16 @@ void HugeBlocks::Free(HugeRegion* region, void* p) {
     shard.bytes -= region->header.size;
     shard.usable -= region->usable;
   }
+  // Hardened: unmapped at once, so that a use after free faults.
+  if (runtime_options.hardened) return UnmapRegion(&region->header);
   if (HugeRegion* evicted = PutCached(region)) UnmapRegion(&evicted->header);
 }
 
 bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
-  if (p != region->payload()) ReportHeapMisuse("realloc of a pointer into the middle of a block", p);
+  if (p != region->payload())
+    ReportHeapMisuse("realloc of a pointer into the middle of a block", p);
   const size_t page = platform::PageSize();
-  if (size > region->capacity()) return false;
+  if (size > region->capacity() || runtime_options.hardened) return false;
   const size_t need = AlignUp(region->payload_offset + size, page);
   // Shrinking to less than half would strand too much memory: move instead.
   if (need < region->header.size / 2) return false;

@@ -27,8 +27,8 @@ namespace rulloc::internal {
 struct HugeRegion {
   RegionHeader header;
   size_t payload_offset;
-  size_t usable;     // payload bytes handed out: page-rounded request
-  bool cached;       // freed, waiting in the cache
+  size_t usable;  // payload bytes handed out: page-rounded request
+  bool cached;    // freed, waiting in the cache
   uint64_t freed_ms;
 
   void* payload() { return reinterpret_cast<char*>(this) + payload_offset; }
@@ -91,6 +91,9 @@ class HugeBlocks {
   // one given, if it cannot be kept), for the caller to unmap unlocked.
   HugeRegion* PutCached(HugeRegion* region);
   void Track(HugeRegion* region);
+  // Hardened mode: a mapping with guard pages after the header and after
+  // the payload, which ends against the trailing guard.
+  void* AllocateGuarded(size_t size, size_t alignment);
 
   Heap* const heap_;
   Shard shards_[kShards];

@@ -10,6 +10,11 @@ struct RuntimeOptions {
   // Back huge blocks (mappings of 2 MiB and more) with transparent huge
   // pages: one fault per 2 MiB instead of per 4 KiB.
   bool huge_pages = true;
+  // Hardened mode (docs/hardening.md): guard pages around region metadata
+  // and around every block above the small sizes (each then gets its own
+  // mapping, unmapped on free), random order of the blocks a thread cache
+  // hands out, and blocks zeroed when freed.
+  bool hardened = false;
 };
 
 inline constinit RuntimeOptions runtime_options;

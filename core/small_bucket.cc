@@ -5,6 +5,7 @@
 
 #include "core/diagnostics.h"
 #include "core/page_map.h"
+#include "core/runtime_options.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
@@ -66,11 +67,24 @@ SmallRegion* SmallBucket::NewRegion() {
   RegionHeader* header = MapRegion(RegionKind::kSmall, region_size_, kGranule, heap_);
   if (header == nullptr) return nullptr;
   // Fit as many blocks as the header (which grows with their count) allows.
+  // Hardened: a guard page after the header and one at the end of the
+  // region, so that no overflow reaches metadata (this region's or the next).
+  const bool guarded = runtime_options.hardened;
+  const size_t page = platform::PageSize();
+  const size_t end = guarded ? region_size_ - page : region_size_;
   uint32_t capacity = region_size_ / block_size_;
   uint32_t first = 0;
   for (;; --capacity) {
-    first = static_cast<uint32_t>(AlignUp(HeaderBytes(capacity), kBlockStartAlignment));
-    if (first + size_t{capacity} * block_size_ <= region_size_) break;
+    first = guarded ? static_cast<uint32_t>(AlignUp(HeaderBytes(capacity), page) + page)
+                    : static_cast<uint32_t>(AlignUp(HeaderBytes(capacity), kBlockStartAlignment));
+    if (first + size_t{capacity} * block_size_ <= end) break;
+  }
+  if (guarded) {
+    char* base = reinterpret_cast<char*>(header);
+    if (!platform::Guard(base + first - page, page) || !platform::Guard(base + end, page)) {
+      UnmapRegion(header);
+      return nullptr;
+    }
   }
   auto* r = reinterpret_cast<SmallRegion*>(header);
   r->bucket = this;

@@ -30,6 +30,10 @@ bool Commit(void* ptr, size_t size);
 // reserved; on POSIX it stays accessible and reads back as zeros.
 bool Decommit(void* ptr, size_t size);
 
+// Makes [ptr, ptr+size) inaccessible (a guard: any access faults). The
+// range must be committed pages of one reservation. Returns false on failure.
+bool Guard(void* ptr, size_t size);
+
 // Gives [ptr, ptr+size) back to the OS. The range must have come from
 // Reserve (any page-aligned sub-range of it is allowed).
 bool Release(void* ptr, size_t size);

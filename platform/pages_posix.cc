@@ -54,8 +54,13 @@ void* Reserve(size_t size, size_t alignment, bool commit) {
   return reinterpret_cast<void*>(aligned);
 }
 
-bool Commit(void* ptr, size_t size) {
-  return mprotect(ptr, size, PROT_READ | PROT_WRITE) == 0;
+bool Commit(void* ptr, size_t size) { return mprotect(ptr, size, PROT_READ | PROT_WRITE) == 0; }
+
+bool Guard(void* ptr, size_t size) {
+  const int saved_errno = errno;
+  const bool ok = mprotect(ptr, size, PROT_NONE) == 0;
+  errno = saved_errno;
+  return ok;
 }
 
 bool Decommit(void* ptr, size_t size) {

@@ -1,6 +1,6 @@
 // Windows pages: VirtualAlloc / VirtualFree.
-#include <windows.h>
 #include <psapi.h>
+#include <windows.h>
 
 #include <cstdint>
 
@@ -40,6 +40,11 @@ void* Reserve(size_t size, size_t alignment, bool commit) {
 
 bool Commit(void* ptr, size_t size) {
   return VirtualAlloc(ptr, size, MEM_COMMIT, PAGE_READWRITE) != nullptr;
+}
+
+bool Guard(void* ptr, size_t size) {
+  DWORD old;
+  return VirtualProtect(ptr, size, PAGE_NOACCESS, &old) != 0;
 }
 
 bool Decommit(void* ptr, size_t size) {

@@ -115,6 +115,7 @@ void ForkChild() { rulloc::AfterForkInChild(); }
 __attribute__((constructor(101))) void InstallShim() {
   options = rulloc::shim::ReadOptions();
   rulloc::runtime_options.huge_pages = options.huge_pages;
+  rulloc::runtime_options.hardened = options.hardened;
   pthread_atfork(PrepareFork, ForkParent, ForkChild);
   if (options.verbose) {
     char line[96];
