@@ -195,7 +195,7 @@ ThreadCache* InitThread() {
 // that the address of the next block cannot be predicted from the last.
 void Shuffle(ThreadCache* cache, void** batch, size_t n) {
   uint64_t x = cache->shuffle_state;
-  if (x == 0) x = ProcessSecret() ^ reinterpret_cast<uintptr_t>(cache) | 1;
+  if (x == 0) x = (ProcessSecret() ^ reinterpret_cast<uintptr_t>(cache)) | 1;
   for (size_t i = n; i > 1; --i) {
     x ^= x << 13;  // xorshift64
     x ^= x >> 7;

@@ -42,8 +42,12 @@ class Model {
     const uintptr_t start = reinterpret_cast<uintptr_t>(b.ptr);
     const uintptr_t end = start + (b.size == 0 ? 1 : b.size);
     auto next = ranges_.lower_bound(start);
-    if (next != ranges_.end()) ASSERT_LE(end, next->first) << "overlaps a live block";
-    if (next != ranges_.begin()) ASSERT_LE(std::prev(next)->second, start) << "overlaps";
+    if (next != ranges_.end()) {
+      ASSERT_LE(end, next->first) << "overlaps a live block";
+    }
+    if (next != ranges_.begin()) {
+      ASSERT_LE(std::prev(next)->second, start) << "overlaps";
+    }
     ranges_[start] = end;
     std::memset(b.ptr, b.pattern, b.size);
     blocks_.push_back(b);

@@ -21,7 +21,9 @@ TEST(SizeClassesTest, LookupPicksTheSmallestFittingBucket) {
     const size_t bucket = Default::BucketFor(size);
     ASSERT_LT(bucket, Default::kCount);
     ASSERT_GE(Default::BlockSize(bucket), size) << size;
-    if (bucket > 0) ASSERT_LT(Default::BlockSize(bucket - 1), size) << size;
+    if (bucket > 0) {
+      ASSERT_LT(Default::BlockSize(bucket - 1), size) << size;
+    }
   }
 }
 
