@@ -6,10 +6,13 @@
 #include "core/diagnostics.h"
 #include "core/page_map.h"
 #include "core/runtime_options.h"
+#include "core/secret.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
 namespace {
+
+constexpr uint64_t kLinkSalt = 0x6c696e6b;  // "link": keys word 0 of free blocks
 
 constexpr uint32_t kBlockStartAlignment = 64;
 
@@ -140,7 +143,12 @@ void* SmallBucket::PopLocked(SmallRegion* r) {
   void* block;
   if (r->free_list != nullptr) {
     block = r->free_list;
-    r->free_list = *static_cast<void**>(block);
+    const uint64_t* words = static_cast<uint64_t*>(block);
+    if (words[1] != CheckWord(block, words[0])) {
+      lock_.unlock();  // report with no lock held
+      ReportHeapMisuse("corrupted free block (written after free?)", block);
+    }
+    r->free_list = reinterpret_cast<void*>(words[0] ^ CheckWord(block, kLinkSalt));
   } else {
     block = r->BlockAt(r->carved++);
   }
@@ -201,8 +209,12 @@ const char* SmallBucket::FreeLocked(void* p, Unmapper* later) {
   if (!TestBit(r->allocated_bits, index)) return "double free";
   SetBit(r->allocated_bits, index, false);
   SetBit(r->aligned_bits, index, false);
+  // The region's free list: word 0 the next free block, keyed with the
+  // process secret; word 1 a check of word 0, verified before it is used.
   void* block = r->BlockAt(index);
-  *static_cast<void**>(block) = r->free_list;
+  auto* words = static_cast<uint64_t*>(block);
+  words[0] = reinterpret_cast<uintptr_t>(r->free_list) ^ CheckWord(block, kLinkSalt);
+  words[1] = CheckWord(block, words[0]);
   r->free_list = block;
   if (r->in_full_list) {
     full_.Remove(&r->header);

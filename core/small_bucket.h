@@ -7,7 +7,8 @@
 //   │              │ fields      │ aligned bits│        │        │     │ (bump)    │
 //   └──────────────┴─────────────┴─────────────┴────────┴────────┴─────┴───────────┘
 //                                               ▲ first_offset
-//   A free block holds the next free block of its region in its first word.
+//   A free block holds the next free block of its region in its first word,
+//   keyed with the process secret, and a check of that word in its second.
 //
 // A bucket (one cache line of hot state, its own lock):
 //

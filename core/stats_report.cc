@@ -74,22 +74,22 @@ void WriteText(FdWriter& out, const Snapshot& s) {
       "%zu regions mapped, %zu unmapped in all\n",
       s.heap.bytes_mapped >> 10, s.heap.bytes_committed >> 10, s.resident >> 10,
       s.heap.bytes_in_use >> 10, s.heap.regions_mapped, s.heap.regions_unmapped);
-  out.Printf(
-      "  thread caches: %zu threads, %zu blocks cached, %zu refills, %zu flushes in all\n",
-      s.process.threads_with_cache, s.process.blocks_in_caches, s.process.refills,
-      s.process.flushes);
-  out.Printf("  small  %8s %10s %10s %10s %8s %11s\n", "block", "in_use", "in_caches",
-             "free", "regions", "mapped_kib");
+  out.Printf("  thread caches: %zu threads, %zu blocks cached, %zu refills, %zu flushes in all\n",
+             s.process.threads_with_cache, s.process.blocks_in_caches, s.process.refills,
+             s.process.flushes);
+  out.Printf("  small  %8s %10s %10s %10s %8s %11s\n", "block", "in_use", "in_caches", "free",
+             "regions", "mapped_kib");
   for (size_t b = 0; b < heap.small_bucket_count(); ++b) {
     const internal::SmallBucketStats bucket = heap.SmallStats(b);
     if (bucket.regions == 0 && bucket.regions_mapped == 0) continue;
     const BucketCounts counts = GetBucketCounts(b);
-    const size_t in_use = counts.handed_out > counts.in_caches ? counts.handed_out - counts.in_caches : 0;
+    const size_t in_use =
+        counts.handed_out > counts.in_caches ? counts.handed_out - counts.in_caches : 0;
     out.Printf("         %8zu %10zu %10zu %10zu %8zu %11zu\n", bucket.block_size, in_use,
                counts.in_caches, bucket.blocks_free, bucket.regions, bucket.bytes_mapped >> 10);
   }
-  out.Printf("  large  %8s %10s %10s %10s %8s %11s\n", "max", "in_use", "in_use_kib",
-             "decommit_k", "regions", "mapped_kib");
+  out.Printf("  large  %8s %10s %10s %10s %8s %11s\n", "max", "in_use", "in_use_kib", "decommit_k",
+             "regions", "mapped_kib");
   for (size_t b = 0; b < internal::Heap::kLargeBuckets; ++b) {
     const internal::LargeBucketStats bucket = heap.LargeStats(b);
     out.Printf("         %8zu %10zu %10zu %10zu %8zu %11zu\n", bucket.max_size,
@@ -105,41 +105,46 @@ void WriteText(FdWriter& out, const Snapshot& s) {
 
 void WriteJson(FdWriter& out, const Snapshot& s) {
   internal::Heap& heap = DefaultAllocator().heap();
-  out.Printf("{\"pid\":%d,\"totals\":{\"bytes_mapped\":%zu,\"bytes_committed\":%zu,"
-             "\"bytes_resident\":%zu,\"bytes_in_use\":%zu,\"regions_mapped\":%zu,"
-             "\"regions_unmapped\":%zu},",
-             static_cast<int>(getpid()), s.heap.bytes_mapped, s.heap.bytes_committed, s.resident,
-             s.heap.bytes_in_use, s.heap.regions_mapped, s.heap.regions_unmapped);
-  out.Printf("\"thread_caches\":{\"threads\":%zu,\"blocks_cached\":%zu,\"refills\":%zu,"
-             "\"flushes\":%zu},",
-             s.process.threads_with_cache, s.process.blocks_in_caches, s.process.refills,
-             s.process.flushes);
+  out.Printf(
+      "{\"pid\":%d,\"totals\":{\"bytes_mapped\":%zu,\"bytes_committed\":%zu,"
+      "\"bytes_resident\":%zu,\"bytes_in_use\":%zu,\"regions_mapped\":%zu,"
+      "\"regions_unmapped\":%zu},",
+      static_cast<int>(getpid()), s.heap.bytes_mapped, s.heap.bytes_committed, s.resident,
+      s.heap.bytes_in_use, s.heap.regions_mapped, s.heap.regions_unmapped);
+  out.Printf(
+      "\"thread_caches\":{\"threads\":%zu,\"blocks_cached\":%zu,\"refills\":%zu,"
+      "\"flushes\":%zu},",
+      s.process.threads_with_cache, s.process.blocks_in_caches, s.process.refills,
+      s.process.flushes);
   out.Printf("\"small\":[");
   for (size_t b = 0; b < heap.small_bucket_count(); ++b) {
     const internal::SmallBucketStats bucket = heap.SmallStats(b);
     const BucketCounts counts = GetBucketCounts(b);
-    const size_t in_use = counts.handed_out > counts.in_caches ? counts.handed_out - counts.in_caches : 0;
-    out.Printf("%s{\"block_size\":%zu,\"blocks_in_use\":%zu,\"blocks_in_caches\":%zu,"
-               "\"blocks_free\":%zu,\"regions\":%zu,\"bytes_mapped\":%zu,"
-               "\"regions_mapped\":%zu,\"regions_unmapped\":%zu}",
-               b == 0 ? "" : ",", bucket.block_size, in_use, counts.in_caches, bucket.blocks_free,
-               bucket.regions, bucket.bytes_mapped, bucket.regions_mapped,
-               bucket.regions_unmapped);
+    const size_t in_use =
+        counts.handed_out > counts.in_caches ? counts.handed_out - counts.in_caches : 0;
+    out.Printf(
+        "%s{\"block_size\":%zu,\"blocks_in_use\":%zu,\"blocks_in_caches\":%zu,"
+        "\"blocks_free\":%zu,\"regions\":%zu,\"bytes_mapped\":%zu,"
+        "\"regions_mapped\":%zu,\"regions_unmapped\":%zu}",
+        b == 0 ? "" : ",", bucket.block_size, in_use, counts.in_caches, bucket.blocks_free,
+        bucket.regions, bucket.bytes_mapped, bucket.regions_mapped, bucket.regions_unmapped);
   }
   out.Printf("],\"large\":[");
   for (size_t b = 0; b < internal::Heap::kLargeBuckets; ++b) {
     const internal::LargeBucketStats bucket = heap.LargeStats(b);
-    out.Printf("%s{\"max_size\":%zu,\"blocks_in_use\":%zu,\"bytes_in_use\":%zu,"
-               "\"bytes_decommitted\":%zu,\"regions\":%zu,\"bytes_mapped\":%zu,"
-               "\"regions_mapped\":%zu,\"regions_unmapped\":%zu}",
-               b == 0 ? "" : ",", bucket.max_size, bucket.blocks_in_use, bucket.bytes_in_use,
-               bucket.bytes_decommitted, bucket.regions, bucket.bytes_mapped,
-               bucket.regions_mapped, bucket.regions_unmapped);
+    out.Printf(
+        "%s{\"max_size\":%zu,\"blocks_in_use\":%zu,\"bytes_in_use\":%zu,"
+        "\"bytes_decommitted\":%zu,\"regions\":%zu,\"bytes_mapped\":%zu,"
+        "\"regions_mapped\":%zu,\"regions_unmapped\":%zu}",
+        b == 0 ? "" : ",", bucket.max_size, bucket.blocks_in_use, bucket.bytes_in_use,
+        bucket.bytes_decommitted, bucket.regions, bucket.bytes_mapped, bucket.regions_mapped,
+        bucket.regions_unmapped);
   }
-  out.Printf("],\"huge\":{\"blocks_in_use\":%zu,\"bytes_in_use\":%zu,\"bytes_mapped\":%zu,"
-             "\"bytes_cached\":%zu,\"cache_hits\":%zu,\"cache_misses\":%zu}}\n",
-             s.huge.blocks_in_use, s.huge.bytes_in_use, s.huge.bytes_mapped, s.huge.bytes_cached,
-             s.huge.cache_hits, s.huge.cache_misses);
+  out.Printf(
+      "],\"huge\":{\"blocks_in_use\":%zu,\"bytes_in_use\":%zu,\"bytes_mapped\":%zu,"
+      "\"bytes_cached\":%zu,\"cache_hits\":%zu,\"cache_misses\":%zu}}\n",
+      s.huge.blocks_in_use, s.huge.bytes_in_use, s.huge.bytes_mapped, s.huge.bytes_cached,
+      s.huge.cache_hits, s.huge.cache_misses);
 }
 
 }  // namespace

@@ -62,9 +62,11 @@ void ApplyVariable(const char* variable, const char* key, Options* options) {
 
 bool ParseOption(const char* key, size_t key_length, const char* value, size_t value_length,
                  Options* options) {
-  if (Equals(key, key_length, "stats")) return ParseStatsFormat(value, value_length, &options->stats);
+  if (Equals(key, key_length, "stats"))
+    return ParseStatsFormat(value, value_length, &options->stats);
   if (Equals(key, key_length, "verbose")) return ParseBool(value, value_length, &options->verbose);
-  if (Equals(key, key_length, "hardened")) return ParseBool(value, value_length, &options->hardened);
+  if (Equals(key, key_length, "hardened"))
+    return ParseBool(value, value_length, &options->hardened);
   if (Equals(key, key_length, "huge_pages")) {
     return ParseBool(value, value_length, &options->huge_pages);
   }

@@ -132,13 +132,26 @@ TEST(MisuseDeathTest, WriteAfterFreeIntoACachedBlockIsCaughtAtTheNextMalloc) {
       {
         auto* volatile p = static_cast<uint64_t*>(rulloc_malloc(48));
         rulloc_free(p);
-        p[0] = 0x4141414141414141;  // a dangling write over the list link
+        p[0] = 0x4141414141414141;             // a dangling write over the list link
         void* volatile q = rulloc_malloc(48);  // hands out p, then follows its link
         void* volatile r = rulloc_malloc(48);
         (void)q;
         (void)r;
       },
       "^rulloc: corrupted free block \\(written after free\\?\\): 0x[0-9a-f]+\n$");
+}
+
+TEST(MisuseDeathTest, WriteAfterFreeIntoARegionFreeBlockIsCaughtAtTheNextAllocation) {
+  EXPECT_DEATH(
+      {
+        Allocator a;  // no thread cache: the block goes back to its region
+        void* p = a.allocate(64);
+        a.allocate(64);
+        a.deallocate(p);
+        std::memset(p, 0x41, 8);  // over the region's free-list link
+        a.allocate(64);
+      },
+      "^rulloc: corrupted free block \\(written after free\\?\\): 0x");
 }
 
 TEST(MisuseDeathTest, WriteAfterFreeIntoALargeFreeBlockIsCaughtAtTheNextAllocation) {
@@ -168,7 +181,8 @@ TEST(MisuseDeathTest, SizedFreeWithAWrongSize) {
   EXPECT_DEATH(rulloc_free_sized(huge, 64), "^rulloc: free with a wrong size: 0x");
   rulloc_free_sized(huge, size_t{6} << 20);
   void* aligned = rulloc_aligned_alloc(256, 24);
-  EXPECT_DEATH(rulloc_free_aligned_sized(aligned, 256, 5000), "^rulloc: free with a wrong size: 0x");
+  EXPECT_DEATH(rulloc_free_aligned_sized(aligned, 256, 5000),
+               "^rulloc: free with a wrong size: 0x");
   rulloc_free_aligned_sized(aligned, 256, 24);
 }
 

@@ -74,9 +74,7 @@ TEST(StatsReportTest, TextHasTotalsAndBucketTables) {
   rulloc_free(p);
 }
 
-TEST(StatsReportTest, FailedWriteIsReported) {
-  EXPECT_EQ(rulloc_stats_write(-1, 1), -1);
-}
+TEST(StatsReportTest, FailedWriteIsReported) { EXPECT_EQ(rulloc_stats_write(-1, 1), -1); }
 
 }  // namespace
 }  // namespace rulloc

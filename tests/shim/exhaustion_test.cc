@@ -77,7 +77,6 @@ std::vector<void*> FillWith(size_t size) {
   return blocks;
 }
 
-
 TEST(ExhaustionTest, EverySizeGetsEnomemThenMemoryIsReused) {
   std::vector<size_t> got;
   {

@@ -106,6 +106,86 @@ TEST(MallocContractsTest, AlignedForms) {
   free(pv);
 }
 
+// The answers documented in docs/errors.md, one by one.
+TEST(MallocContractsTest, BadInputsHaveDefinedAnswers) {
+  // Sizes near SIZE_MAX: null with ENOMEM from every function.
+  volatile size_t max = SIZE_MAX;  // opaque to the compiler's size checks
+  for (size_t minus :
+       {size_t{0}, size_t{1}, size_t{15}, size_t{4096}, size_t{1} << 20, (size_t{1} << 63) - 1}) {
+    const size_t size = max - minus;
+    errno = 0;
+    EXPECT_EQ(malloc(size), nullptr);
+    EXPECT_EQ(errno, ENOMEM) << size;
+    errno = 0;
+    EXPECT_EQ(calloc(1, size), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    errno = 0;
+    EXPECT_EQ(aligned_alloc(64, size), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    errno = 0;
+    EXPECT_EQ(memalign(4096, size), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    errno = 0;
+    EXPECT_EQ(valloc(size), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    errno = 0;
+    EXPECT_EQ(pvalloc(size), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    void* untouched = &errno;
+    void* out = untouched;
+    EXPECT_EQ(posix_memalign(&out, 64, size), ENOMEM);
+    EXPECT_EQ(out, untouched);
+    void* p = malloc(100);
+    errno = 0;
+    EXPECT_EQ(realloc(p, size), nullptr);  // p stays valid
+    EXPECT_EQ(errno, ENOMEM);
+    free(p);
+  }
+  // calloc: an overflowing product is ENOMEM; a zero product is a block.
+  errno = 0;
+  EXPECT_EQ(calloc(max / 2 + 1, 2), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  void* none = calloc(0, max);
+  EXPECT_NE(none, nullptr);
+  free(none);
+  // Alignment 0 or not a power of two: EINVAL from aligned_alloc and
+  // posix_memalign (which also wants a multiple of sizeof(void*));
+  // memalign rounds up, as glibc's does.
+  for (size_t alignment : {size_t{0}, size_t{3}, size_t{24}, size_t{4097}}) {
+    errno = 0;
+    EXPECT_EQ(aligned_alloc(alignment, 64), nullptr) << alignment;
+    EXPECT_EQ(errno, EINVAL);
+    void* out = nullptr;
+    EXPECT_EQ(posix_memalign(&out, alignment, 64), EINVAL) << alignment;
+    EXPECT_EQ(out, nullptr);
+  }
+  void* rounded = memalign(24, 10);
+  EXPECT_TRUE(Aligned(rounded, 32));
+  free(rounded);
+  void* zero_alignment = memalign(0, 10);
+  EXPECT_NE(zero_alignment, nullptr);
+  free(zero_alignment);
+  // Alignment larger than the size, and a size that is not a multiple of
+  // the alignment: both served.
+  for (size_t alignment = 1; alignment <= (size_t{1} << 22); alignment <<= 1) {
+    void* a = aligned_alloc(alignment, 3);
+    ASSERT_NE(a, nullptr) << alignment;
+    EXPECT_TRUE(Aligned(a, alignment));
+    EXPECT_GE(malloc_usable_size(a), 3u);
+    free(a);
+  }
+  // realloc to 0 frees and returns null; realloc(NULL, 0) is malloc(0).
+  void* p = malloc(10);
+  errno = 0;
+  EXPECT_EQ(realloc(p, 0), nullptr);
+  EXPECT_EQ(errno, 0);
+  void* fresh = realloc(nullptr, 0);
+  EXPECT_NE(fresh, nullptr);
+  free(fresh);
+  free(nullptr);  // a no-op
+  EXPECT_EQ(malloc_usable_size(nullptr), 0u);
+}
+
 TEST(MallocContractsTest, IntrospectionAndTrim) {
   std::vector<void*> blocks;
   for (int i = 0; i < 100000; ++i) blocks.push_back(malloc(48));
@@ -141,9 +221,9 @@ TEST(MallocContractsTest, OperatorNewFollowsTheStandard) {
   auto* one = new Wide;
   EXPECT_TRUE(Aligned(one, 512));
   delete one;
-  void* n = ::operator new(100, std::align_val_t{64}, std::nothrow);
+  void* n = ::operator new (100, std::align_val_t{64}, std::nothrow);
   EXPECT_TRUE(Aligned(n, 64));
-  ::operator delete(n, std::align_val_t{64}, std::nothrow);
+  ::operator delete (n, std::align_val_t{64}, std::nothrow);
   auto* sized = new long[10];
   ::operator delete[](sized, 10 * sizeof(long));
 }
