@@ -94,6 +94,30 @@ void DrainTransferCaches() {
   }
 }
 
+// The decay step of the caches shared by threads: what stayed in a transfer
+// cache for a whole decay period goes back to its regions, then the heap's
+// own decay (empty regions, free large pages) runs.
+void DecaySharedCaches() {
+  void* blocks[TransferCache::kMaxSlots];
+  for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+    if (const uint32_t n = transfer[b].TakeIdle(blocks)) BucketAt(b).FreeBatch(blocks, n);
+  }
+}
+
+// DecaySharedCaches at most once per decay period.
+constinit std::atomic<uint64_t> last_shared_decay_ms{0};
+void MaybeDecaySharedCaches() {
+  const uint64_t now = platform::CoarseMonotonicMillis();
+  uint64_t last = last_shared_decay_ms.load(std::memory_order_relaxed);
+  if (now - last < Heap::kDecayMillis) return;
+  if (!last_shared_decay_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  DecaySharedCaches();
+}
+
+void MaybeDecay() {
+  if (DefaultHeap().MaybePurge()) MaybeDecaySharedCaches();
+}
+
 void FlushBin(ThreadCache* cache, size_t bucket, uint32_t keep) {
   CacheBin& bin = cache->bins[bucket];
   void* batch[64];
@@ -246,7 +270,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   }
   cache->refills.store(cache->refills.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
-  DefaultHeap().MaybePurge();
+  MaybeDecay();
   if (runtime_options.hardened) Shuffle(cache, batch, got);
   for (size_t i = 1; i < got; ++i) {
     SetCachedLink(batch[i], bin.head);
@@ -275,7 +299,7 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
     }
     const uint32_t batch = BatchFor(bucket);
     FlushBin(cache, bucket, count > batch ? count - batch : 0);
-    DefaultHeap().MaybePurge();
+    MaybeDecay();
   }
   if (runtime_options.hardened) std::memset(block, 0, DefaultClasses::BlockSize(bucket));
   SetCachedLink(block, bin.head);
@@ -307,6 +331,11 @@ void CheckNotFreed(void* p, const char* fault) {
 void ThreadCache::FreeGeneral(void* p) { DefaultAllocator().deallocate(p); }
 
 }  // namespace internal
+
+void RunDecay() {
+  internal::DefaultHeap().Purge(internal::Heap::kDecayMillis);
+  internal::MaybeDecaySharedCaches();
+}
 
 void FlushThreadCache() {
   internal::ThreadCache* cache = internal::tls_cache;

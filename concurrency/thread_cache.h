@@ -60,6 +60,11 @@ BucketCounts GetBucketCounts(size_t bucket);
 void FlushThreadCache();
 // Returns every block held by the transfer caches to the buckets.
 void DrainTransferCaches();
+// One decay step, as the slow paths take now and then: unmaps regions empty
+// for the decay time, gives back the pages of large free blocks as old, and
+// returns to their regions the blocks that sat in a transfer cache for a
+// whole decay period. For a background thread, when every thread is idle.
+void RunDecay();
 
 // fork() support for a process whose malloc is Rulloc: take every lock of
 // the process-wide allocator before fork, release them after it in the

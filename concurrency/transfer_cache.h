@@ -11,7 +11,9 @@
 // In a producer/consumer pattern the consumer's flushes become the
 // producer's refills through a copy of pointers. Blocks here count as
 // handed out by their bucket, and as cached. tcmalloc's transfer cache is
-// the model.
+// the model, including its decay: the slots are a stack, and the blocks
+// below the lowest count seen since the last TakeIdle() have not moved since
+// then; TakeIdle() hands those back for their bucket.
 #ifndef RULLOC_CONCURRENCY_TRANSFER_CACHE_H_
 #define RULLOC_CONCURRENCY_TRANSFER_CACHE_H_
 
@@ -40,7 +42,18 @@ class alignas(64) TransferCache {
     SpinLockHolder hold(lock_);
     if (n > count_) n = count_;
     count_ -= n;
+    if (count_ < low_water_) low_water_ = count_;
     std::memcpy(out, &slots_[count_], n * sizeof(void*));
+    return n;
+  }
+  // Takes the blocks that stayed in the cache since the previous call.
+  uint32_t TakeIdle(void** out) {
+    SpinLockHolder hold(lock_);
+    const uint32_t n = low_water_ < count_ ? low_water_ : count_;
+    std::memcpy(out, &slots_[0], n * sizeof(void*));
+    std::memmove(&slots_[0], &slots_[n], (count_ - n) * sizeof(void*));
+    count_ -= n;
+    low_water_ = count_;
     return n;
   }
   bool Contains(const void* block) {
@@ -59,6 +72,7 @@ class alignas(64) TransferCache {
  private:
   SpinLock lock_;
   uint32_t count_ = 0;
+  uint32_t low_water_ = 0;  // lowest count_ since the last TakeIdle()
   void* slots_[kMaxSlots] = {};
 };
 

@@ -177,15 +177,16 @@ size_t Heap::Purge(uint64_t max_age_ms) {
   return unmapped;
 }
 
-void Heap::MaybePurge() {
+bool Heap::MaybePurge() {
   // Look at the clock once every 64 calls of this thread.
   static thread_local uint32_t calls __attribute__((tls_model("initial-exec"))) = 0;
-  if ((++calls & 63) != 0) return;
+  if ((++calls & 63) != 0) return false;
   const uint64_t now = platform::CoarseMonotonicMillis();
   uint64_t last = last_purge_ms_.load(std::memory_order_relaxed);
-  if (now - last < kPurgeIntervalMillis) return;
-  if (!last_purge_ms_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  if (now - last < kPurgeIntervalMillis) return false;
+  if (!last_purge_ms_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return false;
   Purge(kDecayMillis);
+  return true;
 }
 
 void Heap::LockAll() {

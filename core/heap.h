@@ -77,8 +77,8 @@ class Heap {
   // every empty region). Returns the bytes unmapped.
   size_t Purge(uint64_t max_age_ms);
   // Purge(kDecayMillis), at most once per kPurgeIntervalMillis per heap;
-  // cheap enough for slow paths to call often.
-  void MaybePurge();
+  // cheap enough for slow paths to call often. True if it purged.
+  bool MaybePurge();
   static constexpr uint64_t kDecayMillis = 1000;
   static constexpr uint64_t kPurgeIntervalMillis = 100;
 

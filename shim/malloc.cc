@@ -16,6 +16,7 @@
 #include "core/c_api.h"
 #include "core/runtime_options.h"
 #include "platform/pages.h"
+#include "shim/background_purge.h"
 #include "shim/options.h"
 
 #define RULLOC_EXPORT extern "C" __attribute__((visibility("default")))
@@ -116,6 +117,7 @@ __attribute__((constructor(101))) void InstallShim() {
   options = rulloc::shim::ReadOptions();
   rulloc::runtime_options.huge_pages = options.huge_pages;
   rulloc::runtime_options.hardened = options.hardened;
+  if (options.background_purge) rulloc::shim::StartBackgroundPurge();
   pthread_atfork(PrepareFork, ForkParent, ForkChild);
   if (options.verbose) {
     char line[96];

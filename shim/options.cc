@@ -70,6 +70,9 @@ bool ParseOption(const char* key, size_t key_length, const char* value, size_t v
   if (Equals(key, key_length, "huge_pages")) {
     return ParseBool(value, value_length, &options->huge_pages);
   }
+  if (Equals(key, key_length, "background_purge")) {
+    return ParseBool(value, value_length, &options->background_purge);
+  }
   if (Equals(key, key_length, "stats_file")) {
     if (value_length >= sizeof(options->stats_file) || std::memchr(value, '\0', value_length)) {
       return false;
@@ -111,6 +114,7 @@ Options ReadOptions() {
   ApplyVariable("RULLOC_VERBOSE", "verbose", &options);
   ApplyVariable("RULLOC_HARDENED", "hardened", &options);
   ApplyVariable("RULLOC_HUGE_PAGES", "huge_pages", &options);
+  ApplyVariable("RULLOC_BACKGROUND_PURGE", "background_purge", &options);
   if (options.stats == StatsFormat::kNone && (options.verbose || options.stats_file[0] != '\0')) {
     options.stats = StatsFormat::kText;
   }

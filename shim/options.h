@@ -9,6 +9,8 @@
 //                                    free (docs/hardening.md)
 //   huge_pages   RULLOC_HUGE_PAGES   back huge blocks with transparent huge
 //                                    pages (default 1)
+//   background_purge                 run the decay step every 100 ms from a
+//                RULLOC_BACKGROUND_PURGE  thread of Rulloc's own (default 0)
 //
 //   RULLOC_OPTIONS=stats=json,stats_file=/tmp/rulloc.json,hardened=1
 //
@@ -28,6 +30,7 @@ struct Options {
   bool verbose = false;
   bool hardened = false;
   bool huge_pages = true;
+  bool background_purge = false;
   char stats_file[256] = {};  // empty: stderr
 };
 

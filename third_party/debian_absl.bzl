@@ -19,6 +19,9 @@ _PACKAGES = {
         "strings": ["strings", "strings_internal"],
         "str_format": ["str_format_internal", "strings", "strings_internal"],
     },
+    "absl/synchronization": {
+        "synchronization": ["synchronization", "graphcycles_internal", "stacktrace", "symbolize", "debugging_internal", "demangle_internal", "malloc_internal", "time", "time_zone", "strings", "strings_internal"],
+    },
     "absl/time": {
         "time": ["time", "time_zone", "strings", "strings_internal"],
     },
