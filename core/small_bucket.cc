@@ -6,13 +6,10 @@
 #include "core/diagnostics.h"
 #include "core/page_map.h"
 #include "core/runtime_options.h"
-#include "core/secret.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
 namespace {
-
-constexpr uint64_t kLinkSalt = 0x6c696e6b;  // "link": keys word 0 of free blocks
 
 constexpr uint32_t kBlockStartAlignment = 64;
 
@@ -105,7 +102,9 @@ SmallRegion* SmallBucket::NewRegion() {
   r->odd_limit = UINT32_MAX / odd;
   r->in_full_list = false;
   new (&r->has_aligned) std::atomic<bool>(false);
-  r->free_list = nullptr;
+  r->free_hint = 0;
+  r->free_dirty = false;
+  r->last_free_ms = 0;
   auto* bits = reinterpret_cast<std::atomic<uint64_t>*>(r + 1);
   for (uint32_t i = 0; i < 2 * BitmapWords(capacity); ++i) new (&bits[i]) std::atomic<uint64_t>(0);
   r->allocated_bits = bits;
@@ -139,22 +138,57 @@ SmallBucket::Unmapper::~Unmapper() {
   for (size_t i = 0; i < count; ++i) UnmapRegion(regions[i]);
 }
 
-void* SmallBucket::PopLocked(SmallRegion* r) {
-  void* block;
-  if (r->free_list != nullptr) {
-    block = r->free_list;
-    const uint64_t* words = static_cast<uint64_t*>(block);
-    if (words[1] != CheckWord(block, words[0])) {
-      lock_.unlock();  // report with no lock held
-      ReportHeapMisuse("corrupted free block (written after free?)", block);
+// The lowest free block below the bump index, found in the allocated
+// bitmap from the region's hint (no block holds free-list metadata).
+uint32_t SmallRegion::LowestFreeBelowCarved() {
+  for (uint32_t w = free_hint;; ++w) {
+    uint64_t free_bits = ~allocated_bits[w].load(std::memory_order_relaxed);
+    if (w == carved / 64) free_bits &= (uint64_t{1} << (carved % 64)) - 1;
+    if (free_bits != 0) {
+      free_hint = w;
+      return w * 64 + static_cast<uint32_t>(__builtin_ctzll(free_bits));
     }
-    r->free_list = reinterpret_cast<void*>(words[0] ^ CheckWord(block, kLinkSalt));
-  } else {
-    block = r->BlockAt(r->carved++);
   }
-  SetBit(r->allocated_bits, r->BlockStartingAt(block), true);
+}
+
+// The first index in [from, limit) whose bit is `set`, or limit.
+uint32_t NextBit(const std::atomic<uint64_t>* bits, uint32_t from, uint32_t limit, bool set) {
+  while (from < limit) {
+    uint64_t word = bits[from / 64].load(std::memory_order_relaxed);
+    if (!set) word = ~word;
+    word &= ~uint64_t{0} << (from % 64);
+    if (word != 0) {
+      const uint32_t index = (from & ~63u) + static_cast<uint32_t>(__builtin_ctzll(word));
+      return index < limit ? index : limit;
+    }
+    from = (from & ~63u) + 64;
+  }
+  return limit;
+}
+
+size_t SmallRegion::DecommitFreePages() {
+  const uintptr_t page = platform::PageSize();
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < carved;) {
+    const uint32_t free_start = NextBit(allocated_bits, i, carved, false);
+    if (free_start == carved) break;
+    const uint32_t free_end = NextBit(allocated_bits, free_start, carved, true);
+    const uintptr_t start = AlignUp(reinterpret_cast<uintptr_t>(BlockAt(free_start)), page);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(BlockAt(free_end)) & ~(page - 1);
+    if (end > start && platform::Decommit(reinterpret_cast<void*>(start), end - start)) {
+      bytes += end - start;
+    }
+    i = free_end;
+  }
+  return bytes;
+}
+
+void* SmallBucket::PopLocked(SmallRegion* r) {
+  const uint32_t index = r->used < r->carved ? r->LowestFreeBelowCarved() : r->carved++;
+  void* block = r->BlockAt(index);
+  SetBit(r->allocated_bits, index, true);
   ++r->used;
-  if (r->free_list == nullptr && r->carved == r->capacity) {
+  if (r->used == r->capacity) {
     partial_.Remove(&r->header);
     full_.PushFront(&r->header);
     r->in_full_list = true;
@@ -189,7 +223,7 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   return reinterpret_cast<void*>(aligned);
 }
 
-const char* SmallBucket::FreeLocked(void* p, Unmapper* later) {
+const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later) {
   RegionHeader* header = PageMap::Lookup(p);
   if (header == nullptr) return "free of a pointer not allocated by rulloc";
   auto* r = reinterpret_cast<SmallRegion*>(header);
@@ -209,13 +243,9 @@ const char* SmallBucket::FreeLocked(void* p, Unmapper* later) {
   if (!TestBit(r->allocated_bits, index)) return "double free";
   SetBit(r->allocated_bits, index, false);
   SetBit(r->aligned_bits, index, false);
-  // The region's free list: word 0 the next free block, keyed with the
-  // process secret; word 1 a check of word 0, verified before it is used.
-  void* block = r->BlockAt(index);
-  auto* words = static_cast<uint64_t*>(block);
-  words[0] = reinterpret_cast<uintptr_t>(r->free_list) ^ CheckWord(block, kLinkSalt);
-  words[1] = CheckWord(block, words[0]);
-  r->free_list = block;
+  if (index / 64 < r->free_hint) r->free_hint = index / 64;
+  r->free_dirty = true;
+  r->last_free_ms = now_ms;
   if (r->in_full_list) {
     full_.Remove(&r->header);
     partial_.PushFront(&r->header);
@@ -228,7 +258,7 @@ const char* SmallBucket::FreeLocked(void* p, Unmapper* later) {
     // Keep at most as many empty bytes as are in use (at least the floor):
     // enough to ride out oscillations, never more than the live data.
     const size_t keep = std::max(kEmptyBytesLimit, blocks_in_use_ * block_size_);
-    r->header.empty_since_ms = platform::CoarseMonotonicMillis();
+    r->header.empty_since_ms = now_ms;
     empty_.PushFront(&r->header);
     while (empty_.size() > 1 && empty_.size() * region_size_ > keep) {
       RegionHeader* oldest = empty_.back();
@@ -242,6 +272,15 @@ const char* SmallBucket::FreeLocked(void* p, Unmapper* later) {
 size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   SpinLockHolder hold(lock_);
   size_t unmapped = 0;
+  // Partial regions that saw no free for the decay time give back the pages
+  // that only free blocks cover.
+  for (RegionHeader* h = partial_.front(); h != nullptr; h = h->next) {
+    auto* r = reinterpret_cast<SmallRegion*>(h);
+    if (r->free_dirty && r->last_free_ms + max_age_ms <= now_ms) {
+      pages_decommitted_ += r->DecommitFreePages();
+      r->free_dirty = false;
+    }
+  }
   while (RegionHeader* oldest = empty_.back()) {
     if (oldest->empty_since_ms + max_age_ms > now_ms) break;  // young (or newer than now_ms)
     empty_.Remove(oldest);
@@ -256,9 +295,10 @@ void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
   void* culprit = nullptr;
   {
     Unmapper later;  // unmaps after the lock is released: munmap is slow
+    const uint64_t now_ms = platform::CoarseMonotonicMillis();
     SpinLockHolder hold(lock_);
     for (size_t i = 0; i < n && fault == nullptr; ++i) {
-      fault = FreeLocked(blocks[i], &later);
+      fault = FreeLocked(blocks[i], now_ms, &later);
       culprit = blocks[i];
     }
   }
@@ -285,6 +325,7 @@ SmallBucketStats SmallBucket::Stats() {
   s.bytes_mapped = s.regions * region_size_;
   s.regions_mapped = regions_mapped_;
   s.regions_unmapped = regions_unmapped_;
+  s.bytes_decommitted = pages_decommitted_;
   return s;
 }
 

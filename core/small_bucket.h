@@ -7,8 +7,9 @@
 //   │              │ fields      │ aligned bits│        │        │     │ (bump)    │
 //   └──────────────┴─────────────┴─────────────┴────────┴────────┴─────┴───────────┘
 //                                               ▲ first_offset
-//   A free block holds the next free block of its region in its first word,
-//   keyed with the process secret, and a check of that word in its second.
+//   Blocks carry no metadata: the allocated bitmap finds the lowest free
+//   block below the bump index (a write after free cannot redirect an
+//   allocation), and decay can give back the pages of free blocks.
 //
 // A bucket (one cache line of hot state, its own lock):
 //
@@ -50,8 +51,10 @@ struct SmallRegion {
   uint32_t odd_inverse;
   uint32_t odd_limit;
   bool in_full_list;
-  std::atomic<bool> has_aligned;  // some block was handed out at an offset
-  void* free_list;
+  bool free_dirty;                        // a block was freed since the last page purge
+  std::atomic<bool> has_aligned;          // some block was handed out at an offset
+  uint32_t free_hint;                     // no free block in bitmap words below this
+  uint64_t last_free_ms;                  // time of the last free into the region
   std::atomic<uint64_t>* allocated_bits;  // one bit per block: handed out
   std::atomic<uint64_t>* aligned_bits;    // one bit per block: handed out at an offset
 
@@ -62,9 +65,9 @@ struct SmallRegion {
   // Index of the block that starts exactly at `p`, or capacity when `p` is
   // not a block start. No division.
   uint32_t BlockStartingAt(const void* p) const {
-    const uint32_t offset = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) -
-                                                  reinterpret_cast<uintptr_t>(this)) -
-                            first_offset;
+    const uint32_t offset =
+        static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(this)) -
+        first_offset;
     if ((offset & ((uint32_t{1} << block_shift) - 1)) != 0) return capacity;
     const uint32_t index = (offset >> block_shift) * odd_inverse;
     return index > odd_limit || index >= capacity ? capacity : index;
@@ -79,16 +82,21 @@ struct SmallRegion {
   // The start of the block holding `p`, or nullptr if `p` is not a pointer
   // this region handed out (interior pointer of a plain block, or header).
   void* BlockStart(const void* p) const;
+  // Requires used < carved. Under the bucket lock.
+  uint32_t LowestFreeBelowCarved();
+  // Gives back the pages that only free blocks cover; returns the bytes.
+  size_t DecommitFreePages();
 };
 
 struct SmallBucketStats {
   size_t block_size = 0;
-  size_t blocks_in_use = 0;     // handed out of the bucket (to users or caches)
-  size_t blocks_free = 0;       // free or uncarved in the bucket's regions
+  size_t blocks_in_use = 0;  // handed out of the bucket (to users or caches)
+  size_t blocks_free = 0;    // free or uncarved in the bucket's regions
   size_t regions = 0;
   size_t bytes_mapped = 0;
-  size_t regions_mapped = 0;    // cumulative
-  size_t regions_unmapped = 0;  // cumulative
+  size_t regions_mapped = 0;     // cumulative
+  size_t regions_unmapped = 0;   // cumulative
+  size_t bytes_decommitted = 0;  // cumulative: pages of free blocks given back by decay
 };
 
 class alignas(64) SmallBucket {
@@ -126,7 +134,8 @@ class alignas(64) SmallBucket {
   void Free(void* block) { FreeBatch(&block, 1); }
 
   // Unmaps the empty regions that became empty at or before
-  // `now_ms - max_age_ms`. Returns the bytes unmapped.
+  // `now_ms - max_age_ms`, and gives back the pages of free blocks in
+  // regions without a free since then. Returns the bytes unmapped.
   size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   // Unmaps every region (the owning allocator is being destroyed).
   void ReleaseAll();
@@ -150,7 +159,7 @@ class alignas(64) SmallBucket {
   // through `later`.
   void UnmapEmpty(SmallRegion* r, Unmapper* later);
   // Returns the fault (for a report once the lock is released), or nullptr.
-  const char* FreeLocked(void* p, Unmapper* later);
+  const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later);
   void* PopLocked(SmallRegion* r);
 
   SpinLock lock_;
@@ -165,6 +174,7 @@ class alignas(64) SmallBucket {
   size_t blocks_free_ = 0;
   size_t regions_mapped_ = 0;
   size_t regions_unmapped_ = 0;
+  size_t pages_decommitted_ = 0;  // cumulative bytes of free-block pages given back
 };
 
 }  // namespace rulloc::internal
