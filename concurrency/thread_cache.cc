@@ -259,10 +259,17 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
     errno = ENOMEM;
     return nullptr;
   }
-  GrowBin(cache, bucket);
   CacheBin& bin = cache->bins[bucket];
+  // Slow start of the refill size too: 1/8 of a batch, then 1/4, 1/2, a
+  // whole one, as the bin's bound grows. A refill writes a link into every
+  // block it caches, so a thread that uses a size class once touches one
+  // or two blocks' pages, not a whole batch's.
+  const uint32_t full = BatchFor(bucket);
+  const uint32_t grown = std::min(bin.max_count / full, 3u);
+  GrowBin(cache, bucket);
   void* batch[32];
-  const uint32_t want = bin.max_count == 0 ? 1 : std::min(BatchFor(bucket), bin.max_count);
+  const uint32_t want =
+      bin.max_count == 0 ? 1 : std::min({std::max(full >> (3 - grown), 1u), bin.max_count});
   const size_t got = AcquireBatch(bucket, batch, want);
   if (got == 0) {
     errno = ENOMEM;
