@@ -13,13 +13,6 @@
 namespace rulloc::internal {
 namespace {
 
-// Large buckets route by the range of the request; bucket i takes ≤ 64K << i.
-size_t LargeBucketIndex(size_t size) {
-  size_t index = 0;
-  for (size_t limit = size_t{64} << 10; limit < size; limit <<= 1) ++index;
-  return index;
-}
-
 // Alignments up to this go to large buckets; beyond, to huge mappings.
 constexpr size_t kLargeAlignmentMax = size_t{64} << 10;
 
@@ -50,9 +43,7 @@ void* Heap::AllocateSlow(size_t size, size_t alignment) {
   } else if (alignment <= kLargeAlignmentMax &&
              size <=
                  kLargeMax - (alignment > kMinAlignment ? alignment + LargeBucket::kHeader : 0)) {
-    const size_t padded =
-        alignment > kMinAlignment ? size + alignment + LargeBucket::kHeader : size;
-    p = large_[LargeBucketIndex(padded)].Allocate(size, alignment);
+    p = large_[0].Allocate(size, alignment);
   } else {
     p = huge_.Allocate(size, alignment);
   }

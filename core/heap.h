@@ -3,12 +3,12 @@
 // as an array of small buckets plus a size → bucket lookup table.
 //
 //   size ≤ small max ──► small[lookup[(size+15)/16]]   slab, no header
-//   size ≤ 2 MiB     ──► large[log2 range]             boundary tags
+//   size ≤ 2 MiB     ──► large                         boundary tags
 //   larger           ──► huge                          one mapping each
 //
 //   Heap
 //   ├── small ──► [ SmallBucket 16 ][ SmallBucket 32 ] ... (one cache line each)
-//   ├── large ──► [ LargeBucket ≤64K ] ... [ LargeBucket ≤2M ]
+//   ├── large ──► [ LargeBucket ≤2M ]   one, as tcmalloc's page heap
 //   └── huge  ──► HugeBlocks (16 address-sharded lists)
 #ifndef RULLOC_CORE_HEAP_H_
 #define RULLOC_CORE_HEAP_H_
@@ -30,12 +30,12 @@ struct AllocatorStats {
   size_t small_blocks_free = 0;    // free or uncarved in small regions
   size_t large_blocks_in_use = 0;
   size_t huge_blocks_in_use = 0;
-  size_t bytes_in_use = 0;         // block bytes handed out (caches included)
-  size_t bytes_mapped = 0;         // address space held in regions
-  size_t bytes_committed = 0;      // mapped minus pages given back by decay
-  size_t huge_bytes_cached = 0;    // freed huge mappings kept for reuse
-  size_t regions_mapped = 0;       // cumulative count of region mappings
-  size_t regions_unmapped = 0;     // cumulative count of region unmappings
+  size_t bytes_in_use = 0;       // block bytes handed out (caches included)
+  size_t bytes_mapped = 0;       // address space held in regions
+  size_t bytes_committed = 0;    // mapped minus pages given back by decay
+  size_t huge_bytes_cached = 0;  // freed huge mappings kept for reuse
+  size_t regions_mapped = 0;     // cumulative count of region mappings
+  size_t regions_unmapped = 0;   // cumulative count of region unmappings
 };
 
 namespace internal {
@@ -43,16 +43,17 @@ namespace internal {
 class Heap {
  public:
   static constexpr size_t kLargeMax = size_t{2} << 20;
-  static constexpr size_t kLargeBuckets = 6;  // ≤64K, ≤128K, ..., ≤2M
+  // One large bucket: a buffer that grows by realloc through the whole
+  // large range reuses the same regions (six buckets, one per doubling,
+  // kept the high-water pages of each: +50% peak RSS on realloc growth).
+  static constexpr size_t kLargeBuckets = 1;
 
   constexpr Heap(SmallBucket* small, size_t small_count, const uint8_t* lookup, size_t small_max)
       : small_(small),
         small_count_(small_count),
         lookup_(lookup),
         small_max_(small_max),
-        large_{LargeBucket(size_t{64} << 10, this),  LargeBucket(size_t{128} << 10, this),
-               LargeBucket(size_t{256} << 10, this), LargeBucket(size_t{512} << 10, this),
-               LargeBucket(size_t{1} << 20, this),   LargeBucket(size_t{2} << 20, this)},
+        large_{LargeBucket(kLargeMax, this)},
         huge_(this) {}
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;

@@ -225,6 +225,12 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
       ++empty_regions_;
       (reinterpret_cast<LargeRegion*>(b) - 1)->header.empty_since_ms =
           platform::CoarseMonotonicMillis();
+      // The kept region stays mapped for reuse, but no more than its first
+      // kKeptResident bytes stay resident: the rest goes back now.
+      const uintptr_t keep_end =
+          AlignUp(reinterpret_cast<uintptr_t>(b) + kKeptResident, platform::PageSize());
+      const uintptr_t end = reinterpret_cast<uintptr_t>(b) + b->size();
+      if (end > keep_end) platform::Decommit(reinterpret_cast<void*>(keep_end), end - keep_end);
     } else {
       auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
       regions_.Remove(&region->header);
@@ -262,7 +268,8 @@ bool LargeBucket::ResizeInPlace(void* p, size_t size) {
   }
   SpinLockHolder hold(lock_);
   LargeBlock* b = BlockOf(p);
-  if (b == nullptr || b->is_free()) return false;  // raced with a free: caller's bug, reported there
+  if (b == nullptr || b->is_free())
+    return false;  // raced with a free: caller's bug, reported there
   if (p != b->payload()) return false;
   const size_t need = AlignUp(size, 16) + kHeader;
   const size_t before = b->size();

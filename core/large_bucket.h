@@ -47,8 +47,12 @@ struct LargeBlock {
   bool is_free() const { return size_flags & kFree; }
   bool is_last() const { return size_flags & kLast; }
   void* payload() { return this + 1; }
-  LargeBlock* next() { return reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(this) + size()); }
-  LargeBlock* prev() { return reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(this) - prev_size); }
+  LargeBlock* next() {
+    return reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(this) + size());
+  }
+  LargeBlock* prev() {
+    return reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(this) - prev_size);
+  }
   static LargeBlock* FromPayload(const void* p) {
     return reinterpret_cast<LargeBlock*>(const_cast<char*>(static_cast<const char*>(p))) - 1;
   }
@@ -80,6 +84,8 @@ class alignas(64) LargeBucket {
   // Purge decommits the pages inside free blocks at least this big that
   // have stayed free for the decay time.
   static constexpr size_t kDecommitMin = 64 * 1024;
+  // The one empty region a bucket keeps holds at most this much resident.
+  static constexpr size_t kKeptResident = size_t{4} << 20;
 
   constexpr LargeBucket(size_t max_request, Heap* heap)
       : max_request_(max_request), region_size_(RegionSizeFor(max_request)), heap_(heap) {}

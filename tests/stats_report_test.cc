@@ -44,7 +44,7 @@ TEST(StatsReportTest, JsonCountsBlocksPerBucket) {
   EXPECT_EQ(json.back(), '\n');
   EXPECT_EQ(json.find('\n'), json.size() - 1) << "one line";
   EXPECT_GE(Field(json, "\"block_size\":64,", "blocks_in_use"), kBlocks);
-  EXPECT_GE(Field(json, "\"max_size\":524288,", "blocks_in_use"), 1u);
+  EXPECT_GE(Field(json, "\"max_size\":2097152,", "blocks_in_use"), 1u);
   EXPECT_GE(Field(json, "\"huge\":", "blocks_in_use"), 1u);
   const size_t mapped = Field(json, "\"totals\":", "bytes_mapped");
   EXPECT_GE(mapped, kBlocks * 64 + 300000 + (size_t{5} << 20));

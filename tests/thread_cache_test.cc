@@ -1,6 +1,5 @@
 // The thread caches of the process-wide allocator (rulloc_malloc/free).
 #include "concurrency/thread_cache.h"
-#include "concurrency/transfer_cache.h"
 
 #include <pthread.h>
 
@@ -11,10 +10,11 @@
 #include <vector>
 
 #include "bench/batch_queue.h"
+#include "concurrency/transfer_cache.h"
 #include "core/c_api.h"
 #include "gtest/gtest.h"
-#include "tests/sanitizers.h"
 #include "platform/pages.h"
+#include "tests/sanitizers.h"
 
 namespace rulloc {
 namespace {
@@ -38,14 +38,27 @@ TEST(ThreadCacheTest, FreedBlockIsReusedFirst) {
   rulloc_free(q);
 }
 
-TEST(ThreadCacheTest, RefillTakesABatch) {
-  rulloc_thread_cache_flush();
-  const size_t refills = GetProcessStats().refills;
-  void* p = rulloc_malloc(24);
-  const ProcessStats after = GetProcessStats();
-  EXPECT_EQ(after.refills, refills + 1);
-  EXPECT_GE(after.blocks_in_caches, internal::ThreadCache::BatchFor(1) - 1);
-  rulloc_free(p);
+TEST(ThreadCacheTest, RefillsGrowToAWholeBatch) {
+  std::thread([] {  // a fresh cache
+    const size_t batch = internal::ThreadCache::BatchFor(1);
+    const size_t refills = GetProcessStats().refills;
+    std::vector<void*> blocks;
+    void* first = rulloc_malloc(24);
+    const size_t cached_after_first = GetProcessStats().blocks_in_caches;
+    // Slow start: the first refill takes an eighth of a batch...
+    EXPECT_GE(cached_after_first + 1, batch / 8);
+    EXPECT_LT(cached_after_first, batch / 2);
+    // ...then a quarter, a half, a whole batch: ten batches' worth of blocks
+    // take a few refills more than ten, not one per block.
+    for (size_t i = 0; i < 10 * batch; ++i) blocks.push_back(rulloc_malloc(24));
+    const size_t taken = GetProcessStats().refills - refills;
+    EXPECT_GE(taken, 10u);
+    EXPECT_LE(taken, 14u);
+    rulloc_free(first);
+    for (void* p : blocks) rulloc_free(p);
+    rulloc_thread_cache_flush();
+  })
+      .join();
 }
 
 TEST(ThreadCacheTest, ExplicitFlushEmptiesTheCallingThreadsCache) {
