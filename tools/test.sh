@@ -2,7 +2,8 @@
 # The whole test suite: the plain build (unit, death, stress and shim tests,
 # real programs under LD_PRELOAD, the example that consumes Rulloc as an
 # external Bazel repository), then the ThreadSanitizer and the
-# AddressSanitizer+UBSan builds of everything that does not replace malloc.
+# AddressSanitizer+UBSan builds of everything that does not replace malloc,
+# then the libFuzzer harnesses.
 # Installs its own dependencies first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
