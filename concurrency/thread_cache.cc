@@ -292,6 +292,8 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
 void ThreadCache::FreeSlow(void* block, size_t bucket) {
   ThreadCache* cache = tls_cache;
   if (LooksCached(block)) CheckNotCached(cache, bucket, block);
+  // Hardened: zeroed on every path (the caller checked it is handed out).
+  if (runtime_options.hardened) std::memset(block, 0, DefaultClasses::BlockSize(bucket));
   if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
     BucketAt(bucket).Free(block);
     return;
@@ -308,7 +310,6 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
     FlushBin(cache, bucket, count > batch ? count - batch : 0);
     MaybeDecay();
   }
-  if (runtime_options.hardened) std::memset(block, 0, DefaultClasses::BlockSize(bucket));
   SetCachedLink(block, bin.head);
   bin.head = block;
   bin.count.store(bin.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
