@@ -125,9 +125,9 @@ extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("i
 // that link, both keyed by a per-process cookie:
 //
 //   block in a bin
-//   ┌──────────────────────────────────┬──────────────────────────┬──────
-//   │ word 0: next ^ rotl(self) ^ cookie│ word 1: (word 0 ^ self)·k│ ...
-//   └──────────────────────────────────┴──────────────────────────┴──────
+//   ┌────────────────────────────────────┬───────────────────────────────────────┬──────
+//   │ word 0: next ^ rotl(self,23)^cookie │ word 1: word 0 ^ rotl(self^cookie,29)  │ ...
+//   └────────────────────────────────────┴───────────────────────────────────────┴──────
 //
 // malloc checks word 1 before it follows word 0, so a write after free into
 // a cached block is reported at the next allocation from its bin instead of
@@ -139,12 +139,12 @@ extern std::atomic<uint64_t> cache_cookie;  // odd once any cache exists
 inline uint64_t* BlockWords(const void* p) { return static_cast<uint64_t*>(const_cast<void*>(p)); }
 // Fast paths pass the copy of the cookie their ThreadCache holds.
 inline uint64_t Cookie() { return cache_cookie.load(std::memory_order_relaxed); }
+inline uint64_t Rotate(uint64_t x, int bits) { return (x << bits) | (x >> (64 - bits)); }
 inline uint64_t LinkCheck(const void* self, uint64_t encoded, uint64_t cookie) {
-  return (encoded ^ reinterpret_cast<uintptr_t>(self)) * cookie;
+  return encoded ^ Rotate(reinterpret_cast<uintptr_t>(self) ^ cookie, 29);
 }
 inline uint64_t LinkKey(const void* self, uint64_t cookie) {
-  const uint64_t a = reinterpret_cast<uintptr_t>(self);
-  return ((a << 23) | (a >> 41)) ^ cookie;
+  return Rotate(reinterpret_cast<uintptr_t>(self), 23) ^ cookie;
 }
 // Writes the link of a block entering a bin in front of `next`.
 inline void SetCachedLink(void* block, void* next, uint64_t cookie = Cookie()) {
@@ -207,8 +207,10 @@ __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) 
       ThreadCache* cache = tls_cache;
       CacheBin& bin = cache->bins[small->bucket_index];
       const uint32_t count = bin.count.load(std::memory_order_relaxed);
-      if (__builtin_expect(count < bin.max_count && !LooksCached(p, cache->cookie), 1)) {
-        if (__builtin_expect(runtime_options.hardened, 0)) std::memset(p, 0, small->block_size);
+      // Hardened mode zeroes the block: FreeSlow does that, off the fast path.
+      if (__builtin_expect(count < bin.max_count && !LooksCached(p, cache->cookie) &&
+                               !runtime_options.hardened,
+                           1)) {
         SetCachedLink(p, bin.head, cache->cookie);
         bin.head = p;
         bin.count.store(count + 1, std::memory_order_relaxed);
