@@ -95,8 +95,8 @@ void DrainTransferCaches() {
 }
 
 // The decay step of the caches shared by threads: what stayed in a transfer
-// cache for a whole decay period goes back to its regions, then the heap's
-// own decay (empty regions, free large pages) runs.
+// cache for a whole decay period goes back to its regions (which the heap's
+// own decay then handles on its next step).
 void DecaySharedCaches() {
   void* blocks[TransferCache::kMaxSlots];
   for (size_t b = 0; b < ThreadCache::kBins; ++b) {
@@ -253,7 +253,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
     void* block;
     if (BucketAt(bucket).AllocateBatch(&block, 1) == 1) {
-      BlockWords(block)[1] = 0;
+      BlockWords(block)[0] = BlockWords(block)[1] = 0;
       return block;
     }
     errno = ENOMEM;
@@ -283,7 +283,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
     SetCachedLink(batch[i], bin.head);
     bin.head = batch[i];
   }
-  BlockWords(batch[0])[1] = 0;
+  BlockWords(batch[0])[0] = BlockWords(batch[0])[1] = 0;
   bin.count.store(bin.count.load(std::memory_order_relaxed) + static_cast<uint32_t>(got - 1),
                   std::memory_order_relaxed);
   return batch[0];
@@ -322,7 +322,11 @@ void ReportCorruptCachedBlock(void* block) {
 void ReportWrongSize(void* p) { ReportHeapMisuse("free with a wrong size", p); }
 
 void FreeSizedGeneral(void* p, size_t size, bool aligned) {
-  if (!SizeFitsBlock(size, DefaultAllocator().usable_size(p), aligned)) ReportWrongSize(p);
+  // A pointer that is not a live block is left to free, which names the fault.
+  size_t usable;
+  if (DefaultHeap().TryUsableSize(p, &usable) && !SizeFitsBlock(size, usable, aligned)) {
+    ReportWrongSize(p);
+  }
   CachedFree(p);
 }
 

@@ -133,8 +133,9 @@ extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("i
 // a cached block is reported at the next allocation from its bin instead of
 // handing out an arbitrary address. free finds a valid check on a block
 // that is probably cached already (a double free) and takes the slow path
-// to make sure. malloc clears word 1 when it hands a block out. Blocks in
-// transfer caches keep the check of their last link.
+// to make sure. malloc clears both words when it hands a block out (so the
+// new owner cannot read an encoded link). Blocks in transfer caches keep
+// the check of their last link.
 extern std::atomic<uint64_t> cache_cookie;  // odd once any cache exists
 inline uint64_t* BlockWords(const void* p) { return static_cast<uint64_t*>(const_cast<void*>(p)); }
 // Fast paths pass the copy of the cookie their ThreadCache holds.
@@ -177,7 +178,7 @@ __attribute__((always_inline)) inline void* CachedAllocate(size_t size) {
   void* block = bin.head;
   if (__builtin_expect(block != nullptr, 1)) {
     bin.head = CachedNext(block, cache->cookie);
-    BlockWords(block)[1] = 0;
+    BlockWords(block)[0] = BlockWords(block)[1] = 0;
     bin.count.store(bin.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     return block;
   }
@@ -208,9 +209,9 @@ __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) 
       CacheBin& bin = cache->bins[small->bucket_index];
       const uint32_t count = bin.count.load(std::memory_order_relaxed);
       // Hardened mode zeroes the block: FreeSlow does that, off the fast path.
-      if (__builtin_expect(count < bin.max_count && !LooksCached(p, cache->cookie) &&
-                               !runtime_options.hardened,
-                           1)) {
+      if (__builtin_expect(
+              count < bin.max_count && !LooksCached(p, cache->cookie) && !runtime_options.hardened,
+              1)) {
         SetCachedLink(p, bin.head, cache->cookie);
         bin.head = p;
         bin.count.store(count + 1, std::memory_order_relaxed);

@@ -37,11 +37,12 @@ void rulloc_thread_cache_flush(void);
 /* Flushes the calling thread's cache and returns every empty region to the
  * OS now. Returns the bytes unmapped. */
 size_t rulloc_trim(void);
-/* Writes the allocator's statistics (per bucket: blocks in use, in caches,
- * free in regions; bytes mapped, committed, resident; refills, flushes,
- * region maps and unmaps) to `fd`, as text or, if `json` is nonzero, as one
- * JSON object on one line. Does not allocate. Returns 0, or -1 if a write
- * failed. */
+/* Writes the allocator's statistics to `fd`: totals (bytes mapped,
+ * committed, resident, in use; region maps and unmaps), thread caches
+ * (refills, flushes), per small bucket (blocks in use, in caches, free in
+ * regions; regions, bytes mapped, maps and unmaps), the large bucket and the
+ * huge blocks; as text or, if `json` is nonzero, as one JSON object on one
+ * line. Does not allocate. Returns 0, or -1 if a write failed. */
 int rulloc_stats_write(int fd, int json);
 
 #ifdef __cplusplus

@@ -69,8 +69,9 @@ bool Heap::Owns(const void* p) const {
 void Heap::Deallocate(void* p) {
   if (p == nullptr) return;
   RegionHeader* region = RegionOf(p, "free of a pointer not allocated by rulloc");
-  if (runtime_options.hardened && region->kind != RegionKind::kHuge) {
-    std::memset(p, 0, UsableSize(p));  // zero on free; UsableSize validates p first
+  size_t usable;
+  if (runtime_options.hardened && region->kind != RegionKind::kHuge && TryUsableSize(p, &usable)) {
+    std::memset(p, 0, usable);  // zero on free (an invalid p is reported below)
   }
   switch (region->kind) {
     case RegionKind::kSmall:
@@ -85,6 +86,35 @@ void Heap::Deallocate(void* p) {
       return;
   }
   ReportHeapMisuse("free of a pointer with corrupted region metadata", p);
+}
+
+bool Heap::TryUsableSize(const void* p, size_t* usable) {
+  RegionHeader* region = PageMap::Lookup(p);
+  if (region == nullptr || region->heap != this) return false;
+  switch (region->kind) {
+    case RegionKind::kSmall: {
+      auto* small = reinterpret_cast<SmallRegion*>(region);
+      void* start = small->BlockStart(p);
+      if (start == nullptr) return false;
+      *usable = small->block_size -
+                static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(start));
+      return true;
+    }
+    case RegionKind::kLarge: {
+      LargeBlock* b = LargeBucket::BlockOf(p);
+      if (b == nullptr || b->is_free()) return false;
+      *usable = b->size() - LargeBucket::kHeader -
+                static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(b->payload()));
+      return true;
+    }
+    case RegionKind::kHuge: {
+      auto* huge = reinterpret_cast<HugeRegion*>(region);
+      if (p != huge->payload() || huge->cached) return false;
+      *usable = huge->usable;
+      return true;
+    }
+  }
+  return false;
 }
 
 size_t Heap::UsableSize(const void* p) {

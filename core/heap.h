@@ -66,6 +66,8 @@ class Heap {
   // nullptr with errno ENOMEM and leaves `p` untouched.
   void* Reallocate(void* p, size_t size, size_t alignment);
   size_t UsableSize(const void* p);
+  // UsableSize for a live block of this heap; false (no report) otherwise.
+  bool TryUsableSize(const void* p, size_t* usable);
   bool Owns(const void* p) const;
 
   size_t small_bucket_count() const { return small_count_; }

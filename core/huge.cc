@@ -32,10 +32,12 @@ void HugeBlocks::Track(HugeRegion* region) {
 
 void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
   //   [ HugeRegion | guard page | slack ... payload ][ guard page ]
-  // The payload ends at most 15 bytes before the trailing guard.
+  // The payload ends less than `alignment` (16 by default) bytes before the
+  // trailing guard.
   const size_t page = platform::PageSize();
   if (alignment < 16) alignment = 16;
-  if (size > (SIZE_MAX >> 2) - alignment - 4 * page) return nullptr;
+  const size_t limit = (SIZE_MAX >> 2) - 4 * page;
+  if (alignment > limit || size > limit - alignment) return nullptr;
   const size_t head = AlignUp(sizeof(HugeRegion), page);
   const size_t body = AlignUp(size + alignment, page);
   const size_t mapping = head + page + body + page;
@@ -56,8 +58,9 @@ void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
 
 void* HugeBlocks::Allocate(size_t size, size_t alignment) {
   if (runtime_options.hardened) return AllocateGuarded(size, alignment);
-  const size_t offset = AlignUp(sizeof(HugeRegion), alignment);
   const size_t page = platform::PageSize();
+  if (alignment > (SIZE_MAX >> 2)) return nullptr;
+  const size_t offset = AlignUp(sizeof(HugeRegion), alignment);
   if (size > (SIZE_MAX >> 2) - offset - page) return nullptr;
   const size_t need = AlignUp(offset + size, page);
   HugeRegion* too_small[kCacheSlots];
@@ -197,7 +200,7 @@ size_t HugeBlocks::Purge(uint64_t now_ms, uint64_t max_age_ms) {
     SpinLockHolder hold(cache_.lock);
     for (size_t i = 0; i < cache_.count;) {
       HugeRegion* r = cache_.slots[i];
-      if (max_age_ms == 0 || now_ms - r->freed_ms >= max_age_ms) {
+      if (max_age_ms == 0 || r->freed_ms + max_age_ms <= now_ms) {
         expired[count++] = r;
         cache_.bytes -= r->header.size;
         cache_.slots[i] = cache_.slots[--cache_.count];

@@ -3,9 +3,10 @@
 // handler's aftermath, or from malloc_stats()).
 //
 //   rulloc: stats: pid 4242
-//     totals: mapped 12.0 MiB, committed 11.5 MiB, resident 9.1 MiB, in use ...
-//     small  block  in_use  in_caches  free  regions  mapped_kib
-//              16     120        512    3464        1         256
+//     totals: 12288 KiB mapped, 11776 KiB committed, 9318 KiB resident, ...
+//     thread caches: 2 threads, 1024 blocks cached, 40 refills, 3 flushes in all
+//     small     block     in_use  in_caches       free  regions  mapped_kib
+//                  16        120        512       3464        1         256
 //     ...
 //
 // JSON: {"pid":..,"totals":{..},"small":[{..},..],"large":[..],"huge":{..},

@@ -185,6 +185,17 @@ TEST(MisuseDeathTest, SizedFreeWithAWrongSize) {
   rulloc_free_aligned_sized(aligned, 256, 24);
 }
 
+TEST(MisuseDeathTest, SizedFreeOfAFreedBlockNamesTheFault) {
+  void* large = rulloc_malloc(200000);
+  void* pin = rulloc_malloc(200000);
+  rulloc_free(large);
+  EXPECT_DEATH(rulloc_free_sized(large, 200000), "^rulloc: double free: 0x");
+  int local = 0;
+  EXPECT_DEATH(rulloc_free_sized(&local, sizeof(local)),
+               "^rulloc: free of a pointer not allocated by rulloc: 0x");
+  rulloc_free(pin);
+}
+
 TEST(MisuseDeathTest, SizedFreeAcceptsEverySizeThatMapsToTheBlock) {
   for (size_t size = 1; size <= 40000; size += size < 512 ? 1 : 97) {
     rulloc_free_sized(rulloc_malloc(size), size);

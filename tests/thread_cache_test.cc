@@ -38,6 +38,21 @@ TEST(ThreadCacheTest, FreedBlockIsReusedFirst) {
   rulloc_free(q);
 }
 
+TEST(ThreadCacheTest, HandedOutBlocksCarryNoLink) {
+  // A cached block holds its encoded link and check in its first two words;
+  // malloc clears both, so a new owner cannot read them.
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64; ++i) blocks.push_back(rulloc_malloc(48));
+  for (void* p : blocks) rulloc_free(p);
+  for (int i = 0; i < 64; ++i) {
+    auto* words = static_cast<uint64_t*>(rulloc_malloc(48));
+    EXPECT_EQ(words[0], 0u);
+    EXPECT_EQ(words[1], 0u);
+    blocks[i] = words;
+  }
+  for (void* p : blocks) rulloc_free(p);
+}
+
 TEST(ThreadCacheTest, RefillsGrowToAWholeBatch) {
   std::thread([] {  // a fresh cache
     const size_t batch = internal::ThreadCache::BatchFor(1);
