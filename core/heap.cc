@@ -100,37 +100,27 @@ bool Heap::TryUsableSize(const void* p, size_t* usable) {
                 static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(start));
       return true;
     }
-    case RegionKind::kLarge: {
-      LargeBlock* b = LargeBucket::BlockOf(p);
-      if (b == nullptr || b->is_free()) return false;
-      *usable = b->size() - LargeBucket::kHeader -
-                static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(b->payload()));
-      return true;
-    }
-    case RegionKind::kHuge: {
-      auto* huge = reinterpret_cast<HugeRegion*>(region);
-      if (p != huge->payload() || huge->cached) return false;
-      *usable = huge->usable;
-      return true;
-    }
+    case RegionKind::kLarge:
+      return LargeBucket::UsableSize(p, usable);
+    case RegionKind::kHuge:
+      return HugeBlocks::UsableSize(reinterpret_cast<HugeRegion*>(region), p, usable);
   }
   return false;
 }
 
 size_t Heap::UsableSize(const void* p) {
   RegionHeader* region = RegionOf(p, "usable_size of a pointer not allocated by rulloc");
+  size_t usable;
+  if (TryUsableSize(p, &usable)) return usable;
   switch (region->kind) {
-    case RegionKind::kSmall: {
-      auto* small = reinterpret_cast<SmallRegion*>(region);
-      void* start = small->BlockStart(p);
-      if (start == nullptr) ReportHeapMisuse("usable_size of an invalid pointer", p);
-      return small->block_size -
-             static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(start));
-    }
+    case RegionKind::kSmall:
     case RegionKind::kLarge:
-      return reinterpret_cast<LargeRegion*>(region)->bucket->UsableSize(p);
+      ReportHeapMisuse("usable_size of an invalid pointer", p);
     case RegionKind::kHuge:
-      return HugeBlocks::UsableSize(reinterpret_cast<HugeRegion*>(region), p);
+      ReportHeapMisuse(p == reinterpret_cast<HugeRegion*>(region)->payload()
+                           ? "usable_size of a freed pointer"
+                           : "usable_size of an invalid pointer",
+                       p);
   }
   ReportHeapMisuse("usable_size of a pointer with corrupted region metadata", p);
 }

@@ -187,10 +187,10 @@ bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
   return true;
 }
 
-size_t HugeBlocks::UsableSize(HugeRegion* region, const void* p) {
-  if (p != region->payload()) ReportHeapMisuse("usable_size of an invalid pointer", p);
-  if (region->cached) ReportHeapMisuse("usable_size of a freed pointer", p);
-  return region->usable;
+bool HugeBlocks::UsableSize(HugeRegion* region, const void* p, size_t* usable) {
+  if (p != region->payload() || region->cached) return false;
+  *usable = region->usable;
+  return true;
 }
 
 size_t HugeBlocks::Purge(uint64_t now_ms, uint64_t max_age_ms) {

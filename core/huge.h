@@ -54,7 +54,9 @@ class HugeBlocks {
   // Grows or shrinks the block at `p` within its mapping; false if it does
   // not fit there.
   bool ResizeInPlace(HugeRegion* region, void* p, size_t size);
-  static size_t UsableSize(HugeRegion* region, const void* p);
+  // The usable bytes of the live block at `p`; false (no report) if `p` is
+  // not its payload or the mapping is cached.
+  static bool UsableSize(HugeRegion* region, const void* p, size_t* usable);
   // Unmaps cached mappings freed `max_age_ms` or more ago; returns bytes.
   size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   void ReleaseAll();

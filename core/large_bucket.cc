@@ -288,11 +288,12 @@ bool LargeBucket::ResizeInPlace(void* p, size_t size) {
   return true;
 }
 
-size_t LargeBucket::UsableSize(const void* p) {
+bool LargeBucket::UsableSize(const void* p, size_t* usable) {
   LargeBlock* b = BlockOf(p);
-  if (b == nullptr || b->is_free()) ReportHeapMisuse("usable_size of an invalid pointer", p);
-  return b->size() - kHeader -
-         static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(b->payload()));
+  if (b == nullptr || b->is_free()) return false;
+  *usable = b->size() - kHeader -
+            static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(b->payload()));
+  return true;
 }
 
 size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {

@@ -104,8 +104,9 @@ class alignas(64) LargeBucket {
   void Free(void* p);
   // Grows or shrinks `p` in place to hold `size` bytes; false if it cannot.
   bool ResizeInPlace(void* p, size_t size);
-  // Payload bytes usable at `p` (which must be live in this bucket).
-  size_t UsableSize(const void* p);
+  // Payload bytes usable at `p`, if `p` is a live block of a large bucket;
+  // false otherwise (no report). Lock-free.
+  static bool UsableSize(const void* p, size_t* usable);
 
   // Unmaps the empty region kept for reuse if it became empty at or before
   // `now_ms - max_age_ms`. Returns the bytes unmapped.
