@@ -406,10 +406,7 @@ ProcessStats GetProcessStats() {
     const BucketCounts counts = GetBucketCounts(b);
     stats.blocks_in_buckets += counts.free_in_regions;
     stats.blocks_in_caches += counts.in_caches;
-    // The counts are read at different moments: never let them wrap.
-    if (counts.handed_out > counts.in_caches) {
-      stats.blocks_in_use += counts.handed_out - counts.in_caches;
-    }
+    stats.blocks_in_use += counts.in_use();
   }
   SpinLockHolder hold(registry.lock);
   stats.threads_with_cache = registry.live_count;

@@ -51,6 +51,9 @@ struct BucketCounts {
   size_t handed_out = 0;  // out of the bucket: in caches or in use
   size_t in_caches = 0;
   size_t free_in_regions = 0;
+  // Held by the program. The counts are read at different moments: never
+  // let the difference wrap.
+  size_t in_use() const { return handed_out > in_caches ? handed_out - in_caches : 0; }
 };
 
 ProcessStats GetProcessStats();

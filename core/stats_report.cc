@@ -54,20 +54,31 @@ class FdWriter {
   bool ok_ = true;
 };
 
+// Every figure of the report, read once, for either format.
 struct Snapshot {
   AllocatorStats heap;
   ProcessStats process;
+  internal::SmallBucketStats small[internal::ThreadCache::kBins];
+  BucketCounts counts[internal::ThreadCache::kBins];
+  internal::LargeBucketStats large[internal::Heap::kLargeBuckets];
   internal::HugeStats huge;
   size_t resident;
 };
 
-Snapshot Take() {
+void Take(Snapshot* s) {
   internal::Heap& heap = DefaultAllocator().heap();
-  return {heap.Stats(), GetProcessStats(), heap.HugeBlockStats(), platform::ResidentBytes()};
+  s->heap = heap.Stats();
+  s->process = GetProcessStats();
+  for (size_t b = 0; b < internal::ThreadCache::kBins; ++b) {
+    s->small[b] = heap.SmallStats(b);
+    s->counts[b] = GetBucketCounts(b);
+  }
+  for (size_t b = 0; b < internal::Heap::kLargeBuckets; ++b) s->large[b] = heap.LargeStats(b);
+  s->huge = heap.HugeBlockStats();
+  s->resident = platform::ResidentBytes();
 }
 
 void WriteText(FdWriter& out, const Snapshot& s) {
-  internal::Heap& heap = DefaultAllocator().heap();
   out.Printf("rulloc: stats: pid %d\n", static_cast<int>(getpid()));
   out.Printf(
       "  totals: %zu KiB mapped, %zu KiB committed, %zu KiB resident, %zu KiB in use; "
@@ -79,19 +90,17 @@ void WriteText(FdWriter& out, const Snapshot& s) {
              s.process.flushes);
   out.Printf("  small  %8s %10s %10s %10s %8s %11s\n", "block", "in_use", "in_caches", "free",
              "regions", "mapped_kib");
-  for (size_t b = 0; b < heap.small_bucket_count(); ++b) {
-    const internal::SmallBucketStats bucket = heap.SmallStats(b);
+  for (size_t b = 0; b < internal::ThreadCache::kBins; ++b) {
+    const internal::SmallBucketStats& bucket = s.small[b];
     if (bucket.regions == 0 && bucket.regions_mapped == 0) continue;
-    const BucketCounts counts = GetBucketCounts(b);
-    const size_t in_use =
-        counts.handed_out > counts.in_caches ? counts.handed_out - counts.in_caches : 0;
-    out.Printf("         %8zu %10zu %10zu %10zu %8zu %11zu\n", bucket.block_size, in_use,
+    const BucketCounts& counts = s.counts[b];
+    out.Printf("         %8zu %10zu %10zu %10zu %8zu %11zu\n", bucket.block_size, counts.in_use(),
                counts.in_caches, bucket.blocks_free, bucket.regions, bucket.bytes_mapped >> 10);
   }
   out.Printf("  large  %8s %10s %10s %10s %8s %11s\n", "max", "in_use", "in_use_kib", "decommit_k",
              "regions", "mapped_kib");
   for (size_t b = 0; b < internal::Heap::kLargeBuckets; ++b) {
-    const internal::LargeBucketStats bucket = heap.LargeStats(b);
+    const internal::LargeBucketStats& bucket = s.large[b];
     out.Printf("         %8zu %10zu %10zu %10zu %8zu %11zu\n", bucket.max_size,
                bucket.blocks_in_use, bucket.bytes_in_use >> 10, bucket.bytes_decommitted >> 10,
                bucket.regions, bucket.bytes_mapped >> 10);
@@ -104,7 +113,6 @@ void WriteText(FdWriter& out, const Snapshot& s) {
 }
 
 void WriteJson(FdWriter& out, const Snapshot& s) {
-  internal::Heap& heap = DefaultAllocator().heap();
   out.Printf(
       "{\"pid\":%d,\"totals\":{\"bytes_mapped\":%zu,\"bytes_committed\":%zu,"
       "\"bytes_resident\":%zu,\"bytes_in_use\":%zu,\"regions_mapped\":%zu,"
@@ -117,21 +125,19 @@ void WriteJson(FdWriter& out, const Snapshot& s) {
       s.process.threads_with_cache, s.process.blocks_in_caches, s.process.refills,
       s.process.flushes);
   out.Printf("\"small\":[");
-  for (size_t b = 0; b < heap.small_bucket_count(); ++b) {
-    const internal::SmallBucketStats bucket = heap.SmallStats(b);
-    const BucketCounts counts = GetBucketCounts(b);
-    const size_t in_use =
-        counts.handed_out > counts.in_caches ? counts.handed_out - counts.in_caches : 0;
+  for (size_t b = 0; b < internal::ThreadCache::kBins; ++b) {
+    const internal::SmallBucketStats& bucket = s.small[b];
+    const BucketCounts& counts = s.counts[b];
     out.Printf(
         "%s{\"block_size\":%zu,\"blocks_in_use\":%zu,\"blocks_in_caches\":%zu,"
         "\"blocks_free\":%zu,\"regions\":%zu,\"bytes_mapped\":%zu,"
         "\"regions_mapped\":%zu,\"regions_unmapped\":%zu}",
-        b == 0 ? "" : ",", bucket.block_size, in_use, counts.in_caches, bucket.blocks_free,
+        b == 0 ? "" : ",", bucket.block_size, counts.in_use(), counts.in_caches, bucket.blocks_free,
         bucket.regions, bucket.bytes_mapped, bucket.regions_mapped, bucket.regions_unmapped);
   }
   out.Printf("],\"large\":[");
   for (size_t b = 0; b < internal::Heap::kLargeBuckets; ++b) {
-    const internal::LargeBucketStats bucket = heap.LargeStats(b);
+    const internal::LargeBucketStats& bucket = s.large[b];
     out.Printf(
         "%s{\"max_size\":%zu,\"blocks_in_use\":%zu,\"bytes_in_use\":%zu,"
         "\"bytes_decommitted\":%zu,\"regions\":%zu,\"bytes_mapped\":%zu,"
@@ -150,7 +156,8 @@ void WriteJson(FdWriter& out, const Snapshot& s) {
 }  // namespace
 
 bool WriteStatsReport(int fd, StatsReportFormat format) {
-  const Snapshot snapshot = Take();
+  Snapshot snapshot;
+  Take(&snapshot);
   FdWriter out(fd);
   if (format == StatsReportFormat::kJson) {
     WriteJson(out, snapshot);
