@@ -8,6 +8,7 @@
 #include <new>
 #include <utility>
 
+#include "concurrency/interval_claim.h"
 #include "concurrency/spin_lock.h"
 #include "concurrency/transfer_cache.h"
 #include "core/diagnostics.h"
@@ -107,11 +108,9 @@ void DecaySharedCaches() {
 // DecaySharedCaches at most once per decay period.
 constinit std::atomic<uint64_t> last_shared_decay_ms{0};
 void MaybeDecaySharedCaches() {
-  const uint64_t now = platform::CoarseMonotonicMillis();
-  uint64_t last = last_shared_decay_ms.load(std::memory_order_relaxed);
-  if (now - last < Heap::kDecayMillis) return;
-  if (!last_shared_decay_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
-  DecaySharedCaches();
+  if (ClaimInterval(last_shared_decay_ms, platform::CoarseMonotonicMillis(), Heap::kDecayMillis)) {
+    DecaySharedCaches();
+  }
 }
 
 void MaybeDecay() {

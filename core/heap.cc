@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "concurrency/interval_claim.h"
 #include "core/diagnostics.h"
 #include "core/page_map.h"
 #include "core/runtime_options.h"
@@ -192,10 +193,9 @@ bool Heap::MaybePurge() {
   // Look at the clock once every 64 calls of this thread.
   static thread_local uint32_t calls __attribute__((tls_model("initial-exec"))) = 0;
   if ((++calls & 63) != 0) return false;
-  const uint64_t now = platform::CoarseMonotonicMillis();
-  uint64_t last = last_purge_ms_.load(std::memory_order_relaxed);
-  if (now - last < kPurgeIntervalMillis) return false;
-  if (!last_purge_ms_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return false;
+  if (!ClaimInterval(last_purge_ms_, platform::CoarseMonotonicMillis(), kPurgeIntervalMillis)) {
+    return false;
+  }
   Purge(kDecayMillis);
   return true;
 }
