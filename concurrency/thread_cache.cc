@@ -86,23 +86,25 @@ size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
   return got + BucketAt(bucket).AllocateBatch(out + got, n - got);
 }
 
-void DrainTransferCaches() {
+// Moves what `take` removes from each transfer cache back to its bucket.
+template <typename Take>
+void ReturnToBuckets(Take take) {
   void* blocks[TransferCache::kMaxSlots];
   for (size_t b = 0; b < ThreadCache::kBins; ++b) {
-    if (const uint32_t n = transfer[b].Take(blocks, TransferCache::kMaxSlots)) {
-      BucketAt(b).FreeBatch(blocks, n);
-    }
+    if (const uint32_t n = take(transfer[b], blocks)) BucketAt(b).FreeBatch(blocks, n);
   }
+}
+
+void DrainTransferCaches() {
+  ReturnToBuckets(
+      [](TransferCache& t, void** out) { return t.Take(out, TransferCache::kMaxSlots); });
 }
 
 // The decay step of the caches shared by threads: what stayed in a transfer
 // cache for a whole decay period goes back to its regions (which the heap's
 // own decay then handles on its next step).
 void DecaySharedCaches() {
-  void* blocks[TransferCache::kMaxSlots];
-  for (size_t b = 0; b < ThreadCache::kBins; ++b) {
-    if (const uint32_t n = transfer[b].TakeIdle(blocks)) BucketAt(b).FreeBatch(blocks, n);
-  }
+  ReturnToBuckets([](TransferCache& t, void** out) { return t.TakeIdle(out); });
 }
 
 // DecaySharedCaches at most once per decay period.
