@@ -54,10 +54,10 @@ constinit TransferCache transfer[ThreadCache::kBins];
 // when both copies reach the bucket.
 void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
                     const char* fault = "double free") {
-  if (cache != &empty_cache) {
-    for (void* b = cache->bins[bucket].head; b != nullptr; b = CachedNext(b)) {
-      if (b == block) ReportHeapMisuse(fault, block);
-    }
+  const CacheBin& bin = cache->bins[bucket];
+  const uint32_t count = bin.count.load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < count; ++i) {
+    if (bin.slots[i] == block) ReportHeapMisuse(fault, block);
   }
   if (transfer[bucket].Contains(block)) ReportHeapMisuse(fault, block);
 }
@@ -119,20 +119,18 @@ void MaybeDecay() {
   if (DefaultHeap().MaybePurge()) MaybeDecaySharedCaches();
 }
 
+// Returns the oldest blocks of a bin to the shared caches, keeping the
+// `keep` most recently freed (the ones likeliest to be in the CPU cache).
 void FlushBin(ThreadCache* cache, size_t bucket, uint32_t keep) {
   CacheBin& bin = cache->bins[bucket];
-  void* batch[64];
-  uint32_t count = bin.count.load(std::memory_order_relaxed);
-  while (count > keep) {
-    uint32_t n = 0;
-    while (n < 64 && count > keep) {
-      batch[n++] = bin.head;
-      bin.head = CachedNext(bin.head);
-      --count;
-    }
-    bin.count.store(count, std::memory_order_relaxed);
-    ReleaseBatch(bucket, batch, n);
+  const uint32_t count = bin.count.load(std::memory_order_relaxed);
+  if (count <= keep) return;
+  const uint32_t released = count - keep;
+  for (uint32_t i = 0; i < released; i += 64) {
+    ReleaseBatch(bucket, bin.slots + i, std::min(64u, released - i));
   }
+  std::memmove(bin.slots, bin.slots + released, keep * sizeof(void*));
+  bin.count.store(keep, std::memory_order_relaxed);
   cache->flushes.store(cache->flushes.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
 }
@@ -159,6 +157,19 @@ void OnThreadExit(void* arg) {
   registry.retired = cache;
 }
 
+// A cache and, after it, the slot arrays of its bins.
+constexpr size_t kCacheFootprint = sizeof(ThreadCache) + kCacheSlots * sizeof(void*);
+
+ThreadCache* Construct(void* memory) {
+  auto* cache = new (memory) ThreadCache();
+  void** slots = reinterpret_cast<void**>(cache + 1);
+  for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+    cache->bins[b].slots = slots;
+    slots += ThreadCache::MaxCountFor(b);
+  }
+  return cache;
+}
+
 ThreadCache* NewCache() {
   {
     SpinLockHolder hold(registry.lock);
@@ -168,22 +179,14 @@ ThreadCache* NewCache() {
     }
     if (ThreadCache* reused = registry.retired) {
       registry.retired = reused->next;
-      return new (reused) ThreadCache();
+      return Construct(reused);
     }
   }
-  // Caches are carved from whole pages; a page is never given back, since
-  // retired caches are reused by the next threads.
-  static_assert(sizeof(ThreadCache) <= 4096);
-  void* page = platform::Reserve(platform::PageSize(), platform::PageSize(), true);
-  if (page == nullptr) return nullptr;
-  const size_t per_page = platform::PageSize() / sizeof(ThreadCache);
-  auto* caches = static_cast<ThreadCache*>(page);
-  SpinLockHolder hold(registry.lock);
-  for (size_t i = 1; i < per_page; ++i) {
-    caches[i].next = registry.retired;
-    registry.retired = &caches[i];
-  }
-  return new (&caches[0]) ThreadCache();
+  // One mapping per cache, never given back: retired caches are reused by
+  // the next threads. Slot pages a thread never uses stay untouched.
+  const size_t bytes = (kCacheFootprint + platform::PageSize() - 1) & ~(platform::PageSize() - 1);
+  void* memory = platform::Reserve(bytes, platform::PageSize(), true);
+  return memory == nullptr ? nullptr : Construct(memory);
 }
 
 // Gives the calling thread its own cache; nullptr if it must go uncached.
@@ -243,6 +246,17 @@ void GrowBin(ThreadCache* cache, size_t bucket) {
   cache->capacity_bytes += cost;
 }
 
+// One block straight from its bucket, for a thread that cannot cache it.
+void* AllocateUncached(size_t bucket) {
+  void* block;
+  if (BucketAt(bucket).AllocateBatch(&block, 1) != 1) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  BlockWords(block)[0] = 0;  // a stale mark
+  return block;
+}
+
 }  // namespace
 
 constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec"))) =
@@ -251,43 +265,36 @@ constinit std::atomic<uint64_t> cache_cookie{0};
 
 void* ThreadCache::AllocateSlow(size_t bucket) {
   ThreadCache* cache = tls_cache;
-  if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
-    void* block;
-    if (BucketAt(bucket).AllocateBatch(&block, 1) == 1) {
-      BlockWords(block)[0] = BlockWords(block)[1] = 0;
-      return block;
-    }
-    errno = ENOMEM;
-    return nullptr;
-  }
-  CacheBin& bin = cache->bins[bucket];
+  if (cache == &empty_cache && (cache = InitThread()) == nullptr) return AllocateUncached(bucket);
+  CacheBin& bin = cache->bins[bucket];  // empty: the fast path found no block
   // Slow start of the refill size too: 1/8 of a batch, then 1/4, 1/2, a
-  // whole one, as the bin's bound grows. A refill writes a link into every
-  // block it caches, so a thread that uses a size class once touches one
-  // or two blocks' pages, not a whole batch's.
+  // whole one, as the bin's bound grows, so that a thread that uses a size
+  // class once holds a block or two of it, not a whole batch.
   const uint32_t full = BatchFor(bucket);
   const uint32_t grown = std::min(bin.max_count / full, 3u);
   GrowBin(cache, bucket);
-  void* batch[32];
-  const uint32_t want =
-      bin.max_count == 0 ? 1 : std::min({std::max(full >> (3 - grown), 1u), bin.max_count});
-  const size_t got = AcquireBatch(bucket, batch, want);
+  if (bin.max_count == 0) return AllocateUncached(bucket);  // no budget left for this bin
+  const uint32_t want = std::min(std::max(full >> (3 - grown), 1u), bin.max_count);
+  const uint32_t got = static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want));
   if (got == 0) {
     errno = ENOMEM;
     return nullptr;
   }
   cache->refills.store(cache->refills.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
-  MaybeDecay();
-  if (runtime_options.hardened) Shuffle(cache, batch, got);
-  for (size_t i = 1; i < got; ++i) {
-    SetCachedLink(batch[i], bin.head);
-    bin.head = batch[i];
+  // Pops come from the top: reversed, a batch carved in address order is
+  // handed out in address order, as a program that walks its new objects
+  // (and the CPU's prefetcher) expects.
+  if (runtime_options.hardened) {
+    Shuffle(cache, bin.slots, got);
+  } else {
+    std::reverse(bin.slots, bin.slots + got);
   }
-  BlockWords(batch[0])[0] = BlockWords(batch[0])[1] = 0;
-  bin.count.store(bin.count.load(std::memory_order_relaxed) + static_cast<uint32_t>(got - 1),
-                  std::memory_order_relaxed);
-  return batch[0];
+  void* block = bin.slots[got - 1];
+  BlockWords(block)[0] = 0;
+  bin.count.store(got - 1, std::memory_order_relaxed);
+  MaybeDecay();
+  return block;
 }
 
 void ThreadCache::FreeSlow(void* block, size_t bucket) {
@@ -311,13 +318,10 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
     FlushBin(cache, bucket, count > batch ? count - batch : 0);
     MaybeDecay();
   }
-  SetCachedLink(block, bin.head);
-  bin.head = block;
-  bin.count.store(bin.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
-void ReportCorruptCachedBlock(void* block) {
-  ReportHeapMisuse("corrupted free block (written after free?)", block);
+  SetFreeMark(block);
+  const uint32_t count_now = bin.count.load(std::memory_order_relaxed);
+  bin.slots[count_now] = block;
+  bin.count.store(count_now + 1, std::memory_order_relaxed);
 }
 
 void ReportWrongSize(void* p) { ReportHeapMisuse("free with a wrong size", p); }

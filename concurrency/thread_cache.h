@@ -1,25 +1,30 @@
 // Thread caches: the lock-free fast path of the process-wide allocator.
 //
-//   thread A                         thread B
-//   tls_cache ─► ThreadCache         tls_cache ─► ThreadCache
-//               ┌───────────────┐                ┌───────────────┐
-//               │ bin[0]  16 B  │─► blk ─► blk   │ bin[0]  16 B  │─► blk
-//               │ bin[1]  32 B  │─► blk          │ bin[1]  32 B  │
-//               │ ...           │                │ ...           │
-//               │ bin[39] 32 KiB│                │ bin[39] 32 KiB│
-//               └───────┬───────┘                └───────┬───────┘
-//      refill/flush a batch under one lock acquisition   │
-//                       ▼                                ▼
+//   thread A                               thread B
+//   tls_cache ─► ThreadCache               tls_cache ─► ThreadCache
+//               ┌─────────────────────┐                ┌─────────────────────┐
+//               │ bin[0]  16 B ───────┼─► slots: p p p │ bin[0]  16 B        │
+//               │ bin[1]  32 B ───────┼─► slots: p     │ ...                 │
+//               │ ...                 │                │ bin[39] 32 KiB      │
+//               │ bin[39] 32 KiB      │                └──────────┬──────────┘
+//               ├─────────────────────┤                           │
+//               │ slot arrays, one per│                           │
+//               │ bin, after the bins │                           │
+//               └──────────┬──────────┘                           │
+//      refill/flush a batch under one lock acquisition             │
+//                          ▼                                       ▼
 //               [ SmallBucket 16 B ][ SmallBucket 32 B ] ... (DefaultAllocator)
 //
-// A bin is a stack of free blocks linked through their first word, with a
-// count and an adaptive bound. malloc pops, free pushes: no lock, no atomic
-// read-modify-write, no system call. Every thread starts on a shared, empty
-// cache whose bins have a bound of 0, so its first malloc or free falls to
-// the slow path, which gives the thread its own cache; there is no
-// "initialised?" test on the fast path. A block freed by another thread
-// lands in the freeing thread's cache and goes back to its bucket through
-// the normal flush. A thread's cache returns to the buckets when it exits.
+// A bin is a stack of pointers to free blocks (count ≤ an adaptive bound):
+// malloc pops, free pushes, with no lock, no atomic read-modify-write and
+// no system call, and a refill or flush copies pointers without touching
+// the blocks (jemalloc's cache_bin and tcmalloc's per-CPU slabs work the
+// same way). Every thread starts on a shared, empty cache whose bins have
+// a bound of 0, so its first malloc or free falls to the slow path, which
+// gives the thread its own cache; there is no "initialised?" test on the
+// fast path. A block freed by another thread lands in the freeing thread's
+// cache and goes back to its bucket through the normal flush. A thread's
+// cache returns to the buckets when it exits.
 #ifndef RULLOC_CONCURRENCY_THREAD_CACHE_H_
 #define RULLOC_CONCURRENCY_THREAD_CACHE_H_
 
@@ -83,7 +88,7 @@ namespace internal {
 using DefaultClasses = SizeClassMap<DefaultBuckets>;
 
 struct CacheBin {
-  void* head = nullptr;
+  void** slots = nullptr;          // slots[0..count): oldest first
   std::atomic<uint32_t> count{0};  // written only by the owner; read by stats
   uint32_t max_count = 0;          // 0: every operation takes the slow path
 };
@@ -99,13 +104,14 @@ class ThreadCache {
     const size_t n = (32 * 1024) / DefaultClasses::BlockSize(bucket);
     return static_cast<uint32_t>(n < 2 ? 2 : n > 32 ? 32 : n);
   }
-  // The most a bin may grow to: 512 KiB of blocks up to 1 KiB, 128 KiB of
-  // bigger ones, at most 8192 blocks, at least two batches.
+  // The most a bin may grow to, and its number of slots: 512 KiB of blocks
+  // up to 1 KiB, 128 KiB of bigger ones, at most 512 blocks, at least two
+  // batches.
   static constexpr uint32_t MaxCountFor(size_t bucket) {
     const size_t size = DefaultClasses::BlockSize(bucket);
     const size_t n = (size <= 1024 ? 512 * 1024 : 128 * 1024) / size;
     const size_t floor = 2 * BatchFor(bucket);
-    return static_cast<uint32_t>(n < floor ? floor : n > 8192 ? 8192 : n);
+    return static_cast<uint32_t>(n < floor ? floor : n > 512 ? 512 : n);
   }
 
   static void* AllocateSlow(size_t bucket);
@@ -122,53 +128,43 @@ class ThreadCache {
   ThreadCache* prev = nullptr;
 };
 
+// The slots of all the bins of a cache.
+inline constexpr size_t kCacheSlots = [] {
+  size_t n = 0;
+  for (size_t b = 0; b < ThreadCache::kBins; ++b) n += ThreadCache::MaxCountFor(b);
+  return n;
+}();
+
 extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("initial-exec")));
 
-// A block in a thread cache holds its list link, encoded, and a check of
-// that link, both keyed by a per-process cookie:
+// A block in a thread cache carries a mark in its first word, keyed by a
+// per-process cookie; the allocator keeps nothing else in free blocks, so a
+// write after free cannot redirect an allocation:
 //
-//   block in a bin
-//   ┌────────────────────────────────────┬───────────────────────────────────────┬──────
-//   │ word 0: next ^ rotl(self,23)^cookie │ word 1: word 0 ^ rotl(self^cookie,29)  │ ...
-//   └────────────────────────────────────┴───────────────────────────────────────┴──────
+//   block in a bin (or a transfer cache)
+//   ┌─────────────────────────────┬──────────────
+//   │ word 0: rotl(self,23)^cookie │ (untouched)
+//   └─────────────────────────────┴──────────────
 //
-// malloc checks word 1 before it follows word 0, so a write after free into
-// a cached block is reported at the next allocation from its bin instead of
-// handing out an arbitrary address. free finds a valid check on a block
-// that is probably cached already (a double free) and takes the slow path
-// to make sure. malloc clears both words when it hands a block out (so the
-// new owner cannot read an encoded link). Blocks in transfer caches keep
-// the check of their last link.
+// free finds the mark on a block that is probably cached already (a double
+// free) and takes the slow path to make sure; malloc clears it when it
+// hands the block out, so a live block matches only if its owner wrote the
+// mark itself (the slow path then finds nothing and goes on).
 extern std::atomic<uint64_t> cache_cookie;  // odd once any cache exists
 inline uint64_t* BlockWords(const void* p) { return static_cast<uint64_t*>(const_cast<void*>(p)); }
 // Fast paths pass the copy of the cookie their ThreadCache holds.
 inline uint64_t Cookie() { return cache_cookie.load(std::memory_order_relaxed); }
-inline uint64_t Rotate(uint64_t x, int bits) { return (x << bits) | (x >> (64 - bits)); }
-inline uint64_t LinkCheck(const void* self, uint64_t encoded, uint64_t cookie) {
-  return encoded ^ Rotate(reinterpret_cast<uintptr_t>(self) ^ cookie, 29);
+inline uint64_t FreeMark(const void* self, uint64_t cookie) {
+  const uint64_t x = reinterpret_cast<uintptr_t>(self);
+  return ((x << 23) | (x >> 41)) ^ cookie;
 }
-inline uint64_t LinkKey(const void* self, uint64_t cookie) {
-  return Rotate(reinterpret_cast<uintptr_t>(self), 23) ^ cookie;
+inline void SetFreeMark(void* block, uint64_t cookie = Cookie()) {
+  BlockWords(block)[0] = FreeMark(block, cookie);
 }
-// Writes the link of a block entering a bin in front of `next`.
-inline void SetCachedLink(void* block, void* next, uint64_t cookie = Cookie()) {
-  const uint64_t encoded = reinterpret_cast<uintptr_t>(next) ^ LinkKey(block, cookie);
-  BlockWords(block)[0] = encoded;
-  BlockWords(block)[1] = LinkCheck(block, encoded, cookie);
-}
-// True if `p` carries a valid link check: cached, or user data that forges
-// one (rare; callers confirm with CheckNotCached).
+// True if `p` carries the mark: cached, or freed to its region since (the
+// callers tell these apart), or user data that forges it.
 inline bool LooksCached(const void* p, uint64_t cookie = Cookie()) {
-  return BlockWords(p)[1] == LinkCheck(p, BlockWords(p)[0], cookie);
-}
-[[noreturn]] void ReportCorruptCachedBlock(void* block);
-// The block after `block` in its bin; reports corruption of the link.
-inline void* CachedNext(void* block, uint64_t cookie = Cookie()) {
-  const uint64_t encoded = BlockWords(block)[0];
-  if (__builtin_expect(BlockWords(block)[1] != LinkCheck(block, encoded, cookie), 0)) {
-    ReportCorruptCachedBlock(block);
-  }
-  return reinterpret_cast<void*>(encoded ^ LinkKey(block, cookie));
+  return BlockWords(p)[0] == FreeMark(p, cookie);
 }
 
 inline Heap& DefaultHeap() { return DefaultAllocator().heap(); }
@@ -178,11 +174,11 @@ __attribute__((always_inline)) inline void* CachedAllocate(size_t size) {
   const size_t bucket = DefaultClasses::BucketFor(size);
   ThreadCache* cache = tls_cache;
   CacheBin& bin = cache->bins[bucket];
-  void* block = bin.head;
-  if (__builtin_expect(block != nullptr, 1)) {
-    bin.head = CachedNext(block, cache->cookie);
-    BlockWords(block)[0] = BlockWords(block)[1] = 0;
-    bin.count.store(bin.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  const uint32_t count = bin.count.load(std::memory_order_relaxed);
+  if (__builtin_expect(count != 0, 1)) {
+    void* block = bin.slots[count - 1];
+    bin.count.store(count - 1, std::memory_order_relaxed);
+    BlockWords(block)[0] = 0;
     return block;
   }
   return ThreadCache::AllocateSlow(bucket);
@@ -215,8 +211,8 @@ __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) 
       if (__builtin_expect(
               count < bin.max_count && !LooksCached(p, cache->cookie) && !runtime_options.hardened,
               1)) {
-        SetCachedLink(p, bin.head, cache->cookie);
-        bin.head = p;
+        SetFreeMark(p, cache->cookie);
+        bin.slots[count] = p;
         bin.count.store(count + 1, std::memory_order_relaxed);
         return;
       }

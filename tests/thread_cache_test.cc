@@ -38,19 +38,37 @@ TEST(ThreadCacheTest, FreedBlockIsReusedFirst) {
   rulloc_free(q);
 }
 
-TEST(ThreadCacheTest, HandedOutBlocksCarryNoLink) {
-  // A cached block holds its encoded link and check in its first two words;
-  // malloc clears both, so a new owner cannot read them.
+TEST(ThreadCacheTest, HandedOutBlocksCarryNoFreeMark) {
+  // A cached block carries a keyed mark in its first word; malloc clears it,
+  // so a new owner cannot read it.
   std::vector<void*> blocks;
   for (int i = 0; i < 64; ++i) blocks.push_back(rulloc_malloc(48));
-  for (void* p : blocks) rulloc_free(p);
+  for (void* p : blocks) {
+    rulloc_free(p);
+    EXPECT_NE(*static_cast<uint64_t*>(p), 0u);  // marked while cached
+  }
   for (int i = 0; i < 64; ++i) {
     auto* words = static_cast<uint64_t*>(rulloc_malloc(48));
     EXPECT_EQ(words[0], 0u);
-    EXPECT_EQ(words[1], 0u);
     blocks[i] = words;
   }
   for (void* p : blocks) rulloc_free(p);
+}
+
+TEST(ThreadCacheTest, NewBlocksComeInAddressOrder) {
+  DrainTransferCaches();  // refills come from the regions, lowest free block first
+  std::thread([] {        // a fresh cache
+    void* first = rulloc_malloc(4000);
+    void* second = rulloc_malloc(4000);
+    void* third = rulloc_malloc(4000);
+    EXPECT_LT(first, second);
+    EXPECT_LT(second, third);
+    rulloc_free(first);
+    rulloc_free(second);
+    rulloc_free(third);
+    rulloc_thread_cache_flush();
+  })
+      .join();
 }
 
 TEST(ThreadCacheTest, RefillsGrowToAWholeBatch) {
