@@ -249,7 +249,8 @@ void GrowBin(ThreadCache* cache, size_t bucket) {
 // One block straight from its bucket, for a thread that cannot cache it.
 void* AllocateUncached(size_t bucket) {
   void* block;
-  if (BucketAt(bucket).AllocateBatch(&block, 1) != 1) {
+  if (BucketAt(bucket).AllocateBatch(&block, 1) != 1 &&
+      (DefaultHeap().Purge(0) == 0 || BucketAt(bucket).AllocateBatch(&block, 1) != 1)) {
     errno = ENOMEM;
     return nullptr;
   }
@@ -275,7 +276,12 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   GrowBin(cache, bucket);
   if (bin.max_count == 0) return AllocateUncached(bucket);  // no budget left for this bin
   const uint32_t want = std::min(std::max(full >> (3 - grown), 1u), bin.max_count);
-  const uint32_t got = static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want));
+  uint32_t got = static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want));
+  // Out of memory: empty regions and cached mappings of other sizes go back
+  // to the OS first.
+  if (got == 0 && DefaultHeap().Purge(0) != 0) {
+    got = static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want));
+  }
   if (got == 0) {
     errno = ENOMEM;
     return nullptr;

@@ -111,7 +111,7 @@ class ThreadCache {
     const size_t size = DefaultClasses::BlockSize(bucket);
     const size_t n = (size <= 1024 ? 512 * 1024 : 128 * 1024) / size;
     const size_t floor = 2 * BatchFor(bucket);
-    return static_cast<uint32_t>(n < floor ? floor : n > 512 ? 512 : n);
+    return static_cast<uint32_t>(n < floor ? floor : n > 256 ? 256 : n);
   }
 
   static void* AllocateSlow(size_t bucket);

@@ -23,14 +23,20 @@ void* Heap::Allocate(size_t size, size_t alignment) {
   if (size == 0) size = 1;  // a unique pointer, strictly inside its block
   if (alignment <= kMinAlignment && size <= small_max_) {
     void* block;
-    if (SmallBucketFor(size).AllocateBatch(&block, 1) == 1) {
+    if (SmallBucketFor(size).AllocateBatch(&block, 1) == 1 ||
+        (Purge(0) != 0 && SmallBucketFor(size).AllocateBatch(&block, 1) == 1)) {
       MaybePurge();
       return block;
     }
     errno = ENOMEM;
     return nullptr;
   }
-  return AllocateSlow(size, alignment);
+  void* p = AllocateSlow(size, alignment);
+  // Out of memory: what the heap keeps for reuse (empty regions, cached
+  // mappings) may serve this size once it goes back to the OS.
+  if (p == nullptr && Purge(0) != 0) p = AllocateSlow(size, alignment);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
 }
 
 void* Heap::AllocateSlow(size_t size, size_t alignment) {

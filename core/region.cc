@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "core/huge_page_carver.h"
 #include "core/page_map.h"
 #include "platform/pages.h"
 
@@ -9,7 +10,9 @@ namespace rulloc::internal {
 
 RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap) {
   if (alignment < kGranule) alignment = kGranule;
-  void* base = platform::Reserve(size, alignment, /*commit=*/true);
+  const bool small = kind == RegionKind::kSmall;
+  void* base = small && alignment == kGranule ? HugePageCarver::Carve(size) : nullptr;
+  if (base == nullptr) base = platform::Reserve(size, alignment, /*commit=*/true);
   if (base == nullptr) return nullptr;
   auto* region = new (base) RegionHeader{kind, 0, size, heap};
   if (!PageMap::Register(base, size, region)) {
@@ -17,11 +20,13 @@ RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* he
     platform::Release(base, size);
     return nullptr;
   }
+  if (small) HugePageCarver::Mapped(size);
   return region;
 }
 
 void UnmapRegion(RegionHeader* region) {
   const size_t size = region->size;
+  if (region->kind == RegionKind::kSmall) HugePageCarver::Unmapped(size);
   PageMap::Unregister(region, size);
   platform::Release(region, size);
 }
