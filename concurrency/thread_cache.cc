@@ -14,6 +14,7 @@
 #include "core/diagnostics.h"
 #include "core/runtime_options.h"
 #include "core/secret.h"
+#include "platform/cpu.h"
 #include "platform/pages.h"
 
 namespace rulloc {
@@ -42,11 +43,34 @@ struct Registry {
 };
 constinit Registry registry;
 
-SmallBucket& BucketAt(size_t bucket) {
-  return DefaultHeap().SmallBucketFor(DefaultClasses::BlockSize(bucket));
+SmallBucket& BucketAt(size_t arena, size_t bucket) {
+  return DefaultHeap().SmallBucketAt(arena, bucket);
 }
 
-constinit TransferCache transfer[ThreadCache::kBins];
+static_assert(kProcessArenas <= 256, "arena indices are stored in bytes");
+
+// 1 + the highest arena a refill has used: loops over arenas stop there,
+// so that the caches of arenas no CPU maps to stay untouched memory.
+constinit std::atomic<size_t> arenas_used{1};
+
+// Refills come from the arena of the CPU the thread runs on.
+size_t CurrentArena() {
+  const size_t arena = platform::CurrentCpu() % kProcessArenas;
+  size_t used = arenas_used.load(std::memory_order_relaxed);
+  while (arena >= used &&
+         !arenas_used.compare_exchange_weak(used, arena + 1, std::memory_order_relaxed)) {
+  }
+  return arena;
+}
+size_t ArenasUsed() { return arenas_used.load(std::memory_order_relaxed); }
+
+// The bucket a cached block came from (the free path checked that it is a
+// handed-out small block of the process allocator).
+SmallBucket& OwnerOf(const void* block) {
+  return *reinterpret_cast<SmallRegion*>(PageMap::Lookup(block))->bucket;
+}
+
+constinit TransferCache transfer[kProcessArenas][ThreadCache::kBins];
 
 // Aborts if `block` (which carries the cached mark) is in the calling
 // thread's bin or in its bucket's transfer cache: a double free. A block in
@@ -59,7 +83,7 @@ void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
   for (uint32_t i = 0; i < count; ++i) {
     if (bin.slots[i] == block) ReportHeapMisuse(fault, block);
   }
-  if (transfer[bucket].Contains(block)) ReportHeapMisuse(fault, block);
+  if (transfer[OwnerOf(block).arena()][bucket].Contains(block)) ReportHeapMisuse(fault, block);
 }
 
 // Blocks a bucket's transfer cache may hold: about 512 KiB, at least four
@@ -72,26 +96,58 @@ constexpr uint32_t TransferCapacity(size_t bucket) {
                                                                  : wanted);
 }
 
-// Returns a batch to the transfer cache, or to the bucket when it is full.
-void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
-  if (!transfer[bucket].Put(blocks, n, TransferCapacity(bucket))) {
-    BucketAt(bucket).FreeBatch(blocks, n);
+// Returns blocks of one arena to its transfer cache, or to its bucket when
+// that is full.
+void ReleaseToArena(size_t arena, size_t bucket, void* const* blocks, uint32_t n) {
+  if (!transfer[arena][bucket].Put(blocks, n, TransferCapacity(bucket))) {
+    BucketAt(arena, bucket).FreeBatch(blocks, n);
   }
 }
 
-// Fills out[0..n) from the transfer cache, then the bucket; returns the count.
+// Returns up to 64 blocks to the arenas they came from: usually one (a
+// thread frees mostly what it allocated); blocks freed on another thread
+// than their own go back to their own arena, sorted out here.
+void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
+  uint8_t arena_of[64];
+  bool mixed = false;
+  for (uint32_t i = 0; i < n; ++i) {
+    arena_of[i] = static_cast<uint8_t>(OwnerOf(blocks[i]).arena());
+    mixed |= arena_of[i] != arena_of[0];
+  }
+  if (!mixed) return ReleaseToArena(arena_of[0], bucket, blocks, n);
+  void* group[64];
+  for (size_t arena = 0; arena < kProcessArenas; ++arena) {
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (arena_of[i] == arena) group[count++] = blocks[i];
+    }
+    if (count != 0) ReleaseToArena(arena, bucket, group, count);
+  }
+}
+
+// Fills out[0..n) from the transfer cache of the calling thread's arena,
+// then those of the other arenas (before it carves new blocks, which would
+// leave theirs idle: short-lived threads that move between CPUs would fill
+// every arena's transfer caches), then its bucket; returns the count.
 size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
-  const uint32_t got = transfer[bucket].Take(out, n);
+  const size_t arena = CurrentArena();
+  const size_t used = ArenasUsed();
+  uint32_t got = 0;
+  for (size_t i = 0; i < used && got < n; ++i) {
+    got += transfer[(arena + i) % used][bucket].Take(out + got, n - got);
+  }
   if (got == n) return got;
-  return got + BucketAt(bucket).AllocateBatch(out + got, n - got);
+  return got + BucketAt(arena, bucket).AllocateBatch(out + got, n - got);
 }
 
 // Moves what `take` removes from each transfer cache back to its bucket.
 template <typename Take>
 void ReturnToBuckets(Take take) {
   void* blocks[TransferCache::kMaxSlots];
-  for (size_t b = 0; b < ThreadCache::kBins; ++b) {
-    if (const uint32_t n = take(transfer[b], blocks)) BucketAt(b).FreeBatch(blocks, n);
+  for (size_t a = 0; a < ArenasUsed(); ++a) {
+    for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+      if (const uint32_t n = take(transfer[a][b], blocks)) BucketAt(a, b).FreeBatch(blocks, n);
+    }
   }
 }
 
@@ -249,8 +305,9 @@ void GrowBin(ThreadCache* cache, size_t bucket) {
 // One block straight from its bucket, for a thread that cannot cache it.
 void* AllocateUncached(size_t bucket) {
   void* block;
-  if (BucketAt(bucket).AllocateBatch(&block, 1) != 1 &&
-      (DefaultHeap().Purge(0) == 0 || BucketAt(bucket).AllocateBatch(&block, 1) != 1)) {
+  SmallBucket& from = BucketAt(CurrentArena(), bucket);
+  if (from.AllocateBatch(&block, 1) != 1 &&
+      (DefaultHeap().Purge(0) == 0 || from.AllocateBatch(&block, 1) != 1)) {
     errno = ENOMEM;
     return nullptr;
   }
@@ -309,7 +366,7 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
   // Hardened: zeroed on every path (the caller checked it is handed out).
   if (runtime_options.hardened) std::memset(block, 0, DefaultClasses::BlockSize(bucket));
   if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
-    BucketAt(bucket).Free(block);
+    OwnerOf(block).Free(block);
     return;
   }
   CacheBin& bin = cache->bins[bucket];
@@ -317,7 +374,7 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
   const uint32_t count = bin.count.load(std::memory_order_relaxed);
   if (count >= bin.max_count) {
     if (bin.max_count == 0) {
-      BucketAt(bucket).Free(block);  // no budget left for this bin
+      OwnerOf(block).Free(block);  // no budget left for this bin
       return;
     }
     const uint32_t batch = BatchFor(bucket);
@@ -369,20 +426,31 @@ void DrainTransferCaches() { internal::DrainTransferCaches(); }
 
 void PrepareFork() {
   internal::registry.lock.lock();
-  for (internal::TransferCache& t : internal::transfer) t.lock().lock();
+  // Every arena's: one that a thread starts to use meanwhile must be locked too.
+  for (auto& arena : internal::transfer) {
+    for (internal::TransferCache& t : arena) t.lock().lock();
+  }
   internal::DefaultHeap().LockAll();
 }
 
+namespace {
+void UnlockTransferCaches() {
+  for (auto& arena : internal::transfer) {
+    for (internal::TransferCache& t : arena) t.lock().unlock();
+  }
+}
+}  // namespace
+
 void AfterForkInParent() {
   internal::DefaultHeap().UnlockAll();
-  for (internal::TransferCache& t : internal::transfer) t.lock().unlock();
+  UnlockTransferCaches();
   internal::registry.lock.unlock();
 }
 
 void AfterForkInChild() {
   using internal::registry;
   internal::DefaultHeap().UnlockAll();
-  for (internal::TransferCache& t : internal::transfer) t.lock().unlock();
+  UnlockTransferCaches();
   // Only the forking thread exists in the child: keep its cache alone.
   internal::ThreadCache* own = internal::tls_cache;
   if (own != &internal::empty_cache) {
@@ -399,10 +467,12 @@ void AfterForkInChild() {
 BucketCounts GetBucketCounts(size_t bucket) {
   using internal::registry;
   BucketCounts counts;
-  const internal::SmallBucketStats s = internal::BucketAt(bucket).Stats();
+  const internal::SmallBucketStats s = internal::DefaultHeap().SmallStats(bucket);
   counts.handed_out = s.blocks_in_use;
   counts.free_in_regions = s.blocks_free;
-  counts.in_caches = internal::transfer[bucket].count();
+  for (size_t a = 0; a < internal::ArenasUsed(); ++a) {
+    counts.in_caches += internal::transfer[a][bucket].count();
+  }
   SpinLockHolder hold(registry.lock);
   for (internal::ThreadCache* c = registry.live; c != nullptr; c = c->next) {
     counts.in_caches += c->bins[bucket].count.load(std::memory_order_relaxed);

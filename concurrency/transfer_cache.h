@@ -17,6 +17,7 @@
 #ifndef RULLOC_CONCURRENCY_TRANSFER_CACHE_H_
 #define RULLOC_CONCURRENCY_TRANSFER_CACHE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -25,56 +26,68 @@
 
 namespace rulloc::internal {
 
-class alignas(64) TransferCache {
+// One page each: a cache that never holds more than a page of pointers
+// touches one page of memory, not the two it would straddle.
+class alignas(4096) TransferCache {
  public:
-  static constexpr uint32_t kMaxSlots = 512;
+  static constexpr uint32_t kMaxSlots = 510;
 
   // Stores all of blocks[0..n) or none; true if stored.
   bool Put(void* const* blocks, uint32_t n, uint32_t capacity) {
     SpinLockHolder hold(lock_);
-    if (count_ + n > capacity) return false;
-    std::memcpy(&slots_[count_], blocks, n * sizeof(void*));
-    count_ += n;
+    const uint32_t count = count_.load(std::memory_order_relaxed);
+    if (count + n > capacity) return false;
+    std::memcpy(&slots_[count], blocks, n * sizeof(void*));
+    count_.store(count + n, std::memory_order_relaxed);
     return true;
   }
   // Takes up to n blocks; returns how many.
   uint32_t Take(void** out, uint32_t n) {
+    if (empty()) return 0;
     SpinLockHolder hold(lock_);
-    if (n > count_) n = count_;
-    count_ -= n;
-    if (count_ < low_water_) low_water_ = count_;
-    std::memcpy(out, &slots_[count_], n * sizeof(void*));
+    uint32_t count = count_.load(std::memory_order_relaxed);
+    if (n > count) n = count;
+    count -= n;
+    count_.store(count, std::memory_order_relaxed);
+    if (count < low_water_) low_water_ = count;
+    std::memcpy(out, &slots_[count], n * sizeof(void*));
     return n;
   }
   // Takes the blocks that stayed in the cache since the previous call.
   uint32_t TakeIdle(void** out) {
+    if (empty()) return 0;  // and the low-water mark is 0 already
     SpinLockHolder hold(lock_);
-    const uint32_t n = low_water_ < count_ ? low_water_ : count_;
+    const uint32_t count = count_.load(std::memory_order_relaxed);
+    const uint32_t n = low_water_ < count ? low_water_ : count;
     std::memcpy(out, &slots_[0], n * sizeof(void*));
-    std::memmove(&slots_[0], &slots_[n], (count_ - n) * sizeof(void*));
-    count_ -= n;
-    low_water_ = count_;
+    std::memmove(&slots_[0], &slots_[n], (count - n) * sizeof(void*));
+    count_.store(count - n, std::memory_order_relaxed);
+    low_water_ = count - n;
     return n;
   }
   bool Contains(const void* block) {
+    if (empty()) return false;
     SpinLockHolder hold(lock_);
-    for (uint32_t i = 0; i < count_; ++i) {
+    const uint32_t count = count_.load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i < count; ++i) {
       if (slots_[i] == block) return true;
     }
     return false;
   }
-  uint32_t count() {
-    SpinLockHolder hold(lock_);
-    return count_;
-  }
+  uint32_t count() const { return count_.load(std::memory_order_relaxed); }
   SpinLock& lock() { return lock_; }
 
  private:
+  // Read without the lock, so that looking at an idle cache (decay,
+  // statistics) writes nothing: never-used caches stay untouched pages.
+  bool empty() const { return count_.load(std::memory_order_relaxed) == 0; }
+
   SpinLock lock_;
-  uint32_t count_ = 0;
+  std::atomic<uint32_t> count_{0};
   uint32_t low_water_ = 0;  // lowest count_ since the last TakeIdle()
   void* slots_[kMaxSlots] = {};
 };
+static_assert(sizeof(TransferCache) == 4096);
 
 }  // namespace rulloc::internal
 

@@ -65,7 +65,7 @@ class BasicAllocator {
   static constexpr size_t bucket_count() { return Map::kCount; }
   static constexpr size_t bucket_size(size_t bucket) { return Map::BlockSize(bucket); }
   internal::SmallBucketStats bucket_stats(size_t bucket) { return heap_.SmallStats(bucket); }
-  internal::Heap& heap() { return heap_; }
+  constexpr internal::Heap& heap() { return heap_; }
 
  private:
   template <size_t... kIndex>
@@ -87,12 +87,36 @@ using Allocator = BasicAllocator<DefaultBuckets>;
 
 namespace internal {
 
+// Sets of small buckets of the process allocator: its thread caches refill
+// from the arena of the CPU they run on, so that threads running at the
+// same time get blocks from different regions (no cache line holds blocks
+// of two such threads). Arena 0 is the allocator's own buckets.
+inline constexpr size_t kProcessArenas = 8;
+
+// The process allocator and the buckets of its arenas 1..kProcessArenas-1.
+struct ProcessAllocatorParts {
+  using Map = SizeClassMap<DefaultBuckets>;
+  static constexpr size_t kExtra = (kProcessArenas - 1) * Map::kCount;
+
+  constexpr ProcessAllocatorParts() : ProcessAllocatorParts(std::make_index_sequence<kExtra>()) {}
+  template <size_t... kIndex>
+  constexpr explicit ProcessAllocatorParts(std::index_sequence<kIndex...>)
+      : allocator(),
+        extra{SmallBucket(DefaultBuckets::kSizes[kIndex % Map::kCount], kIndex % Map::kCount,
+                          &allocator.heap(), 1 + kIndex / Map::kCount)...} {
+    allocator.heap().AttachArenas(extra, kProcessArenas);
+  }
+
+  Allocator allocator;
+  SmallBucket extra[kExtra];
+};
+
 // Constant-initialised storage whose destructor never runs: the process
 // allocator must outlive every static destructor that may still free.
 union DefaultInstance {
-  constexpr DefaultInstance() : allocator() {}
+  constexpr DefaultInstance() : parts() {}
   ~DefaultInstance() {}
-  Allocator allocator;
+  ProcessAllocatorParts parts;
 };
 extern DefaultInstance default_instance;
 
@@ -100,7 +124,7 @@ extern DefaultInstance default_instance;
 
 // The process-wide instance behind rulloc_malloc and friends. Never
 // destroyed, usable before and after static constructors and destructors.
-inline Allocator& DefaultAllocator() { return internal::default_instance.allocator; }
+inline Allocator& DefaultAllocator() { return internal::default_instance.parts.allocator; }
 
 }  // namespace rulloc
 

@@ -1,5 +1,4 @@
 #include "core/c_api.h"
-#include "core/stats_report.h"
 
 #include <errno.h>
 
@@ -8,6 +7,7 @@
 
 #include "concurrency/thread_cache.h"
 #include "core/allocator.h"
+#include "core/stats_report.h"
 
 using rulloc::DefaultAllocator;
 using rulloc::internal::CachedAllocate;
@@ -114,6 +114,7 @@ size_t rulloc_trim(void) {
 }  // extern "C"
 
 int rulloc_stats_write(int fd, int json) {
-  const auto format = json != 0 ? rulloc::StatsReportFormat::kJson : rulloc::StatsReportFormat::kText;
+  const auto format =
+      json != 0 ? rulloc::StatsReportFormat::kJson : rulloc::StatsReportFormat::kText;
   return rulloc::WriteStatsReport(fd, format) ? 0 : -1;
 }

@@ -8,8 +8,9 @@ constinit DefaultInstance default_instance;
 }  // namespace internal
 
 MemoryResource* DefaultMemoryResource() {
-  static MemoryResource* const resource = new (DefaultAllocator().allocate(
-      sizeof(MemoryResource), alignof(MemoryResource))) MemoryResource(DefaultAllocator());
+  static MemoryResource* const resource =
+      new (DefaultAllocator().allocate(sizeof(MemoryResource), alignof(MemoryResource)))
+          MemoryResource(DefaultAllocator());
   return resource;
 }
 

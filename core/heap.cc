@@ -156,11 +156,26 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
   return fresh;
 }
 
+SmallBucketStats Heap::SmallStats(size_t bucket) {
+  SmallBucketStats total = small_[bucket].Stats();
+  for (size_t a = 1; a < arena_count_; ++a) {
+    const SmallBucketStats s = SmallBucketAt(a, bucket).Stats();
+    total.blocks_in_use += s.blocks_in_use;
+    total.blocks_free += s.blocks_free;
+    total.regions += s.regions;
+    total.bytes_mapped += s.bytes_mapped;
+    total.regions_mapped += s.regions_mapped;
+    total.regions_unmapped += s.regions_unmapped;
+    total.bytes_decommitted += s.bytes_decommitted;
+  }
+  return total;
+}
+
 AllocatorStats Heap::Stats() {
   AllocatorStats total;
   size_t decommitted = 0;
   for (size_t i = 0; i < small_count_; ++i) {
-    SmallBucketStats s = small_[i].Stats();
+    SmallBucketStats s = SmallStats(i);
     total.small_blocks_in_use += s.blocks_in_use;
     total.small_blocks_free += s.blocks_free;
     total.bytes_in_use += s.blocks_in_use * s.block_size;
@@ -189,7 +204,7 @@ AllocatorStats Heap::Stats() {
 size_t Heap::Purge(uint64_t max_age_ms) {
   const uint64_t now = platform::CoarseMonotonicMillis();
   size_t unmapped = 0;
-  for (size_t i = 0; i < small_count_; ++i) unmapped += small_[i].Purge(now, max_age_ms);
+  ForEachSmallBucket([&](SmallBucket& b) { unmapped += b.Purge(now, max_age_ms); });
   for (LargeBucket& bucket : large_) unmapped += bucket.Purge(now, max_age_ms);
   unmapped += huge_.Purge(now, max_age_ms);
   return unmapped;
@@ -207,7 +222,7 @@ bool Heap::MaybePurge() {
 }
 
 void Heap::LockAll() {
-  for (size_t i = 0; i < small_count_; ++i) small_[i].lock().lock();
+  ForEachSmallBucket([](SmallBucket& b) { b.lock().lock(); });
   for (LargeBucket& bucket : large_) bucket.lock().lock();
   huge_.LockAll();
 }
@@ -215,11 +230,11 @@ void Heap::LockAll() {
 void Heap::UnlockAll() {
   huge_.UnlockAll();
   for (LargeBucket& bucket : large_) bucket.lock().unlock();
-  for (size_t i = 0; i < small_count_; ++i) small_[i].lock().unlock();
+  ForEachSmallBucket([](SmallBucket& b) { b.lock().unlock(); });
 }
 
 void Heap::ReleaseAll() {
-  for (size_t i = 0; i < small_count_; ++i) small_[i].ReleaseAll();
+  ForEachSmallBucket([](SmallBucket& b) { b.ReleaseAll(); });
   for (LargeBucket& bucket : large_) bucket.ReleaseAll();
   huge_.ReleaseAll();
 }

@@ -8,6 +8,8 @@
 //
 //   Heap
 //   ├── small ──► [ SmallBucket 16 ][ SmallBucket 32 ] ... (one cache line each)
+//   ├── arenas 1..n-1 (process allocator only): more sets of small buckets
+//   │             ──► [ SmallBucket 16 ][ SmallBucket 32 ] ...
 //   ├── large ──► [ LargeBucket ≤2M ]   one, as tcmalloc's page heap
 //   └── huge  ──► HugeBlocks (16 address-sharded lists)
 #ifndef RULLOC_CORE_HEAP_H_
@@ -71,7 +73,8 @@ class Heap {
   bool Owns(const void* p) const;
 
   size_t small_bucket_count() const { return small_count_; }
-  SmallBucketStats SmallStats(size_t bucket) { return small_[bucket].Stats(); }
+  // Over every arena.
+  SmallBucketStats SmallStats(size_t bucket);
   LargeBucketStats LargeStats(size_t bucket) { return large_[bucket].Stats(); }
   HugeStats HugeBlockStats() { return huge_.Stats(); }
   AllocatorStats Stats();
@@ -95,15 +98,36 @@ class Heap {
   SmallBucket& SmallBucketFor(size_t size) { return small_[lookup_[(size + 15) >> 4]]; }
   size_t small_max() const { return small_max_; }
 
+  // Arenas: sets of small buckets of their own, one per CPU for the thread
+  // caches (arena 0 is small_). `extra` holds arenas 1..count-1, each
+  // small_count buckets. Set once, at constant initialisation.
+  constexpr void AttachArenas(SmallBucket* extra, size_t count) {
+    extra_arenas_ = extra;
+    arena_count_ = count;
+  }
+  size_t arena_count() const { return arena_count_; }
+  SmallBucket& SmallBucketAt(size_t arena, size_t bucket) {
+    return arena == 0 ? small_[bucket] : extra_arenas_[(arena - 1) * small_count_ + bucket];
+  }
+
  private:
   void* AllocateSlow(size_t size, size_t alignment);
   // The validated region of a pointer this heap owns, or a misuse report.
   RegionHeader* RegionOf(const void* p, const char* operation);
+  // Calls f(bucket) for every small bucket of every arena.
+  template <typename F>
+  void ForEachSmallBucket(F f) {
+    for (size_t a = 0; a < arena_count_; ++a) {
+      for (size_t i = 0; i < small_count_; ++i) f(SmallBucketAt(a, i));
+    }
+  }
 
   SmallBucket* const small_;
   const size_t small_count_;
   const uint8_t* const lookup_;
   const size_t small_max_;
+  SmallBucket* extra_arenas_ = nullptr;
+  size_t arena_count_ = 1;
   LargeBucket large_[kLargeBuckets];
   HugeBlocks huge_;
   std::atomic<uint64_t> last_purge_ms_{0};

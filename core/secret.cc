@@ -11,7 +11,8 @@ constinit std::atomic<uint64_t> secret{0};
 
 uint64_t ProcessSecret() {
   uint64_t s = secret.load(std::memory_order_relaxed);
-  if (s != 0) [[likely]] return s;
+  if (s != 0) [[likely]]
+    return s;
   uint64_t fresh = 0;
   if (getrandom(&fresh, sizeof(fresh), GRND_NONBLOCK) != sizeof(fresh)) {
     // No entropy yet (early boot): fall back to address-space layout.

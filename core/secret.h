@@ -10,7 +10,8 @@ namespace rulloc::internal {
 uint64_t ProcessSecret();
 
 inline uint64_t CheckWord(const void* where, uint64_t value) {
-  uint64_t x = reinterpret_cast<uintptr_t>(where) ^ (value * 0x9e3779b97f4a7c15ull) ^ ProcessSecret();
+  uint64_t x =
+      reinterpret_cast<uintptr_t>(where) ^ (value * 0x9e3779b97f4a7c15ull) ^ ProcessSecret();
   return x ^ (x >> 29);
 }
 

@@ -106,10 +106,12 @@ class alignas(64) SmallBucket {
   // use (one empty region is always kept).
   static constexpr size_t kEmptyBytesLimit = size_t{1} << 20;
 
-  constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap)
+  // `arena`: which of its heap's sets of buckets this one belongs to.
+  constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap, uint32_t arena = 0)
       : block_size_(block_size),
         region_size_(RegionSizeFor(block_size)),
         index_(index),
+        arena_(arena),
         heap_(heap) {}
   SmallBucket(const SmallBucket&) = delete;
   SmallBucket& operator=(const SmallBucket&) = delete;
@@ -121,6 +123,7 @@ class alignas(64) SmallBucket {
   }
 
   uint32_t block_size() const { return block_size_; }
+  uint32_t arena() const { return arena_; }
 
   // Fills out[0..n) with blocks; returns how many it got (0 when the OS
   // refuses memory). One lock acquisition for the whole batch.
@@ -166,6 +169,7 @@ class alignas(64) SmallBucket {
   const uint32_t block_size_;
   const uint32_t region_size_;
   const uint32_t index_;
+  const uint32_t arena_;
   Heap* const heap_;
   RegionList partial_;
   RegionList full_;
