@@ -1,7 +1,9 @@
 // Server-like allocation workloads, one per run, for side-by-side runs under
 // different allocators (glibc, or one preloaded with LD_PRELOAD). Each
 // workload has a fixed seed, a thread count and a size knob, verifies the
-// data it wrote (a broken allocator cannot look fast), and prints one line:
+// data it wrote (a broken allocator cannot look fast), and prints one line.
+// At scale 1 every run takes well over the ~15 ms a process needs to start
+// and load its libraries, so that start-up does not drown the allocator:
 //
 //   workload=larson threads=4 checksum=... peak_rss_kb=... after_idle_rss_kb=...
 //
@@ -116,7 +118,7 @@ uint64_t RunThreads(int threads, const std::function<uint64_t(int)>& body) {
 uint64_t Larson(const Context& c) {
   constexpr size_t kSlots = 2000;
   const size_t rounds = 40;
-  const size_t per_round = c.Ops(200000) / static_cast<size_t>(c.threads) / rounds + 1;
+  const size_t per_round = c.Ops(800000) / static_cast<size_t>(c.threads) / rounds + 1;
   std::vector<std::vector<Block>> slots(c.threads, std::vector<Block>(kSlots));
   std::barrier sync(c.threads);
   return RunThreads(c.threads, [&](int t) {
@@ -145,7 +147,7 @@ uint64_t Larson(const Context& c) {
 uint64_t ProducerConsumer(const Context& c) {
   const int producers = std::max(1, c.threads / 2);
   const int consumers = std::max(1, c.threads - producers);
-  const size_t per_producer = c.Ops(400000) / producers;
+  const size_t per_producer = c.Ops(800000) / producers;
   rulloc::bench::BatchQueue<std::vector<Block>> queue(256);
   std::atomic<int> producing{producers};
   return RunThreads(producers + consumers, [&](int t) -> uint64_t {
@@ -170,7 +172,7 @@ uint64_t ProducerConsumer(const Context& c) {
 
 // Many short-lived threads, in waves of `threads`.
 uint64_t ShortLivedThreads(const Context& c) {
-  const size_t waves = c.Ops(300) / static_cast<size_t>(c.threads) + 1;
+  const size_t waves = c.Ops(1200) / static_cast<size_t>(c.threads) + 1;
   uint64_t sum = 0;
   for (size_t wave = 0; wave < waves; ++wave) {
     sum += RunThreads(c.threads, [&](int t) {
@@ -187,7 +189,7 @@ uint64_t ShortLivedThreads(const Context& c) {
 
 // Per-request bursts: allocate a few hundred small objects, free them all.
 uint64_t Bursts(const Context& c) {
-  const size_t requests = c.Ops(8000) / static_cast<size_t>(c.threads) + 1;
+  const size_t requests = c.Ops(16000) / static_cast<size_t>(c.threads) + 1;
   return RunThreads(c.threads, [&](int t) {
     std::mt19937_64 rng(c.seed + t);
     std::vector<Block> request;
@@ -219,7 +221,8 @@ uint64_t ReallocGrowth(const Context& c) {
           buffer = static_cast<unsigned char*>(std::realloc(buffer, capacity));
           if (buffer == nullptr) std::exit(2);
         }
-        for (size_t i = 0; i < chunk; ++i) buffer[length + i] = static_cast<unsigned char>(length + i);
+        for (size_t i = 0; i < chunk; ++i)
+          buffer[length + i] = static_cast<unsigned char>(length + i);
         length += chunk;
       }
       for (size_t i = 0; i < length; i += 97) {
@@ -242,7 +245,9 @@ uint64_t Churn(const Context& c) {
     Block& b = live[rng() % live.size()];
     if (b.ptr != nullptr) sum += Release(b);
     const unsigned kind = rng() % 100;
-    const size_t size = kind < 90 ? 8 + rng() % 256 : kind < 99 ? 256 + rng() % 8000 : 8000 + rng() % 100000;
+    const size_t size = kind < 90   ? 8 + rng() % 256
+                        : kind < 99 ? 256 + rng() % 8000
+                                    : 8000 + rng() % 100000;
     b = Make(size, rng());
   }
   for (Block& b : live)
@@ -336,10 +341,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "workload %s: data corrupted\n", name.c_str());
     return 3;
   }
-  std::printf("%s\n",
-              absl::StrFormat(
-                  "workload=%s threads=%d checksum=%d peak_rss_kb=%d after_idle_rss_kb=%d", name,
-                  c.threads, checksum, PeakResidentKb(), after_idle_rss_kb)
-                  .c_str());
+  std::printf("%s\n", absl::StrFormat(
+                          "workload=%s threads=%d checksum=%d peak_rss_kb=%d after_idle_rss_kb=%d",
+                          name, c.threads, checksum, PeakResidentKb(), after_idle_rss_kb)
+                          .c_str());
   return 0;
 }

@@ -86,11 +86,11 @@ void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
   if (transfer[OwnerOf(block).arena()][bucket].Contains(block)) ReportHeapMisuse(fault, block);
 }
 
-// Blocks a bucket's transfer cache may hold: about 512 KiB, at least four
-// batches, at most its slots.
-constexpr uint32_t TransferCapacity(size_t bucket) {
-  const size_t n = (512 * 1024) / DefaultClasses::BlockSize(bucket);
-  const size_t floor = 4 * ThreadCache::BatchFor(bucket);
+// Blocks a bucket's transfer cache may hold: about 512 KiB over all the
+// arenas in use, at least two batches, at most its slots.
+uint32_t TransferCapacity(size_t bucket) {
+  const size_t n = (512 * 1024) / DefaultClasses::BlockSize(bucket) / ArenasUsed();
+  const size_t floor = 2 * ThreadCache::BatchFor(bucket);
   const size_t wanted = n < floor ? floor : n;
   return static_cast<uint32_t>(wanted > TransferCache::kMaxSlots ? TransferCache::kMaxSlots
                                                                  : wanted);
