@@ -91,7 +91,7 @@ namespace internal {
 // from the arena of the CPU they run on, so that threads running at the
 // same time get blocks from different regions (no cache line holds blocks
 // of two such threads). Arena 0 is the allocator's own buckets.
-inline constexpr size_t kProcessArenas = 8;
+inline constexpr size_t kProcessArenas = Heap::kMaxArenas;
 
 // The process allocator and the buckets of its arenas 1..kProcessArenas-1.
 struct ProcessAllocatorParts {

@@ -9,6 +9,7 @@
 #include "core/diagnostics.h"
 #include "core/page_map.h"
 #include "core/runtime_options.h"
+#include "platform/cpu.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
@@ -50,7 +51,7 @@ void* Heap::AllocateSlow(size_t size, size_t alignment) {
   } else if (alignment <= kLargeAlignmentMax &&
              size <=
                  kLargeMax - (alignment > kMinAlignment ? alignment + LargeBucket::kHeader : 0)) {
-    p = large_[0].Allocate(size, alignment);
+    p = LargeForThisCpu().Allocate(size, alignment);
   } else {
     p = huge_.Allocate(size, alignment);
   }
@@ -154,6 +155,25 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
   std::memcpy(fresh, p, size < usable ? size : usable);
   Deallocate(p);
   return fresh;
+}
+
+LargeBucket& Heap::LargeForThisCpu() {
+  return arena_count_ == 1 ? large_[0] : large_[platform::CurrentCpu() % arena_count_];
+}
+
+LargeBucketStats Heap::LargeStats(size_t /*bucket*/) {
+  LargeBucketStats total = large_[0].Stats();
+  for (size_t a = 1; a < arena_count_; ++a) {
+    const LargeBucketStats s = large_[a].Stats();
+    total.blocks_in_use += s.blocks_in_use;
+    total.bytes_in_use += s.bytes_in_use;
+    total.regions += s.regions;
+    total.bytes_mapped += s.bytes_mapped;
+    total.regions_mapped += s.regions_mapped;
+    total.regions_unmapped += s.regions_unmapped;
+    total.bytes_decommitted += s.bytes_decommitted;
+  }
+  return total;
 }
 
 SmallBucketStats Heap::SmallStats(size_t bucket) {

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "core/huge.h"
 #include "core/large_bucket.h"
@@ -49,14 +50,11 @@ class Heap {
   // large range reuses the same regions (six buckets, one per doubling,
   // kept the high-water pages of each: +50% peak RSS on realloc growth).
   static constexpr size_t kLargeBuckets = 1;
+  // The most arenas a heap can have (see AttachArenas).
+  static constexpr size_t kMaxArenas = 8;
 
   constexpr Heap(SmallBucket* small, size_t small_count, const uint8_t* lookup, size_t small_max)
-      : small_(small),
-        small_count_(small_count),
-        lookup_(lookup),
-        small_max_(small_max),
-        large_{LargeBucket(kLargeMax, this)},
-        huge_(this) {}
+      : Heap(small, small_count, lookup, small_max, std::make_index_sequence<kMaxArenas>()) {}
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
 
@@ -75,7 +73,8 @@ class Heap {
   size_t small_bucket_count() const { return small_count_; }
   // Over every arena.
   SmallBucketStats SmallStats(size_t bucket);
-  LargeBucketStats LargeStats(size_t bucket) { return large_[bucket].Stats(); }
+  // Over every arena (kLargeBuckets is one size range).
+  LargeBucketStats LargeStats(size_t bucket);
   HugeStats HugeBlockStats() { return huge_.Stats(); }
   AllocatorStats Stats();
 
@@ -99,7 +98,9 @@ class Heap {
   size_t small_max() const { return small_max_; }
 
   // Arenas: sets of small buckets of their own, one per CPU for the thread
-  // caches (arena 0 is small_). `extra` holds arenas 1..count-1, each
+  // caches (arena 0 is small_), and a large bucket each, used by the CPU a
+  // request runs on (so that threads that run at once grow their buffers
+  // in regions of their own). `extra` holds arenas 1..count-1, each
   // small_count buckets. Set once, at constant initialisation.
   constexpr void AttachArenas(SmallBucket* extra, size_t count) {
     extra_arenas_ = extra;
@@ -114,6 +115,16 @@ class Heap {
   void* AllocateSlow(size_t size, size_t alignment);
   // The validated region of a pointer this heap owns, or a misuse report.
   RegionHeader* RegionOf(const void* p, const char* operation);
+  template <size_t... kArena>
+  constexpr Heap(SmallBucket* small, size_t small_count, const uint8_t* lookup, size_t small_max,
+                 std::index_sequence<kArena...>)
+      : small_(small),
+        small_count_(small_count),
+        lookup_(lookup),
+        small_max_(small_max),
+        large_{(static_cast<void>(kArena), LargeBucket(kLargeMax, this))...},
+        huge_(this) {}
+  LargeBucket& LargeForThisCpu();
   // Calls f(bucket) for every small bucket of every arena.
   template <typename F>
   void ForEachSmallBucket(F f) {
@@ -128,7 +139,7 @@ class Heap {
   const size_t small_max_;
   SmallBucket* extra_arenas_ = nullptr;
   size_t arena_count_ = 1;
-  LargeBucket large_[kLargeBuckets];
+  LargeBucket large_[kMaxArenas];  // one per arena
   HugeBlocks huge_;
   std::atomic<uint64_t> last_purge_ms_{0};
 };
