@@ -35,7 +35,7 @@ WORKLOADS = ["larson", "prodcons", "threads", "burst", "realloc", "churn", "larg
 MODES = {
     # threads, scale, repetitions
     "quick": ([4], 0.25, 3),
-    "full": ([1, 2, 4, 8], 1.0, 3),
+    "full": ([1, 2, 4, 8], 1.0, 5),
 }
 
 
