@@ -98,7 +98,7 @@ struct ProcessAllocatorParts {
   using Map = SizeClassMap<DefaultBuckets>;
   static constexpr size_t kExtra = (kProcessArenas - 1) * Map::kCount;
 
-  constexpr ProcessAllocatorParts() : ProcessAllocatorParts(std::make_index_sequence<kExtra>()) {}
+  // (Defined before the constructor that delegates to it, for clang.)
   template <size_t... kIndex>
   constexpr explicit ProcessAllocatorParts(std::index_sequence<kIndex...>)
       : allocator(),
@@ -106,6 +106,7 @@ struct ProcessAllocatorParts {
                           &allocator.heap(), 1 + kIndex / Map::kCount)...} {
     allocator.heap().AttachArenas(extra, kProcessArenas);
   }
+  constexpr ProcessAllocatorParts() : ProcessAllocatorParts(std::make_index_sequence<kExtra>()) {}
 
   Allocator allocator;
   SmallBucket extra[kExtra];

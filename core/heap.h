@@ -53,6 +53,17 @@ class Heap {
   // The most arenas a heap can have (see AttachArenas).
   static constexpr size_t kMaxArenas = 8;
 
+  // (Defined before the constructor that delegates to it: clang cannot
+  // evaluate the delegation at compile time otherwise.)
+  template <size_t... kArena>
+  constexpr Heap(SmallBucket* small, size_t small_count, const uint8_t* lookup, size_t small_max,
+                 std::index_sequence<kArena...>)
+      : small_(small),
+        small_count_(small_count),
+        lookup_(lookup),
+        small_max_(small_max),
+        large_{(static_cast<void>(kArena), LargeBucket(kLargeMax, this))...},
+        huge_(this) {}
   constexpr Heap(SmallBucket* small, size_t small_count, const uint8_t* lookup, size_t small_max)
       : Heap(small, small_count, lookup, small_max, std::make_index_sequence<kMaxArenas>()) {}
   Heap(const Heap&) = delete;
@@ -115,15 +126,6 @@ class Heap {
   void* AllocateSlow(size_t size, size_t alignment);
   // The validated region of a pointer this heap owns, or a misuse report.
   RegionHeader* RegionOf(const void* p, const char* operation);
-  template <size_t... kArena>
-  constexpr Heap(SmallBucket* small, size_t small_count, const uint8_t* lookup, size_t small_max,
-                 std::index_sequence<kArena...>)
-      : small_(small),
-        small_count_(small_count),
-        lookup_(lookup),
-        small_max_(small_max),
-        large_{(static_cast<void>(kArena), LargeBucket(kLargeMax, this))...},
-        huge_(this) {}
   LargeBucket& LargeForThisCpu();
   // Calls f(bucket) for every small bucket of every arena.
   template <typename F>
