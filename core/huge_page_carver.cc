@@ -28,6 +28,9 @@ void HugePageCarver::Unmapped(size_t size) {
   small_region_bytes.fetch_sub(size, std::memory_order_relaxed);
 }
 
+void HugePageCarver::LockForFork() { chunk.lock.lock(); }
+void HugePageCarver::UnlockAfterFork() { chunk.lock.unlock(); }
+
 void* HugePageCarver::Carve(size_t size) {
   if (!runtime_options.huge_pages || runtime_options.hardened ||
       small_region_bytes.load(std::memory_order_relaxed) < kThresholdBytes ||

@@ -32,6 +32,9 @@ class HugePageCarver {
   // Bookkeeping of the bytes held by small regions, however they were mapped.
   static void Mapped(size_t size);
   static void Unmapped(size_t size);
+  // Held across fork(), so that the child never inherits it locked.
+  static void LockForFork();
+  static void UnlockAfterFork();
 };
 
 }  // namespace rulloc::internal
