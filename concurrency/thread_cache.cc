@@ -55,11 +55,15 @@ static_assert(kProcessArenas <= 256, "arena indices are stored in bytes");
 constinit std::atomic<size_t> arenas_used{1};
 
 // Refills come from the arena of the CPU the thread runs on.
+// It grows under the registry lock (at most kProcessArenas - 1 times), so
+// that PrepareFork, which holds that lock, sees a count that cannot change.
 size_t CurrentArena() {
   const size_t arena = platform::CurrentCpu() % kProcessArenas;
-  size_t used = arenas_used.load(std::memory_order_relaxed);
-  while (arena >= used &&
-         !arenas_used.compare_exchange_weak(used, arena + 1, std::memory_order_relaxed)) {
+  if (arena >= arenas_used.load(std::memory_order_relaxed)) {
+    SpinLockHolder hold(registry.lock);
+    if (arena >= arenas_used.load(std::memory_order_relaxed)) {
+      arenas_used.store(arena + 1, std::memory_order_relaxed);
+    }
   }
   return arena;
 }
@@ -303,12 +307,18 @@ void GrowBin(ThreadCache* cache, size_t bucket) {
   cache->capacity_bytes += cost;
 }
 
+// Out of memory: empty regions and cached mappings go back to the OS (the
+// thread and transfer caches keep their blocks, which still serve their
+// sizes: flushing them too left a program at the limit without a block for
+// its next small request). True if anything did.
+bool ReleaseCachedMemory() { return DefaultHeap().Purge(0) != 0; }
+
 // One block straight from its bucket, for a thread that cannot cache it.
 void* AllocateUncached(size_t bucket) {
   void* block;
   SmallBucket& from = BucketAt(CurrentArena(), bucket);
   if (from.AllocateBatch(&block, 1) != 1 &&
-      (DefaultHeap().Purge(0) == 0 || from.AllocateBatch(&block, 1) != 1)) {
+      (!ReleaseCachedMemory() || from.AllocateBatch(&block, 1) != 1)) {
     errno = ENOMEM;
     return nullptr;
   }
@@ -335,9 +345,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   if (bin.max_count == 0) return AllocateUncached(bucket);  // no budget left for this bin
   const uint32_t want = std::min(std::max(full >> (3 - grown), 1u), bin.max_count);
   uint32_t got = static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want));
-  // Out of memory: empty regions and cached mappings of other sizes go back
-  // to the OS first.
-  if (got == 0 && DefaultHeap().Purge(0) != 0) {
+  if (got == 0 && ReleaseCachedMemory()) {
     got = static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want));
   }
   if (got == 0) {
@@ -426,10 +434,9 @@ void FlushThreadCache() {
 void DrainTransferCaches() { internal::DrainTransferCaches(); }
 
 void PrepareFork() {
-  internal::registry.lock.lock();
-  // Every arena's: one that a thread starts to use meanwhile must be locked too.
-  for (auto& arena : internal::transfer) {
-    for (internal::TransferCache& t : arena) t.lock().lock();
+  internal::registry.lock.lock();  // ArenasUsed() cannot grow from here on
+  for (size_t a = 0; a < internal::ArenasUsed(); ++a) {
+    for (internal::TransferCache& t : internal::transfer[a]) t.lock().lock();
   }
   internal::DefaultHeap().LockAll();
   internal::HugePageCarver::LockForFork();  // taken under bucket locks: after them
@@ -437,8 +444,8 @@ void PrepareFork() {
 
 namespace {
 void UnlockTransferCaches() {
-  for (auto& arena : internal::transfer) {
-    for (internal::TransferCache& t : arena) t.lock().unlock();
+  for (size_t a = 0; a < internal::ArenasUsed(); ++a) {
+    for (internal::TransferCache& t : internal::transfer[a]) t.lock().unlock();
   }
 }
 }  // namespace

@@ -105,7 +105,7 @@ class ThreadCache {
     return static_cast<uint32_t>(n < 2 ? 2 : n > 32 ? 32 : n);
   }
   // The most a bin may grow to, and its number of slots: 512 KiB of blocks
-  // up to 1 KiB, 128 KiB of bigger ones, at most 512 blocks, at least two
+  // up to 1 KiB, 128 KiB of bigger ones, at most 256 blocks, at least two
   // batches.
   static constexpr uint32_t MaxCountFor(size_t bucket) {
     const size_t size = DefaultClasses::BlockSize(bucket);

@@ -26,6 +26,7 @@ void* Heap::Allocate(size_t size, size_t alignment) {
     void* block;
     if (SmallBucketFor(size).AllocateBatch(&block, 1) == 1 ||
         (Purge(0) != 0 && SmallBucketFor(size).AllocateBatch(&block, 1) == 1)) {
+      *static_cast<uint64_t*>(block) = 0;  // a thread cache's stale free mark
       MaybePurge();
       return block;
     }

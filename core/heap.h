@@ -10,7 +10,8 @@
 //   ├── small ──► [ SmallBucket 16 ][ SmallBucket 32 ] ... (one cache line each)
 //   ├── arenas 1..n-1 (process allocator only): more sets of small buckets
 //   │             ──► [ SmallBucket 16 ][ SmallBucket 32 ] ...
-//   ├── large ──► [ LargeBucket ≤2M ]   one, as tcmalloc's page heap
+//   ├── large ──► [ LargeBucket ≤2M ] × arenas   one per arena (one in a
+//   │                                           standalone instance)
 //   └── huge  ──► HugeBlocks (16 address-sharded lists)
 #ifndef RULLOC_CORE_HEAP_H_
 #define RULLOC_CORE_HEAP_H_

@@ -32,6 +32,10 @@ void HugePageCarver::LockForFork() { chunk.lock.lock(); }
 void HugePageCarver::UnlockAfterFork() { chunk.lock.unlock(); }
 
 void* HugePageCarver::Carve(size_t size) {
+#ifdef _WIN32
+  // VirtualFree releases whole reservations only: regions cannot share one.
+  return nullptr;
+#endif
   if (!runtime_options.huge_pages || runtime_options.hardened ||
       small_region_bytes.load(std::memory_order_relaxed) < kThresholdBytes ||
       platform::kHugePageSize % size != 0) {

@@ -212,6 +212,7 @@ size_t SmallBucket::AllocateBatch(void** out, size_t n) {
 void* SmallBucket::AllocateAligned(size_t alignment) {
   void* block;
   if (AllocateBatch(&block, 1) == 0) return nullptr;
+  *static_cast<uint64_t*>(block) = 0;  // a thread cache's stale free mark
   const uintptr_t start = reinterpret_cast<uintptr_t>(block);
   const uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
   if (aligned != start) {

@@ -35,7 +35,8 @@ bool Decommit(void* ptr, size_t size);
 bool Guard(void* ptr, size_t size);
 
 // Gives [ptr, ptr+size) back to the OS. The range must have come from
-// Reserve (any page-aligned sub-range of it is allowed).
+// Reserve (on POSIX any page-aligned sub-range of it is allowed; on Windows
+// only the whole reservation).
 bool Release(void* ptr, size_t size);
 
 // Asks the OS to back [ptr, ptr+size) with huge pages (2 MiB on x86-64)
