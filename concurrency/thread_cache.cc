@@ -307,18 +307,14 @@ void GrowBin(ThreadCache* cache, size_t bucket) {
   cache->capacity_bytes += cost;
 }
 
-// Out of memory: empty regions and cached mappings go back to the OS (the
-// thread and transfer caches keep their blocks, which still serve their
-// sizes: flushing them too left a program at the limit without a block for
-// its next small request). True if anything did.
-bool ReleaseCachedMemory() { return DefaultHeap().Purge(0) != 0; }
-
 // One block straight from its bucket, for a thread that cannot cache it.
 void* AllocateUncached(size_t bucket) {
-  void* block;
   SmallBucket& from = BucketAt(CurrentArena(), bucket);
-  if (from.AllocateBatch(&block, 1) != 1 &&
-      (!ReleaseCachedMemory() || from.AllocateBatch(&block, 1) != 1)) {
+  void* block = DefaultHeap().RetryAfterPurge([&]() -> void* {
+    void* b;
+    return from.AllocateBatch(&b, 1) == 1 ? b : nullptr;
+  });
+  if (block == nullptr) {
     errno = ENOMEM;
     return nullptr;
   }
@@ -344,10 +340,8 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   GrowBin(cache, bucket);
   if (bin.max_count == 0) return AllocateUncached(bucket);  // no budget left for this bin
   const uint32_t want = std::min(std::max(full >> (3 - grown), 1u), bin.max_count);
-  uint32_t got = static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want));
-  if (got == 0 && ReleaseCachedMemory()) {
-    got = static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want));
-  }
+  const uint32_t got = DefaultHeap().RetryAfterPurge(
+      [&] { return static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want)); });
   if (got == 0) {
     errno = ENOMEM;
     return nullptr;

@@ -21,31 +21,32 @@ constexpr size_t kLargeAlignmentMax = size_t{64} << 10;
 }  // namespace
 
 void* Heap::Allocate(size_t size, size_t alignment) {
-  if (size == 0) size = 1;  // a unique pointer, strictly inside its block
-  if (alignment <= kMinAlignment && size <= small_max_) {
-    void* block;
-    if (SmallBucketFor(size).AllocateBatch(&block, 1) == 1 ||
-        (Purge(0) != 0 && SmallBucketFor(size).AllocateBatch(&block, 1) == 1)) {
-      *static_cast<uint64_t*>(block) = 0;  // a thread cache's stale free mark
-      MaybePurge();
-      return block;
-    }
+  if (size == 0) size = 1;   // a unique pointer, strictly inside its block
+  if (size > PTRDIFF_MAX) {  // never satisfiable: no purge for it
     errno = ENOMEM;
     return nullptr;
   }
-  void* p = AllocateSlow(size, alignment);
-  // Out of memory: what the heap keeps for reuse (empty regions, cached
-  // mappings) may serve this size once it goes back to the OS.
-  if (p == nullptr && Purge(0) != 0) p = AllocateSlow(size, alignment);
+  if (alignment <= kMinAlignment && size <= small_max_) {
+    void* block = RetryAfterPurge([&]() -> void* {
+      void* b;
+      return SmallBucketFor(size).AllocateBatch(&b, 1) == 1 ? b : nullptr;
+    });
+    if (block == nullptr) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    *static_cast<uint64_t*>(block) = 0;  // a thread cache's stale free mark
+    MaybePurge();
+    return block;
+  }
+  void* p = RetryAfterPurge([&] { return AllocateSlow(size, alignment); });
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
 
 void* Heap::AllocateSlow(size_t size, size_t alignment) {
   void* p = nullptr;
-  if (size > PTRDIFF_MAX) {
-    // Never satisfiable: fall through to ENOMEM.
-  } else if (alignment <= small_max_ && size <= small_max_ - alignment + kMinAlignment) {
+  if (alignment <= small_max_ && size <= small_max_ - alignment + kMinAlignment) {
     p = SmallBucketFor(size + alignment - kMinAlignment).AllocateAligned(alignment);
   } else if (runtime_options.hardened) {
     p = huge_.Allocate(size, alignment);  // guarded, a mapping of its own
@@ -164,31 +165,13 @@ LargeBucket& Heap::LargeForThisCpu() {
 
 LargeBucketStats Heap::LargeStats(size_t /*bucket*/) {
   LargeBucketStats total = large_[0].Stats();
-  for (size_t a = 1; a < arena_count_; ++a) {
-    const LargeBucketStats s = large_[a].Stats();
-    total.blocks_in_use += s.blocks_in_use;
-    total.bytes_in_use += s.bytes_in_use;
-    total.regions += s.regions;
-    total.bytes_mapped += s.bytes_mapped;
-    total.regions_mapped += s.regions_mapped;
-    total.regions_unmapped += s.regions_unmapped;
-    total.bytes_decommitted += s.bytes_decommitted;
-  }
+  for (size_t a = 1; a < arena_count_; ++a) total += large_[a].Stats();
   return total;
 }
 
 SmallBucketStats Heap::SmallStats(size_t bucket) {
   SmallBucketStats total = small_[bucket].Stats();
-  for (size_t a = 1; a < arena_count_; ++a) {
-    const SmallBucketStats s = SmallBucketAt(a, bucket).Stats();
-    total.blocks_in_use += s.blocks_in_use;
-    total.blocks_free += s.blocks_free;
-    total.regions += s.regions;
-    total.bytes_mapped += s.bytes_mapped;
-    total.regions_mapped += s.regions_mapped;
-    total.regions_unmapped += s.regions_unmapped;
-    total.bytes_decommitted += s.bytes_decommitted;
-  }
+  for (size_t a = 1; a < arena_count_; ++a) total += SmallBucketAt(a, bucket).Stats();
   return total;
 }
 
@@ -204,8 +187,8 @@ AllocatorStats Heap::Stats() {
     total.regions_mapped += s.regions_mapped;
     total.regions_unmapped += s.regions_unmapped;
   }
-  for (LargeBucket& bucket : large_) {
-    LargeBucketStats s = bucket.Stats();
+  for (size_t b = 0; b < kLargeBuckets; ++b) {
+    const LargeBucketStats s = LargeStats(b);
     total.large_blocks_in_use += s.blocks_in_use;
     total.bytes_in_use += s.bytes_in_use;
     total.bytes_mapped += s.bytes_mapped;

@@ -93,6 +93,17 @@ class Heap {
   // Unmaps regions that have stayed empty for `max_age_ms` or longer (0:
   // every empty region). Returns the bytes unmapped.
   size_t Purge(uint64_t max_age_ms);
+  // attempt(), and when it fails (out of memory), attempt() again once what
+  // the heap keeps for reuse (empty regions, cached mappings) went back to
+  // the OS, if anything did. Thread and transfer caches keep their blocks,
+  // which still serve their sizes: flushing them too left a program at the
+  // limit without a block for its next small request.
+  template <typename Attempt>
+  auto RetryAfterPurge(Attempt attempt) {
+    auto result = attempt();
+    if (!result && Purge(0) != 0) result = attempt();
+    return result;
+  }
   // Purge(kDecayMillis), at most once per kPurgeIntervalMillis per heap;
   // cheap enough for slow paths to call often. True if it purged.
   bool MaybePurge();

@@ -75,13 +75,9 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
     const bool huge_pages = runtime_options.huge_pages && need >= platform::kHugePageSize;
     const size_t map_alignment =
         huge_pages && alignment < platform::kHugePageSize ? platform::kHugePageSize : alignment;
+    // Out of memory, the heap drops this cache (and all it keeps) and retries.
     RegionHeader* header = MapRegion(RegionKind::kHuge, need, map_alignment, heap_);
-    if (header == nullptr) {
-      // The cache may hold the memory the OS cannot give: drop it and retry.
-      if (Purge(0, 0) == 0) return nullptr;
-      header = MapRegion(RegionKind::kHuge, need, map_alignment, heap_);
-      if (header == nullptr) return nullptr;
-    }
+    if (header == nullptr) return nullptr;
     if (huge_pages) platform::AdviseHugePages(header, need);
     region = reinterpret_cast<HugeRegion*>(header);
   }

@@ -75,6 +75,18 @@ struct LargeBucketStats {
   size_t regions_mapped = 0;
   size_t regions_unmapped = 0;
   size_t bytes_decommitted = 0;  // pages inside free blocks given back by decay
+
+  // Adds the counts of another bucket of the same size range (an arena's).
+  LargeBucketStats& operator+=(const LargeBucketStats& other) {
+    blocks_in_use += other.blocks_in_use;
+    bytes_in_use += other.bytes_in_use;
+    regions += other.regions;
+    bytes_mapped += other.bytes_mapped;
+    regions_mapped += other.regions_mapped;
+    regions_unmapped += other.regions_unmapped;
+    bytes_decommitted += other.bytes_decommitted;
+    return *this;
+  }
 };
 
 class alignas(64) LargeBucket {

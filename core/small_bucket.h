@@ -97,6 +97,18 @@ struct SmallBucketStats {
   size_t regions_mapped = 0;     // cumulative
   size_t regions_unmapped = 0;   // cumulative
   size_t bytes_decommitted = 0;  // cumulative: pages of free blocks given back by decay
+
+  // Adds the counts of another bucket of the same block size (an arena's).
+  SmallBucketStats& operator+=(const SmallBucketStats& other) {
+    blocks_in_use += other.blocks_in_use;
+    blocks_free += other.blocks_free;
+    regions += other.regions;
+    bytes_mapped += other.bytes_mapped;
+    regions_mapped += other.regions_mapped;
+    regions_unmapped += other.regions_unmapped;
+    bytes_decommitted += other.bytes_decommitted;
+    return *this;
+  }
 };
 
 class alignas(64) SmallBucket {
