@@ -91,14 +91,15 @@ void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
   if (transfer[OwnerOf(block).arena()][bucket].Contains(block)) ReportHeapMisuse(fault, block);
 }
 
-// Blocks a bucket's transfer cache may hold: about 512 KiB over all the
-// arenas in use, at least two batches, at most its slots.
+// Blocks a bucket's transfer cache may hold. Over all the arenas in use:
+// about 512 KiB, at least four batches, at most one cache's slots (the
+// bound ThreadCacheTest.BinsStayWithinTheirBounds checks); each arena's
+// share is at least one batch (at most 8 × 32 blocks in all).
 uint32_t TransferCapacity(size_t bucket) {
-  const size_t n = (512 * 1024) / DefaultClasses::BlockSize(bucket) / ArenasUsed();
-  const size_t floor = 2 * ThreadCache::BatchFor(bucket);
-  const size_t wanted = n < floor ? floor : n;
-  return static_cast<uint32_t>(wanted > TransferCache::kMaxSlots ? TransferCache::kMaxSlots
-                                                                 : wanted);
+  const size_t batch = ThreadCache::BatchFor(bucket);
+  const size_t n = (512 * 1024) / DefaultClasses::BlockSize(bucket);
+  const size_t total = std::min<size_t>(std::max(n, 4 * batch), TransferCache::kMaxSlots);
+  return static_cast<uint32_t>(std::max(total / ArenasUsed(), batch));
 }
 
 // Returns blocks of one arena to its transfer cache, or to its bucket when
