@@ -12,7 +12,7 @@
 #include "concurrency/spin_lock.h"
 #include "concurrency/transfer_cache.h"
 #include "core/diagnostics.h"
-#include "core/huge_page_carver.h"
+#include "core/region_carver.h"
 #include "core/runtime_options.h"
 #include "core/secret.h"
 #include "platform/cpu.h"
@@ -434,7 +434,7 @@ void PrepareFork() {
     for (internal::TransferCache& t : internal::transfer[a]) t.lock().lock();
   }
   internal::DefaultHeap().LockAll();
-  internal::HugePageCarver::LockForFork();  // taken under bucket locks: after them
+  internal::RegionCarver::LockForFork();  // taken under bucket locks: after them
 }
 
 namespace {
@@ -446,7 +446,7 @@ void UnlockTransferCaches() {
 }  // namespace
 
 void AfterForkInParent() {
-  internal::HugePageCarver::UnlockAfterFork();
+  internal::RegionCarver::UnlockAfterFork();
   internal::DefaultHeap().UnlockAll();
   UnlockTransferCaches();
   internal::registry.lock.unlock();
@@ -454,7 +454,7 @@ void AfterForkInParent() {
 
 void AfterForkInChild() {
   using internal::registry;
-  internal::HugePageCarver::UnlockAfterFork();
+  internal::RegionCarver::UnlockAfterFork();
   internal::DefaultHeap().UnlockAll();
   UnlockTransferCaches();
   // Only the forking thread exists in the child: keep its cache alone.

@@ -7,9 +7,8 @@
 namespace rulloc {
 
 struct RuntimeOptions {
-  // Back huge blocks (mappings of 2 MiB and more), and small regions once
-  // they hold 32 MiB, with transparent huge pages: one fault per 2 MiB
-  // instead of per 4 KiB.
+  // Back huge blocks (mappings of 2 MiB and more) with transparent huge
+  // pages: one fault per 2 MiB instead of per 4 KiB.
   bool huge_pages = true;
   // Hardened mode (docs/hardening.md): guard pages around region metadata
   // and around every block above the small sizes (each then gets its own

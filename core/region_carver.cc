@@ -1,15 +1,12 @@
-#include "core/huge_page_carver.h"
-
-#include <atomic>
+#include "core/region_carver.h"
 
 #include "concurrency/spin_lock.h"
-#include "core/runtime_options.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
 namespace {
 
-constinit std::atomic<size_t> small_region_bytes{0};
+constexpr size_t kChunkBytes = size_t{2} << 20;
 
 struct Chunk {
   SpinLock lock;
@@ -20,27 +17,14 @@ constinit Chunk chunk;
 
 }  // namespace
 
-void HugePageCarver::Mapped(size_t size) {
-  small_region_bytes.fetch_add(size, std::memory_order_relaxed);
-}
+void RegionCarver::LockForFork() { chunk.lock.lock(); }
+void RegionCarver::UnlockAfterFork() { chunk.lock.unlock(); }
 
-void HugePageCarver::Unmapped(size_t size) {
-  small_region_bytes.fetch_sub(size, std::memory_order_relaxed);
-}
-
-void HugePageCarver::LockForFork() { chunk.lock.lock(); }
-void HugePageCarver::UnlockAfterFork() { chunk.lock.unlock(); }
-
-void* HugePageCarver::Carve(size_t size) {
+void* RegionCarver::Carve(size_t size) {
 #ifdef _WIN32
-  // VirtualFree releases whole reservations only: regions cannot share one.
   return nullptr;
 #endif
-  if (!runtime_options.huge_pages || runtime_options.hardened ||
-      small_region_bytes.load(std::memory_order_relaxed) < kThresholdBytes ||
-      platform::kHugePageSize % size != 0) {
-    return nullptr;
-  }
+  if (kChunkBytes % size != 0) return nullptr;
   char* leftover = nullptr;
   size_t leftover_bytes = 0;
   void* region = nullptr;
@@ -52,11 +36,10 @@ void* HugePageCarver::Carve(size_t size) {
       chunk.next = chunk.end = nullptr;
     }
     if (chunk.next == nullptr) {
-      void* fresh = platform::Reserve(platform::kHugePageSize, platform::kHugePageSize, true);
+      void* fresh = platform::Reserve(kChunkBytes, kChunkBytes, /*commit=*/true);
       if (fresh != nullptr) {
-        platform::AdviseHugePages(fresh, platform::kHugePageSize);
         chunk.next = static_cast<char*>(fresh);
-        chunk.end = chunk.next + platform::kHugePageSize;
+        chunk.end = chunk.next + kChunkBytes;
       }
     }
     if (chunk.next != nullptr) {
