@@ -2,7 +2,7 @@
 #include "concurrency/thread_cache.h"
 
 #include <pthread.h>
-#include <sched.h>
+#include <sched.h>  // cpu_set_t
 
 #include <cstring>
 #include <mutex>
@@ -15,6 +15,7 @@
 #include "core/allocator.h"
 #include "core/c_api.h"
 #include "gtest/gtest.h"
+#include "platform/cpu.h"
 #include "tests/sanitizers.h"
 
 namespace rulloc {
@@ -27,7 +28,7 @@ constexpr int kScale = test_support::kUnderSanitizer ? 1 : 10;
 void PinToCurrentCpu() {
   cpu_set_t one;
   CPU_ZERO(&one);
-  CPU_SET(sched_getcpu(), &one);
+  CPU_SET(platform::CurrentCpu(), &one);
   ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof(one), &one), 0);
 }
 
