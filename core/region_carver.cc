@@ -6,7 +6,9 @@
 namespace rulloc::internal {
 namespace {
 
-constexpr size_t kChunkBytes = size_t{2} << 20;
+// One huge page: where the system backs memory with huge pages on its own,
+// each chunk is one.
+constexpr size_t kChunkBytes = platform::kHugePageSize;
 
 struct Chunk {
   SpinLock lock;
