@@ -36,6 +36,16 @@ void* Reserve(size_t size, size_t alignment, bool commit) {
     errno = saved_errno;
     return p;
   }
+  // The kernel places a new mapping next to the previous one, so after one
+  // aligned reservation of this size the next is often aligned already: try
+  // the exact size first (one mmap), and over-reserve only if it is not.
+  if (void* exact = MapRaw(size, commit)) {
+    if ((reinterpret_cast<uintptr_t>(exact) & (alignment - 1)) == 0) {
+      errno = saved_errno;
+      return exact;
+    }
+    munmap(exact, size);
+  }
   // Over-reserve, then trim both ends so that the range is aligned.
   const size_t padded = size + alignment - page;
   if (padded < size) return nullptr;
