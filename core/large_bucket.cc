@@ -70,18 +70,21 @@ LargeBlock* LargeBucket::BlockOf(const void* p) {
   return b;
 }
 
-// The free list is kept in address order, so that first fit is address-
-// ordered first fit: allocations pack towards the low end of the regions,
-// which keeps the pages they touch (the resident set) compact.
+size_t LargeBucket::BinFor(size_t size) {
+  if (size < (size_t{1} << kFirstBinLog)) return 0;
+  const size_t log = 63 - static_cast<size_t>(__builtin_clzll(size));
+  if (log >= kFirstBinLog + kBins / kBinsPerDoubling) return kBins - 1;
+  const size_t step = (size >> (log - kBinStepLog)) & (kBinsPerDoubling - 1);
+  return (log - kFirstBinLog) * kBinsPerDoubling + step;
+}
+
+// A free block joins the front of its bin: the most recently freed block of
+// a size is the first reused, while its pages are still warm.
 void LargeBucket::PushFree(LargeBlock* b) {
-  LargeBlock* prev = nullptr;
-  LargeBlock* next = free_head_;
-  while (next != nullptr && next < b) {
-    prev = next;
-    next = Links(next)->next;
-  }
+  const size_t bin = BinFor(b->size());
+  LargeBlock* next = bins_[bin];
   FreeLinks* links = LinksOf(b);  // new on the list: written, not checked
-  links->prev = prev;
+  links->prev = nullptr;
   links->next = next;
   links->Seal();
   if (next != nullptr) {
@@ -89,13 +92,8 @@ void LargeBucket::PushFree(LargeBlock* b) {
     after->prev = b;
     after->Seal();
   }
-  if (prev != nullptr) {
-    FreeLinks* before = Links(prev);
-    before->next = b;
-    before->Seal();
-  } else {
-    free_head_ = b;
-  }
+  bins_[bin] = b;
+  nonempty_[bin / 64] |= uint64_t{1} << (bin % 64);
 }
 
 void LargeBucket::RemoveFree(LargeBlock* b) {
@@ -105,13 +103,33 @@ void LargeBucket::RemoveFree(LargeBlock* b) {
     FreeLinks* before = Links(links->prev);
     before->next = links->next;
     before->Seal();
+  } else {
+    const size_t bin = BinFor(b->size());
+    bins_[bin] = links->next;
+    if (links->next == nullptr) nonempty_[bin / 64] &= ~(uint64_t{1} << (bin % 64));
   }
   if (links->next != nullptr) {
     FreeLinks* after = Links(links->next);
     after->prev = links->prev;
     after->Seal();
   }
-  if (free_head_ == b) free_head_ = links->next;
+}
+
+LargeBlock* LargeBucket::FindFree(size_t need) {
+  const size_t bin = BinFor(need);
+  // Blocks of the request's own bin may be too small: look at a few.
+  size_t looked = 0;
+  for (LargeBlock* b = bins_[bin]; b != nullptr && looked < kFitScan; b = Links(b)->next) {
+    if (b->size() >= need) return b;
+    ++looked;
+  }
+  // Every block of a higher bin fits: take the front of the lowest one.
+  for (size_t word = (bin + 1) / 64; word < kBins / 64; ++word) {
+    uint64_t bits = nonempty_[word];
+    if (word == (bin + 1) / 64) bits &= ~uint64_t{0} << ((bin + 1) % 64);
+    if (bits != 0) return bins_[word * 64 + static_cast<size_t>(__builtin_ctzll(bits))];
+  }
+  return nullptr;
 }
 
 // The page-aligned range inside a free block past its header and links.
@@ -190,9 +208,7 @@ void* LargeBucket::Allocate(size_t size, size_t alignment) {
   LargeBlock* b;
   {
     SpinLockHolder hold(lock_);
-    for (b = free_head_; b != nullptr && b->size() < need; b = Links(b)->next) {
-    }
-    if (b != nullptr) {
+    if ((b = FindFree(need)) != nullptr) {
       RemoveFree(b);
     } else if ((b = NewRegionBlock()) == nullptr) {
       return nullptr;
@@ -300,13 +316,15 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   SpinLockHolder hold(lock_);
   // Free blocks that have not changed for the decay time give their pages
   // back, so that a bucket does not keep its high-water mark resident.
-  for (LargeBlock* b = free_head_; b != nullptr; b = Links(b)->next) {
-    FreeLinks* links = Links(b);
-    if (b->size() >= kDecommitMin && links->freed_ms != kDecommitted &&
-        links->freed_ms + max_age_ms <= now_ms) {
-      bytes_decommitted_ += DecommitInterior(b);
-      links->freed_ms = kDecommitted;
-      links->Seal();
+  for (size_t bin = BinFor(kDecommitMin); bin < kBins; ++bin) {
+    for (LargeBlock* b = bins_[bin]; b != nullptr; b = Links(b)->next) {
+      FreeLinks* links = Links(b);
+      if (b->size() >= kDecommitMin && links->freed_ms != kDecommitted &&
+          links->freed_ms + max_age_ms <= now_ms) {
+        bytes_decommitted_ += DecommitInterior(b);
+        links->freed_ms = kDecommitted;
+        links->Seal();
+      }
     }
   }
   if (empty_regions_ == 0) return 0;
@@ -328,7 +346,8 @@ void LargeBucket::ReleaseAll() {
   SpinLockHolder hold(lock_);
   while (RegionHeader* r = regions_.PopFront()) UnmapRegion(r);
   regions_unmapped_ = regions_mapped_;
-  free_head_ = nullptr;
+  for (LargeBlock*& head : bins_) head = nullptr;
+  for (uint64_t& word : nonempty_) word = 0;
   empty_regions_ = blocks_in_use_ = bytes_in_use_ = bytes_decommitted_ = 0;
 }
 

@@ -18,6 +18,14 @@
 //     block keeps its free-list links in its payload. An over-aligned
 //     allocation is preceded by a "shadow" header whose offset leads back to
 //     its real block.
+//
+// Free blocks sit in size bins, eight per doubling (TLSF's layout), with a
+// bitmap of the bins that hold any:
+//
+//   nonempty_: 0 0 1 0 1 0 ...      bins_[2] ─► F ⇄ F     bins_[4] ─► F
+//
+// An allocation looks at a few blocks of its own bin, then takes the front
+// of the lowest non-empty bin above it, where every block fits.
 #ifndef RULLOC_CORE_LARGE_BUCKET_H_
 #define RULLOC_CORE_LARGE_BUCKET_H_
 
@@ -136,8 +144,19 @@ class alignas(64) LargeBucket {
   // The verified free-list links of `b` (on the free list); reports a
   // corrupted block and aborts. Called with the lock held.
   FreeLinks* Links(LargeBlock* b);
+  // Free blocks live in bins by size: eight per doubling from 1 KiB, so
+  // that finding one that fits, adding and removing are O(1).
+  static constexpr size_t kFirstBinLog = 10;
+  static constexpr size_t kBinStepLog = 3;
+  static constexpr size_t kBinsPerDoubling = size_t{1} << kBinStepLog;
+  static constexpr size_t kBins = 128;  // up to 2^26 bytes, past any region
+  // Blocks of a request's own bin looked at before a higher bin is used.
+  static constexpr size_t kFitScan = 8;
+  static size_t BinFor(size_t size);
   void PushFree(LargeBlock* b);
   void RemoveFree(LargeBlock* b);
+  // A free block of at least `need` bytes, or nullptr.
+  LargeBlock* FindFree(size_t need);
   // Makes `b` exactly `size` bytes if the rest is worth a free block.
   void SplitLocked(LargeBlock* b, size_t size);
   // Merges the free block `b` with free neighbours; returns the result.
@@ -153,7 +172,8 @@ class alignas(64) LargeBucket {
   const size_t max_request_;
   const size_t region_size_;
   Heap* const heap_;
-  LargeBlock* free_head_ = nullptr;
+  LargeBlock* bins_[kBins] = {};
+  uint64_t nonempty_[kBins / 64] = {};  // bit b: bins_[b] is not empty
   RegionList regions_;
   size_t empty_regions_ = 0;
   size_t blocks_in_use_ = 0;
