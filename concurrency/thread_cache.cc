@@ -414,6 +414,39 @@ void CheckNotFreed(void* p, const char* fault) {
 
 void ThreadCache::FreeGeneral(void* p) { DefaultAllocator().deallocate(p); }
 
+namespace {
+
+// A block of an untagged small region of the process allocator that can
+// go to the thread cache, or nullptr.
+SmallRegion* CacheableUntagged(void* p) {
+  RegionHeader* region = PageMap::Lookup(p);
+  if (region == nullptr || region->kind != RegionKind::kSmall || region->heap != &DefaultHeap()) {
+    return nullptr;
+  }
+  auto* small = reinterpret_cast<SmallRegion*>(region);
+  if (small->has_aligned.load(std::memory_order_relaxed) ||
+      small->HandedOutBlockAt(p) == small->layout.capacity) {
+    return nullptr;
+  }
+  return small;
+}
+
+}  // namespace
+
+void FreeUntagged(void* p) {
+  if (SmallRegion* small = CacheableUntagged(p))
+    return ThreadCache::FreeSlow(p, small->bucket_index);
+  ThreadCache::FreeGeneral(p);
+}
+
+void FreeUntaggedSized(void* p, size_t size) {
+  if (SmallRegion* small = CacheableUntagged(p)) {
+    if (!SizeFitsBlock(size, small->layout.block_size, false)) ReportWrongSize(p);
+    return ThreadCache::FreeSlow(p, small->bucket_index);
+  }
+  FreeSizedGeneral(p, size, false);
+}
+
 }  // namespace internal
 
 void RunDecay() {

@@ -194,18 +194,30 @@ inline bool SizeFitsBlock(size_t size, size_t usable, bool aligned) {
 // Free with the size the caller gave (kSized), checked against the block.
 void FreeSizedGeneral(void* p, size_t size, bool aligned);
 
+// Frees of pointers whose page-map entry has no tag (hardened or aligned
+// regions, other kinds, other instances, misuse): the checks through the
+// region header.
+void FreeUntagged(void* p);
+void FreeUntaggedSized(void* p, size_t size);
+
 template <bool kSized = false>
 __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) {
-  RegionHeader* region = PageMap::Lookup(p);
-  if (__builtin_expect(
-          region != nullptr && region->kind == RegionKind::kSmall && region->heap == &DefaultHeap(),
-          1)) {
-    auto* small = reinterpret_cast<SmallRegion*>(region);
-    if (!small->has_aligned.load(std::memory_order_relaxed) &&
-        small->HandedOutBlockAt(p) != small->capacity) {
-      if (kSized && !SizeFitsBlock(size, small->block_size, false)) ReportWrongSize(p);
+  // A tagged entry gives the bucket, and with it the block layout, so the
+  // checks read the allocated bitmap but not the region header.
+  const uintptr_t entry = PageMap::Entry(p);
+  const size_t tag = entry & PageMap::kTagMask;
+  if (__builtin_expect(tag != 0, 1)) {
+    const size_t bucket = tag - 1;
+    const SmallLayout& layout = kUnguardedLayouts<DefaultBuckets>[bucket];
+    const uintptr_t base = entry & ~PageMap::kTagMask;
+    const uint32_t index = layout.BlockStartingAt(reinterpret_cast<uintptr_t>(p) - base);
+    if (index != layout.capacity &&
+        ((SmallRegion::AllocatedBitsAt(base)[index / 64].load(std::memory_order_relaxed) >>
+          (index % 64)) &
+         1)) {
+      if (kSized && !SizeFitsBlock(size, layout.block_size, false)) ReportWrongSize(p);
       ThreadCache* cache = tls_cache;
-      CacheBin& bin = cache->bins[small->bucket_index];
+      CacheBin& bin = cache->bins[bucket];
       const uint32_t count = bin.count.load(std::memory_order_relaxed);
       // Hardened mode zeroes the block: FreeSlow does that, off the fast path.
       if (__builtin_expect(
@@ -216,11 +228,24 @@ __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) 
         bin.count.store(count + 1, std::memory_order_relaxed);
         return;
       }
-      return ThreadCache::FreeSlow(p, small->bucket_index);
+      return ThreadCache::FreeSlow(p, bucket);
     }
   }
-  if (kSized) return FreeSizedGeneral(p, size, false);
-  ThreadCache::FreeGeneral(p);
+  if (kSized) return FreeUntaggedSized(p, size);
+  FreeUntagged(p);
+}
+
+// rulloc_malloc, rulloc_free and rulloc_free_sized, for callers that inline
+// them (the malloc shim's entry points).
+__attribute__((always_inline)) inline void* CachedMalloc(size_t size) {
+  if (__builtin_expect(size - 1 < DefaultClasses::kMaxSize, 1)) return CachedAllocate(size);
+  return DefaultAllocator().allocate(size);
+}
+__attribute__((always_inline)) inline void CachedFreeUnlessNull(void* p) {
+  if (p != nullptr) CachedFree(p);
+}
+__attribute__((always_inline)) inline void CachedFreeSizedUnlessNull(void* p, size_t size) {
+  if (p != nullptr) CachedFree</*kSized=*/true>(p, size);
 }
 
 // Aborts with `fault` if `p` is a small block in the calling thread's cache

@@ -105,6 +105,7 @@ struct ProcessAllocatorParts {
         extra{SmallBucket(DefaultBuckets::kSizes[kIndex % Map::kCount], kIndex % Map::kCount,
                           &allocator.heap(), 1 + kIndex / Map::kCount)...} {
     allocator.heap().AttachArenas(extra, kProcessArenas);
+    allocator.heap().TagSmallRegions();
   }
   constexpr ProcessAllocatorParts() : ProcessAllocatorParts(std::make_index_sequence<kExtra>()) {}
 

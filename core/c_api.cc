@@ -10,24 +10,18 @@
 #include "core/stats_report.h"
 
 using rulloc::DefaultAllocator;
-using rulloc::internal::CachedAllocate;
-using rulloc::internal::CachedFree;
+using rulloc::internal::CachedFreeSizedUnlessNull;
+using rulloc::internal::CachedFreeUnlessNull;
+using rulloc::internal::CachedMalloc;
 using rulloc::internal::DefaultClasses;
 
 extern "C" {
 
-void* rulloc_malloc(size_t size) {
-  if (__builtin_expect(size - 1 < DefaultClasses::kMaxSize, 1)) return CachedAllocate(size);
-  return DefaultAllocator().allocate(size);
-}
+void* rulloc_malloc(size_t size) { return CachedMalloc(size); }
 
-void rulloc_free(void* ptr) {
-  if (ptr != nullptr) CachedFree(ptr);
-}
+void rulloc_free(void* ptr) { CachedFreeUnlessNull(ptr); }
 
-void rulloc_free_sized(void* ptr, size_t size) {
-  if (ptr != nullptr) CachedFree</*kSized=*/true>(ptr, size);
-}
+void rulloc_free_sized(void* ptr, size_t size) { CachedFreeSizedUnlessNull(ptr, size); }
 
 void rulloc_free_aligned_sized(void* ptr, size_t /*alignment*/, size_t size) {
   if (ptr != nullptr) rulloc::internal::FreeSizedGeneral(ptr, size, /*aligned=*/true);

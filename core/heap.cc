@@ -106,7 +106,7 @@ bool Heap::TryUsableSize(const void* p, size_t* usable) {
       auto* small = reinterpret_cast<SmallRegion*>(region);
       void* start = small->BlockStart(p);
       if (start == nullptr) return false;
-      *usable = small->block_size -
+      *usable = small->layout.block_size -
                 static_cast<size_t>(static_cast<const char*>(p) - static_cast<char*>(start));
       return true;
     }

@@ -130,6 +130,11 @@ class Heap {
     arena_count_ = count;
   }
   size_t arena_count() const { return arena_count_; }
+  // The process allocator's heap tags its small regions in the page map
+  // with their bucket, for its thread caches (see PageMap). Set once, at
+  // constant initialisation.
+  constexpr void TagSmallRegions() { tags_small_regions_ = true; }
+  bool tags_small_regions() const { return tags_small_regions_; }
   SmallBucket& SmallBucketAt(size_t arena, size_t bucket) {
     return arena == 0 ? small_[bucket] : extra_arenas_[(arena - 1) * small_count_ + bucket];
   }
@@ -153,6 +158,7 @@ class Heap {
   const size_t small_max_;
   SmallBucket* extra_arenas_ = nullptr;
   size_t arena_count_ = 1;
+  bool tags_small_regions_ = false;
   LargeBucket large_[kMaxArenas];  // one per arena
   HugeBlocks huge_;
   std::atomic<uint64_t> last_purge_ms_{0};

@@ -22,9 +22,21 @@ bool PageMap::Register(const void* base, size_t size, RegionHeader* header) {
         platform::Release(fresh, sizeof(Leaf));  // another thread won
       }
     }
-    leaf->entries[granule & (kLeafSize - 1)].store(header, std::memory_order_relaxed);
+    leaf->entries[granule & (kLeafSize - 1)].store(reinterpret_cast<uintptr_t>(header),
+                                                   std::memory_order_relaxed);
   }
   return true;
+}
+
+void PageMap::SetTag(const void* base, size_t size, uintptr_t tag) {
+  const uintptr_t first = reinterpret_cast<uintptr_t>(base) >> kGranuleShift;
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(base) + size - 1) >> kGranuleShift;
+  for (uintptr_t granule = first; granule <= last; ++granule) {
+    Leaf* leaf = root_[granule >> kLeafBits].load(std::memory_order_acquire);
+    std::atomic<uintptr_t>& entry = leaf->entries[granule & (kLeafSize - 1)];
+    entry.store((entry.load(std::memory_order_relaxed) & ~kTagMask) | tag,
+                std::memory_order_relaxed);
+  }
 }
 
 }  // namespace rulloc::internal

@@ -4,21 +4,13 @@
 #include <new>
 
 #include "core/diagnostics.h"
+#include "core/heap.h"
 #include "core/page_map.h"
 #include "core/runtime_options.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
 namespace {
-
-constexpr uint32_t kBlockStartAlignment = 64;
-
-uint32_t BitmapWords(uint32_t capacity) { return (capacity + 63) / 64; }
-
-uint32_t HeaderBytes(uint32_t capacity) {
-  return static_cast<uint32_t>(sizeof(SmallRegion) +
-                               2 * BitmapWords(capacity) * sizeof(std::atomic<uint64_t>));
-}
 
 bool TestBit(std::atomic<uint64_t>* bits, uint32_t i) {
   return (bits[i / 64].load(std::memory_order_relaxed) >> (i % 64)) & 1;
@@ -43,13 +35,13 @@ bool IsAlignedOffset(const void* start, const void* p) {
 
 uint32_t SmallRegion::IndexOf(const void* p, bool* at_start) const {
   const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(this);
-  if (offset < first_offset) {
+  if (offset < layout.first_offset) {
     *at_start = false;
-    return capacity;
+    return layout.capacity;
   }
-  const uintptr_t in_blocks = offset - first_offset;
-  const uint32_t index = static_cast<uint32_t>(in_blocks / block_size);
-  *at_start = in_blocks % block_size == 0;
+  const uintptr_t in_blocks = offset - layout.first_offset;
+  const uint32_t index = static_cast<uint32_t>(in_blocks / layout.block_size);
+  *at_start = in_blocks % layout.block_size == 0;
   return index;
 }
 
@@ -57,7 +49,7 @@ void* SmallRegion::BlockStart(const void* p) const {
   bool at_start;
   const uint32_t index = IndexOf(p, &at_start);
   // Lock-free: only immutable fields and the (atomic) bitmaps are read.
-  if (index >= capacity || !TestBit(allocated_bits, index)) return nullptr;
+  if (index >= layout.capacity || !TestBit(allocated_bits, index)) return nullptr;
   char* start = const_cast<SmallRegion*>(this)->BlockAt(index);
   if (!at_start && (!TestBit(aligned_bits, index) || !IsAlignedOffset(start, p))) return nullptr;
   return start;
@@ -66,51 +58,41 @@ void* SmallRegion::BlockStart(const void* p) const {
 SmallRegion* SmallBucket::NewRegion() {
   RegionHeader* header = MapRegion(RegionKind::kSmall, region_size_, kGranule, heap_);
   if (header == nullptr) return nullptr;
-  // Fit as many blocks as the header (which grows with their count) allows.
   // Hardened: a guard page after the header and one at the end of the
   // region, so that no overflow reaches metadata (this region's or the next).
   const bool guarded = runtime_options.hardened;
-  const size_t page = platform::PageSize();
-  const size_t end = guarded ? region_size_ - page : region_size_;
-  uint32_t capacity = region_size_ / block_size_;
-  uint32_t first = 0;
-  for (;; --capacity) {
-    first = guarded ? static_cast<uint32_t>(AlignUp(HeaderBytes(capacity), page) + page)
-                    : static_cast<uint32_t>(AlignUp(HeaderBytes(capacity), kBlockStartAlignment));
-    if (first + size_t{capacity} * block_size_ <= end) break;
-  }
+  const uint32_t page = static_cast<uint32_t>(platform::PageSize());
+  const SmallLayout layout = SmallLayoutFor(block_size_, region_size_, guarded ? page : 0);
   if (guarded) {
     char* base = reinterpret_cast<char*>(header);
-    if (!platform::Guard(base + first - page, page) || !platform::Guard(base + end, page)) {
+    if (!platform::Guard(base + layout.first_offset - page, page) ||
+        !platform::Guard(base + region_size_ - page, page)) {
       UnmapRegion(header);
       return nullptr;
     }
   }
   auto* r = reinterpret_cast<SmallRegion*>(header);
   r->bucket = this;
-  r->block_size = block_size_;
-  r->capacity = capacity;
+  r->layout = layout;
   r->carved = 0;
   r->used = 0;
-  r->first_offset = first;
   r->bucket_index = index_;
-  r->block_shift = static_cast<uint32_t>(__builtin_ctz(block_size_));
-  const uint32_t odd = block_size_ >> r->block_shift;
-  uint32_t inverse = odd;  // Newton's iteration for the inverse mod 2^32
-  for (int i = 0; i < 5; ++i) inverse *= 2 - odd * inverse;
-  r->odd_inverse = inverse;
-  r->odd_limit = UINT32_MAX / odd;
   r->in_full_list = false;
   new (&r->has_aligned) std::atomic<bool>(false);
   r->free_hint = 0;
   r->free_dirty = false;
   r->last_free_ms = 0;
   auto* bits = reinterpret_cast<std::atomic<uint64_t>*>(r + 1);
-  for (uint32_t i = 0; i < 2 * BitmapWords(capacity); ++i) new (&bits[i]) std::atomic<uint64_t>(0);
+  for (uint32_t i = 0; i < 2 * BitmapWords(layout.capacity); ++i) {
+    new (&bits[i]) std::atomic<uint64_t>(0);
+  }
   r->allocated_bits = bits;
-  r->aligned_bits = bits + BitmapWords(capacity);
+  r->aligned_bits = bits + BitmapWords(layout.capacity);
+  // The process allocator's thread caches free blocks of unguarded regions
+  // with the layout of their bucket from a table, without this header.
+  if (!guarded && heap_->tags_small_regions()) PageMap::SetTag(header, region_size_, index_ + 1);
   ++regions_mapped_;
-  blocks_free_ += capacity;
+  blocks_free_ += layout.capacity;
   partial_.PushFront(&r->header);
   return r;
 }
@@ -125,7 +107,7 @@ SmallRegion* SmallBucket::RegionWithFreeBlock() {
 }
 
 void SmallBucket::UnmapEmpty(SmallRegion* r, Unmapper* later) {
-  blocks_free_ -= r->capacity;
+  blocks_free_ -= r->layout.capacity;
   ++regions_unmapped_;
   if (later != nullptr && later->count < Unmapper::kCapacity) {
     later->regions[later->count++] = &r->header;
@@ -188,7 +170,7 @@ void* SmallBucket::PopLocked(SmallRegion* r) {
   void* block = r->BlockAt(index);
   SetBit(r->allocated_bits, index, true);
   ++r->used;
-  if (r->used == r->capacity) {
+  if (r->used == r->layout.capacity) {
     partial_.Remove(&r->header);
     full_.PushFront(&r->header);
     r->in_full_list = true;
@@ -219,7 +201,12 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
     auto* r = reinterpret_cast<SmallRegion*>(PageMap::Lookup(block));
     SpinLockHolder hold(lock_);
     SetBit(r->aligned_bits, r->BlockStartingAt(block), true);
-    r->has_aligned.store(true, std::memory_order_relaxed);
+    if (!r->has_aligned.load(std::memory_order_relaxed)) {
+      r->has_aligned.store(true, std::memory_order_relaxed);
+      // Frees in this region must now tell aligned pointers from block
+      // starts: they take the path that reads the header.
+      PageMap::SetTag(r, region_size_, 0);
+    }
   }
   return reinterpret_cast<void*>(aligned);
 }
@@ -232,7 +219,7 @@ const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later) {
     return "free of a block into the wrong bucket";
   }
   uint32_t index = r->BlockStartingAt(p);
-  if (index == r->capacity) {  // not a block start: an aligned pointer or misuse
+  if (index == r->layout.capacity) {  // not a block start: an aligned pointer or misuse
     bool at_start;
     index = r->IndexOf(p, &at_start);
     if (index >= r->carved) return "free of a pointer not allocated by rulloc";

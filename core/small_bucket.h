@@ -24,6 +24,7 @@
 #ifndef RULLOC_CORE_SMALL_BUCKET_H_
 #define RULLOC_CORE_SMALL_BUCKET_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -35,21 +36,36 @@ namespace rulloc::internal {
 
 class SmallBucket;
 
-struct SmallRegion {
-  RegionHeader header;
-  SmallBucket* bucket;
+// Where the blocks of a small region lie: the same for every region of a
+// bucket (guarded or not), so free() can take it from a table by bucket.
+struct SmallLayout {
   uint32_t block_size;
   uint32_t capacity;      // blocks that fit in the region
-  uint32_t carved;        // blocks handed out at least once (bump index)
-  uint32_t used;          // blocks not free in the region
   uint32_t first_offset;  // offset of block 0 from the region base
-  uint32_t bucket_index;  // position of the bucket in its allocator's table
   // Exact division by block_size = 2^block_shift * odd: offset is a block
   // start iff its low bits are clear and (offset >> shift) * odd_inverse
   // (mod 2^32) is at most odd_limit; that product is then the block index.
   uint32_t block_shift;
   uint32_t odd_inverse;
   uint32_t odd_limit;
+
+  // Index of the block that starts `offset` bytes past the region base, or
+  // capacity when no block starts there. No division.
+  constexpr uint32_t BlockStartingAt(uintptr_t offset) const {
+    const uint32_t in_blocks = static_cast<uint32_t>(offset) - first_offset;
+    if ((in_blocks & ((uint32_t{1} << block_shift) - 1)) != 0) return capacity;
+    const uint32_t index = (in_blocks >> block_shift) * odd_inverse;
+    return index > odd_limit || index >= capacity ? capacity : index;
+  }
+};
+
+struct SmallRegion {
+  RegionHeader header;
+  SmallBucket* bucket;
+  SmallLayout layout;
+  uint32_t carved;        // blocks handed out at least once (bump index)
+  uint32_t used;          // blocks not free in the region
+  uint32_t bucket_index;  // position of the bucket in its allocator's table
   bool in_full_list;
   bool free_dirty;                        // a block was freed since the last page purge
   std::atomic<bool> has_aligned;          // some block was handed out at an offset
@@ -58,26 +74,28 @@ struct SmallRegion {
   std::atomic<uint64_t>* allocated_bits;  // one bit per block: handed out
   std::atomic<uint64_t>* aligned_bits;    // one bit per block: handed out at an offset
 
+  // The allocated bitmap of the region at `base`, which follows its header.
+  static const std::atomic<uint64_t>* AllocatedBitsAt(uintptr_t base) {
+    return reinterpret_cast<const std::atomic<uint64_t>*>(base + sizeof(SmallRegion));
+  }
   char* base() { return reinterpret_cast<char*>(this); }
-  char* BlockAt(uint32_t index) { return base() + first_offset + size_t{index} * block_size; }
+  char* BlockAt(uint32_t index) {
+    return base() + layout.first_offset + size_t{index} * layout.block_size;
+  }
   // Index of the block that contains `p`, and whether `p` is its start.
   uint32_t IndexOf(const void* p, bool* at_start) const;
   // Index of the block that starts exactly at `p`, or capacity when `p` is
   // not a block start. No division.
   uint32_t BlockStartingAt(const void* p) const {
-    const uint32_t offset =
-        static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(this)) -
-        first_offset;
-    if ((offset & ((uint32_t{1} << block_shift) - 1)) != 0) return capacity;
-    const uint32_t index = (offset >> block_shift) * odd_inverse;
-    return index > odd_limit || index >= capacity ? capacity : index;
+    return layout.BlockStartingAt(reinterpret_cast<uintptr_t>(p) -
+                                  reinterpret_cast<uintptr_t>(this));
   }
   // Like BlockStartingAt, and the block must be handed out. Lock-free.
   uint32_t HandedOutBlockAt(const void* p) const {
     const uint32_t index = BlockStartingAt(p);
-    if (index == capacity) return capacity;
+    if (index == layout.capacity) return layout.capacity;
     const uint64_t word = allocated_bits[index / 64].load(std::memory_order_relaxed);
-    return (word >> (index % 64)) & 1 ? index : capacity;
+    return (word >> (index % 64)) & 1 ? index : layout.capacity;
   }
   // The start of the block holding `p`, or nullptr if `p` is not a pointer
   // this region handed out (interior pointer of a plain block, or header).
@@ -87,6 +105,40 @@ struct SmallRegion {
   // Gives back the pages that only free blocks cover; returns the bytes.
   size_t DecommitFreePages();
 };
+
+// Blocks start at this alignment past a region's header and bitmaps.
+inline constexpr uint32_t kBlockStartAlignment = 64;
+
+constexpr uint32_t BitmapWords(uint32_t capacity) { return (capacity + 63) / 64; }
+// The region header with its allocated and aligned bitmaps.
+constexpr uint32_t SmallHeaderBytes(uint32_t capacity) {
+  return static_cast<uint32_t>(sizeof(SmallRegion) +
+                               2 * BitmapWords(capacity) * sizeof(std::atomic<uint64_t>));
+}
+
+// The most blocks of `block_size` that fit in a region of `region_size`
+// after its header (which grows with their count). `guard_page` > 0: a
+// guard page after the header and one at the end (hardened mode).
+constexpr SmallLayout SmallLayoutFor(uint32_t block_size, uint32_t region_size,
+                                     uint32_t guard_page) {
+  SmallLayout l{};
+  l.block_size = block_size;
+  const uint32_t end = region_size - guard_page;
+  for (l.capacity = region_size / block_size;; --l.capacity) {
+    l.first_offset =
+        guard_page != 0
+            ? static_cast<uint32_t>(AlignUp(SmallHeaderBytes(l.capacity), guard_page) + guard_page)
+            : static_cast<uint32_t>(AlignUp(SmallHeaderBytes(l.capacity), kBlockStartAlignment));
+    if (l.first_offset + size_t{l.capacity} * block_size <= end) break;
+  }
+  l.block_shift = static_cast<uint32_t>(__builtin_ctz(block_size));
+  const uint32_t odd = block_size >> l.block_shift;
+  uint32_t inverse = odd;  // Newton's iteration for the inverse mod 2^32
+  for (int i = 0; i < 5; ++i) inverse *= 2 - odd * inverse;
+  l.odd_inverse = inverse;
+  l.odd_limit = UINT32_MAX / odd;
+  return l;
+}
 
 struct SmallBucketStats {
   size_t block_size = 0;
@@ -192,6 +244,16 @@ class alignas(64) SmallBucket {
   size_t regions_unmapped_ = 0;
   size_t pages_decommitted_ = 0;  // cumulative bytes of free-block pages given back
 };
+
+// The layouts of unguarded regions of a bucket table, by bucket.
+template <class Table>
+inline constexpr auto kUnguardedLayouts = [] {
+  std::array<SmallLayout, Table::kSizes.size()> layouts{};
+  for (size_t i = 0; i < layouts.size(); ++i) {
+    layouts[i] = SmallLayoutFor(Table::kSizes[i], SmallBucket::RegionSizeFor(Table::kSizes[i]), 0);
+  }
+  return layouts;
+}();
 
 }  // namespace rulloc::internal
 

@@ -23,8 +23,9 @@
 
 using rulloc::platform::PageSize;
 
-RULLOC_EXPORT void* malloc(size_t size) { return rulloc_malloc(size); }
-RULLOC_EXPORT void free(void* ptr) { rulloc_free(ptr); }
+// The hottest two inline the fast paths (no call into the C API).
+RULLOC_EXPORT void* malloc(size_t size) { return rulloc::internal::CachedMalloc(size); }
+RULLOC_EXPORT void free(void* ptr) { rulloc::internal::CachedFreeUnlessNull(ptr); }
 RULLOC_EXPORT void* calloc(size_t count, size_t size) { return rulloc_calloc(count, size); }
 RULLOC_EXPORT void* realloc(void* ptr, size_t size) { return rulloc_realloc(ptr, size); }
 

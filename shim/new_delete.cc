@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <new>
 
+#include "concurrency/thread_cache.h"
 #include "core/c_api.h"
 
 namespace {
@@ -34,7 +35,7 @@ constexpr size_t kDefault = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 #define RULLOC_EXPORT __attribute__((visibility("default")))
 
 RULLOC_EXPORT void* operator new(size_t size) {
-  void* p = rulloc_malloc(size);
+  void* p = rulloc::internal::CachedMalloc(size);
   return p != nullptr ? p : AllocateOrThrow(size, kDefault);
 }
 RULLOC_EXPORT void* operator new[](size_t size) {
@@ -62,14 +63,14 @@ RULLOC_EXPORT void* operator new[](size_t size, std::align_val_t alignment,
   return AllocateOrNull(size, static_cast<size_t>(alignment));
 }
 
-RULLOC_EXPORT void operator delete(void* p) noexcept { rulloc_free(p); }
+RULLOC_EXPORT void operator delete(void* p) noexcept { rulloc::internal::CachedFreeUnlessNull(p); }
 RULLOC_EXPORT void operator delete[](void* p) noexcept { rulloc_free(p); }
 RULLOC_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { rulloc_free(p); }
 RULLOC_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { rulloc_free(p); }
-RULLOC_EXPORT void operator delete(void* p, size_t size) noexcept { rulloc_free_sized(p, size); }
-RULLOC_EXPORT void operator delete[](void* p, size_t size) noexcept {
-  rulloc_free_sized(p, size);
+RULLOC_EXPORT void operator delete(void* p, size_t size) noexcept {
+  rulloc::internal::CachedFreeSizedUnlessNull(p, size);
 }
+RULLOC_EXPORT void operator delete[](void* p, size_t size) noexcept { rulloc_free_sized(p, size); }
 RULLOC_EXPORT void operator delete(void* p, std::align_val_t) noexcept { rulloc_free(p); }
 RULLOC_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { rulloc_free(p); }
 RULLOC_EXPORT void operator delete(void* p, size_t size, std::align_val_t alignment) noexcept {

@@ -65,7 +65,8 @@ TEST(MemoryResourceTest, PmrContainers) {
   Allocator instance;
   MemoryResource resource(instance);
   std::pmr::vector<std::pmr::string> words(&resource);
-  for (int i = 0; i < 1000; ++i) words.emplace_back(std::string(50, static_cast<char>('a' + i % 26)));
+  for (int i = 0; i < 1000; ++i)
+    words.emplace_back(std::string(50, static_cast<char>('a' + i % 26)));
   EXPECT_EQ(words[27][0], 'b');
   EXPECT_GE(instance.stats().small_blocks_in_use, 1000u);
   EXPECT_TRUE(resource.is_equal(resource));

@@ -24,7 +24,7 @@ TEST(HardenedTest, GuardPageAfterSmallRegionMetadata) {
   auto* p = static_cast<char*>(rulloc_malloc(48));
   auto* region = reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(p));
   ASSERT_NE(region, nullptr);
-  char* first = reinterpret_cast<char*>(region) + region->first_offset;
+  char* first = reinterpret_cast<char*>(region) + region->layout.first_offset;
   EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % platform::PageSize(), 0u);
   // The byte before block 0 is a guard: an underflow there faults.
   EXPECT_DEATH(*reinterpret_cast<volatile char*>(first - 1) = 1, "");

@@ -85,8 +85,8 @@ void RunRandomSequence(uint64_t seed, int steps) {
     if (op < 5 || model.size() == 0) {
       const size_t alignment = rng() % 4 == 0 ? size_t{1} << (rng() % 17) : 16;
       const size_t size = RandomSize(rng);
-      Live b{static_cast<char*>(a.allocate(size, alignment)), size,
-             alignment < 16 ? 16 : alignment, static_cast<unsigned char>(rng())};
+      Live b{static_cast<char*>(a.allocate(size, alignment)), size, alignment < 16 ? 16 : alignment,
+             static_cast<unsigned char>(rng())};
       ASSERT_NO_FATAL_FAILURE(model.Add(b));
     } else if (op < 7) {
       Live b = model.Take(rng() % model.size());

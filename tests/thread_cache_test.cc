@@ -49,6 +49,42 @@ TEST(ThreadCacheTest, FreedBlockIsReusedFirst) {
   rulloc_free(q);
 }
 
+TEST(ThreadCacheTest, SmallRegionsCarryTheirBucketInThePageMap) {
+  using internal::PageMap;
+  void* p = rulloc_malloc(100);
+  const uintptr_t entry = PageMap::Entry(p);
+  EXPECT_EQ(entry & PageMap::kTagMask, internal::DefaultClasses::BucketFor(100) + 1);
+  EXPECT_EQ(entry & ~PageMap::kTagMask, reinterpret_cast<uintptr_t>(PageMap::Lookup(p)));
+  rulloc_free(p);
+  // A standalone instance's blocks never go to the thread caches.
+  Allocator instance;
+  void* q = instance.allocate(100);
+  EXPECT_EQ(PageMap::Entry(q) & PageMap::kTagMask, 0u);
+  instance.deallocate(q);
+}
+
+TEST(ThreadCacheTest, AnAlignedPointerInsideABlockUntagsItsRegion) {
+  using internal::PageMap;
+  // aligned_alloc(64, 48) takes a 96-byte block; every other one starts
+  // 64-aligned, the others hand out a pointer 32 bytes inside.
+  std::vector<void*> blocks;
+  void* inside = nullptr;
+  for (int i = 0; i < 16 && inside == nullptr; ++i) {
+    void* p = rulloc_aligned_alloc(64, 48);
+    ASSERT_NE(p, nullptr);
+    blocks.push_back(p);
+    auto* region = reinterpret_cast<internal::SmallRegion*>(PageMap::Lookup(p));
+    if (region->BlockStart(p) != p) inside = p;
+  }
+  ASSERT_NE(inside, nullptr);
+  EXPECT_EQ(PageMap::Entry(inside) & PageMap::kTagMask, 0u);
+  // Frees in the region now read its header, which knows the offset.
+  for (void* p : blocks) rulloc_free(p);
+  void* plain = rulloc_malloc(96);
+  EXPECT_EQ(rulloc_usable_size(plain), 96u);
+  rulloc_free(plain);
+}
+
 TEST(ThreadCacheTest, HandedOutBlocksCarryNoFreeMark) {
   // A cached block carries a keyed mark in its first word; malloc clears it,
   // so a new owner cannot read it.
