@@ -47,8 +47,11 @@ void* rulloc_realloc(void* ptr, size_t size) {
   rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
   const size_t usable = DefaultAllocator().usable_size(ptr);
   if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
-  if (usable > DefaultClasses::kMaxSize || size > DefaultClasses::kMaxSize) {
-    return DefaultAllocator().reallocate(ptr, size);  // large/huge: may resize in place
+  // Large and huge blocks may resize in place; a growing buffer of
+  // kGrowInPlaceMin or more moves to a large bucket to do so.
+  if (usable > DefaultClasses::kMaxSize || size > DefaultClasses::kMaxSize ||
+      (size > usable && size >= rulloc::internal::Heap::kGrowInPlaceMin)) {
+    return DefaultAllocator().reallocate(ptr, size);
   }
   void* fresh = rulloc_malloc(size);
   if (fresh == nullptr) return nullptr;

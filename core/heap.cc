@@ -143,7 +143,8 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
     RegionHeader* region = PageMap::Lookup(p);
     // Keep the block when the new size fits and wastes at most half of it.
     if (size <= usable && size >= usable / 2 && region->kind == RegionKind::kSmall) return p;
-    if (region->kind == RegionKind::kLarge && size > small_max_ && size <= kLargeMax &&
+    if (region->kind == RegionKind::kLarge && (size > small_max_ || size >= kGrowInPlaceMin) &&
+        size <= kLargeMax &&
         reinterpret_cast<LargeRegion*>(region)->bucket->ResizeInPlace(p, size)) {
       return p;
     }
@@ -152,8 +153,17 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
       return p;
     }
   }
-  void* fresh = Allocate(size, alignment);
-  if (fresh == nullptr) return nullptr;
+  // A block that grows to kGrowInPlaceMin or more moves to a large bucket,
+  // where its next growth steps can happen in place.
+  const bool into_large = size > usable && size >= kGrowInPlaceMin && size <= small_max_ &&
+                          alignment <= kMinAlignment && !runtime_options.hardened;
+  void* fresh = into_large
+                    ? RetryAfterPurge([&] { return LargeForThisCpu().Allocate(size, alignment); })
+                    : Allocate(size, alignment);
+  if (fresh == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
   std::memcpy(fresh, p, size < usable ? size : usable);
   Deallocate(p);
   return fresh;

@@ -47,6 +47,11 @@ namespace internal {
 class Heap {
  public:
   static constexpr size_t kLargeMax = size_t{2} << 20;
+  // Reallocate moves a block it grows to at least this many bytes into a
+  // large bucket (even below the small maximum), where boundary tags let
+  // the next growth steps happen in place, as glibc's realloc does; size
+  // classes would copy the buffer at every step.
+  static constexpr size_t kGrowInPlaceMin = 4096;
   // One large bucket: a buffer that grows by realloc through the whole
   // large range reuses the same regions (six buckets, one per doubling,
   // kept the high-water pages of each: +50% peak RSS on realloc growth).

@@ -143,6 +143,21 @@ TEST(AllocatorTest, LargeBlocksGrowAndShrinkInPlace) {
   a.deallocate(p);
 }
 
+TEST(AllocatorTest, AGrowingBufferMovesToALargeBucketAndGrowsThereInPlace) {
+  Allocator a;
+  auto* p = static_cast<char*>(a.allocate(3000));
+  std::memset(p, 'x', 3000);
+  p = static_cast<char*>(a.reallocate(p, 5000));  // past kGrowInPlaceMin
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(a.stats().large_blocks_in_use, 1u);
+  EXPECT_EQ(a.stats().small_blocks_in_use, 0u);
+  EXPECT_EQ(p[2999], 'x');
+  EXPECT_EQ(a.reallocate(p, 9000), p);  // the rest of a fresh region follows it
+  EXPECT_EQ(a.reallocate(p, 6000), p);  // and shrinks there too
+  a.deallocate(p);
+  EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
+}
+
 TEST(AllocatorTest, SmallBlocksShrinkInPlace) {
   Allocator a;
   void* p = a.allocate(1000);
