@@ -1,5 +1,7 @@
 #include "core/large_bucket.h"
 
+#include <algorithm>
+
 #include "core/diagnostics.h"
 #include "core/page_map.h"
 #include "core/secret.h"
@@ -156,6 +158,7 @@ LargeBlock* LargeBucket::NewRegionBlock() {
   if (header == nullptr) return nullptr;
   auto* region = reinterpret_cast<LargeRegion*>(header);
   region->bucket = this;
+  region->used_end = reinterpret_cast<uintptr_t>(region->first() + 1);
   LargeBlock* b = region->first();
   b->prev_size = 0;
   b->offset = 0;
@@ -216,6 +219,7 @@ void* LargeBucket::Allocate(size_t size, size_t alignment) {
     if (SpansRegion(b)) --empty_regions_;
     SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);
     SplitLocked(b, need);
+    NoteUsed(b);
     ++blocks_in_use_;
     bytes_in_use_ += b->size();
   }
@@ -237,18 +241,22 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
   b = CoalesceLocked(b);
   LinksOf(b)->freed_ms = platform::CoarseMonotonicMillis();
   if (SpansRegion(b)) {
+    auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
     if (empty_regions_ < 1) {
       ++empty_regions_;
-      (reinterpret_cast<LargeRegion*>(b) - 1)->header.empty_since_ms =
-          platform::CoarseMonotonicMillis();
+      region->header.empty_since_ms = platform::CoarseMonotonicMillis();
       // The kept region stays mapped for reuse, but no more than its first
-      // kKeptResident bytes stay resident: the rest goes back now.
+      // kKeptResident bytes stay resident: the rest goes back now, if any
+      // block reached it since it last went back.
       const uintptr_t keep_end =
           AlignUp(reinterpret_cast<uintptr_t>(b) + kKeptResident, platform::PageSize());
-      const uintptr_t end = reinterpret_cast<uintptr_t>(b) + b->size();
-      if (end > keep_end) platform::Decommit(reinterpret_cast<void*>(keep_end), end - keep_end);
+      const uintptr_t end = std::min(reinterpret_cast<uintptr_t>(b) + b->size(),
+                                     AlignUp(region->used_end, platform::PageSize()));
+      if (end > keep_end) {
+        platform::Decommit(reinterpret_cast<void*>(keep_end), end - keep_end);
+        region->used_end = keep_end;
+      }
     } else {
-      auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
       regions_.Remove(&region->header);
       ++regions_unmapped_;
       UnmapRegion(&region->header);
@@ -299,9 +307,16 @@ bool LargeBucket::ResizeInPlace(void* p, size_t size) {
     if (!b->is_last()) b->next()->prev_size = b->size();
   }
   SplitLocked(b, need);
+  NoteUsed(b);
   bytes_in_use_ += b->size();
   bytes_in_use_ -= before;
   return true;
+}
+
+void LargeBucket::NoteUsed(LargeBlock* b) {
+  auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(b));
+  const uintptr_t end = reinterpret_cast<uintptr_t>(b) + b->size();
+  if (end > region->used_end) region->used_end = end;
 }
 
 bool LargeBucket::UsableSize(const void* p, size_t* usable) {

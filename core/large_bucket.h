@@ -69,6 +69,9 @@ struct LargeBlock {
 struct alignas(64) LargeRegion {
   RegionHeader header;
   LargeBucket* bucket;
+  // No block handed out since the last decommit reached past this address:
+  // the pages beyond it are not resident.
+  uintptr_t used_end;
   LargeBlock* first() { return reinterpret_cast<LargeBlock*>(this + 1); }
 };
 static_assert(sizeof(LargeRegion) % 16 == 0 && sizeof(LargeBlock) % 16 == 0,
@@ -162,6 +165,8 @@ class alignas(64) LargeBucket {
   // Merges the free block `b` with free neighbours; returns the result.
   LargeBlock* CoalesceLocked(LargeBlock* b);
   void FreeLocked(LargeBlock* b);
+  // Records that the block `b`, just handed out or grown, may be written.
+  static void NoteUsed(LargeBlock* b);
   // The page-aligned inside of a free block past its links: what decay
   // gives back. DecommitInterior returns its size.
   static uintptr_t InteriorStart(LargeBlock* b);
