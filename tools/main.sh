@@ -11,6 +11,9 @@ tools/setup.sh
 mode=quick
 [ "${1:-}" = "--full" ] && mode=full
 bazel build --config=opt //:librulloc.so //bench:workloads
+# The Bazel server's JVM wakes up now and then: stop it so that it does not
+# share the two cores with the measured runs.
+bazel shutdown
 out="bench-results/${mode}"
 python3 bench/compare.py --mode "${mode}" \
   --workloads bazel-bin/bench/workloads --rulloc bazel-bin/librulloc.so --out "${out}"
