@@ -148,9 +148,13 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
         reinterpret_cast<LargeRegion*>(region)->bucket->ResizeInPlace(p, size)) {
       return p;
     }
-    if (region->kind == RegionKind::kHuge && size > kLargeMax &&
-        huge_.ResizeInPlace(reinterpret_cast<HugeRegion*>(region), p, size)) {
-      return p;
+    if (region->kind == RegionKind::kHuge && size > kLargeMax) {
+      auto* huge = reinterpret_cast<HugeRegion*>(region);
+      if (huge_.ResizeInPlace(huge, p, size)) return p;
+      // Growing: the kernel moves the pages, nothing is copied.
+      if (size > usable) {
+        if (void* moved = huge_.Move(huge, p, size, alignment)) return moved;
+      }
     }
   }
   // A block that grows to kGrowInPlaceMin or more moves to a large bucket,

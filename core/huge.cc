@@ -183,6 +183,48 @@ bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
   return true;
 }
 
+void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignment) {
+  // Hardened mappings hold guard pages, which mremap cannot move with them.
+  if (runtime_options.hardened || p != region->payload()) return nullptr;
+  const size_t page = platform::PageSize();
+  const size_t offset = region->payload_offset;
+  if (offset % alignment != 0 || size > (SIZE_MAX >> 2) - offset - page) return nullptr;
+  const size_t need = AlignUp(offset + size, page);
+  const bool huge_pages = runtime_options.huge_pages && need >= platform::kHugePageSize;
+  size_t map_alignment = alignment < kGranule ? kGranule : alignment;
+  if (huge_pages && map_alignment < platform::kHugePageSize)
+    map_alignment = platform::kHugePageSize;
+  void* to = platform::Reserve(need, map_alignment, /*commit=*/true);
+  if (to == nullptr) return nullptr;
+  auto* moved = static_cast<HugeRegion*>(to);  // where the header will be
+  if (!PageMap::Register(to, need, &moved->header)) {
+    PageMap::Unregister(to, need);
+    platform::Release(to, need);
+    return nullptr;
+  }
+  {
+    Shard& shard = ShardOf(region);
+    SpinLockHolder hold(shard.lock);
+    shard.list.Remove(&region->header);
+    shard.bytes -= region->header.size;
+    shard.usable -= region->usable;
+  }
+  const size_t old_size = region->header.size;
+  PageMap::Unregister(region, old_size);
+  if (!platform::MovePages(region, old_size, to, need)) {
+    PageMap::Register(region, old_size, &region->header);  // its leaves exist
+    Track(region);
+    PageMap::Unregister(to, need);
+    platform::Release(to, need);
+    return nullptr;
+  }
+  moved->header.size = need;
+  moved->usable = need - offset;
+  if (huge_pages) platform::AdviseHugePages(to, need);
+  Track(moved);
+  return moved->payload();
+}
+
 bool HugeBlocks::UsableSize(HugeRegion* region, const void* p, size_t* usable) {
   if (p != region->payload() || region->cached) return false;
   *usable = region->usable;

@@ -54,6 +54,11 @@ class HugeBlocks {
   // Grows or shrinks the block at `p` within its mapping; false if it does
   // not fit there.
   bool ResizeInPlace(HugeRegion* region, void* p, size_t size);
+  // Moves the live block at `p` to a mapping with room for `size` bytes,
+  // its payload `alignment` aligned, by moving its pages rather than
+  // copying them (Linux's mremap); nullptr, with the block untouched, where
+  // that cannot be done.
+  void* Move(HugeRegion* region, void* p, size_t size, size_t alignment);
   // The usable bytes of the live block at `p`; false (no report) if `p` is
   // not its payload or the mapping is cached.
   static bool UsableSize(HugeRegion* region, const void* p, size_t* usable);

@@ -1,4 +1,4 @@
-// POSIX pages: mmap, mprotect, madvise, munmap.
+// POSIX pages: mmap, mprotect, madvise, munmap, mremap.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -85,6 +85,21 @@ bool Release(void* ptr, size_t size) {
   const bool ok = munmap(ptr, size) == 0;
   errno = saved_errno;
   return ok;
+}
+
+bool MovePages(void* from, size_t from_size, void* to, size_t to_size) {
+#ifdef MREMAP_FIXED
+  const int saved_errno = errno;
+  const bool ok = mremap(from, from_size, to_size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+  errno = saved_errno;
+  return ok;
+#else
+  (void)from;
+  (void)from_size;
+  (void)to;
+  (void)to_size;
+  return false;
+#endif
 }
 
 void AdviseHugePages(void* ptr, size_t size) {

@@ -265,6 +265,32 @@ TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {
   EXPECT_EQ(s.bytes_mapped, 0u);
 }
 
+TEST(AllocatorTest, GrowingHugeBlocksMoveTheirPagesInsteadOfCopying) {
+  Allocator a;
+  size_t size = size_t{3} << 20;
+  auto* p = static_cast<unsigned char*>(a.allocate(size));
+  for (size_t i = 0; i < size; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
+  while (size < (size_t{64} << 20)) {
+    const size_t grown = size * 3 / 2;
+    p = static_cast<unsigned char*>(a.reallocate(p, grown));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < size; i += 4096) {
+      ASSERT_EQ(p[i], static_cast<unsigned char>(i >> 12)) << "offset " << i;
+    }
+    for (size_t i = size; i < grown; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
+    EXPECT_GE(a.usable_size(p), grown);
+    size = grown;
+  }
+  const AllocatorStats s = a.stats();
+  EXPECT_EQ(s.huge_blocks_in_use, 1u);
+#ifdef __linux__
+  // A copy would have freed each old mapping into the cache.
+  EXPECT_EQ(s.huge_bytes_cached, 0u);
+  EXPECT_LT(s.bytes_mapped, size + (size_t{4} << 20));
+#endif
+  a.deallocate(p);
+}
+
 TEST(AllocatorTest, HugeCacheStaysWithinItsBound) {
   Allocator a;
   std::vector<void*> blocks;
