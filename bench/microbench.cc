@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -60,6 +61,31 @@ void BatchThenFree(benchmark::State& state, PeerAllocator a, size_t size) {
     for (void* p : blocks) a.free(p);
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// A buffer grown by realloc from 1 MiB to 64 MiB in 1.5x steps, each new
+// part written, then freed: huge blocks that grow (mremap territory).
+void HugeReallocGrowth(benchmark::State& state, PeerAllocator a) {
+  constexpr size_t kStart = size_t{1} << 20;
+  constexpr size_t kEnd = size_t{64} << 20;
+  for (auto _ : state) {
+    size_t size = kStart;
+    auto* p = static_cast<char*>(a.malloc(size));
+    std::memset(p, 1, size);
+    while (size < kEnd) {
+      const size_t grown = size * 3 / 2;
+      p = static_cast<char*>(a.realloc(p, grown));
+      if (p == nullptr) {
+        state.SkipWithError("realloc failed");
+        return;
+      }
+      std::memset(p + size, 2, grown - size);
+      size = grown;
+    }
+    benchmark::DoNotOptimize(p);
+    a.free(p);
+  }
+  state.SetItemsProcessed(state.iterations());
 }
 
 // One thread allocates, another frees, through a queue of batches.
@@ -132,8 +158,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
 void RegisterAll() {
   for (const PeerAllocator& a : PeerAllocators()) {
     for (size_t size : {16, 64, 512, 4096}) {
-      benchmark::RegisterBenchmark(("same_size_pair_" + std::to_string(size) + "/" + a.name).c_str(),
-                                   SameSizePair, a, size);
+      benchmark::RegisterBenchmark(
+          ("same_size_pair_" + std::to_string(size) + "/" + a.name).c_str(), SameSizePair, a, size);
     }
     benchmark::RegisterBenchmark(("random_sizes_1k/" + a.name).c_str(), RandomSizes, a, 1024);
     benchmark::RegisterBenchmark(("random_sizes_32k/" + a.name).c_str(), RandomSizes, a, 32768);
@@ -141,6 +167,8 @@ void RegisterAll() {
     benchmark::RegisterBenchmark(("producer_consumer_64/" + a.name).c_str(), ProducerConsumer, a,
                                  64)
         ->UseRealTime();
+    benchmark::RegisterBenchmark(("huge_realloc_growth/" + a.name).c_str(), HugeReallocGrowth, a)
+        ->Unit(benchmark::kMillisecond);
   }
 }
 

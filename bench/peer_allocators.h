@@ -1,4 +1,4 @@
-// The allocators a benchmark compares, as plain function pairs, all in one
+// The allocators a benchmark compares, as plain functions, all in one
 // process: Rulloc (thread caches), Rulloc's bucket path alone (a standalone
 // instance, no caches), glibc's malloc, and the Debian builds of mimalloc,
 // jemalloc and tcmalloc, loaded with dlopen(RTLD_LOCAL) so that they do not
@@ -16,6 +16,7 @@ struct PeerAllocator {
   std::string name;
   void* (*malloc)(size_t);
   void (*free)(void*);
+  void* (*realloc)(void*, size_t);
 };
 
 // Call first in main(): re-executes the program with jemalloc preloaded
