@@ -200,36 +200,44 @@ void FreeSizedGeneral(void* p, size_t size, bool aligned);
 void FreeUntagged(void* p);
 void FreeUntaggedSized(void* p, size_t size);
 
-template <bool kSized = false>
-__attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) {
-  // A tagged entry gives the bucket, and with it the block layout, so the
-  // checks read the allocated bitmap but not the region header.
+// True, with its bucket, if `p` is the start of a handed-out block in a
+// tagged region (a plain small region of the process allocator). The tag
+// gives the bucket, and with it the block layout, so the checks read the
+// allocated bitmap but not the region header.
+__attribute__((always_inline)) inline bool IsTaggedBlock(const void* p, size_t* bucket) {
   const uintptr_t entry = PageMap::Entry(p);
   const size_t tag = entry & PageMap::kTagMask;
-  if (__builtin_expect(tag != 0, 1)) {
-    const size_t bucket = tag - 1;
-    const SmallLayout& layout = kUnguardedLayouts<DefaultBuckets>[bucket];
-    const uintptr_t base = entry & ~PageMap::kTagMask;
-    const uint32_t index = layout.BlockStartingAt(reinterpret_cast<uintptr_t>(p) - base);
-    if (index != layout.capacity &&
-        ((SmallRegion::AllocatedBitsAt(base)[index / 64].load(std::memory_order_relaxed) >>
-          (index % 64)) &
-         1)) {
-      if (kSized && !SizeFitsBlock(size, layout.block_size, false)) ReportWrongSize(p);
-      ThreadCache* cache = tls_cache;
-      CacheBin& bin = cache->bins[bucket];
-      const uint32_t count = bin.count.load(std::memory_order_relaxed);
-      // Hardened mode zeroes the block: FreeSlow does that, off the fast path.
-      if (__builtin_expect(
-              count < bin.max_count && !LooksCached(p, cache->cookie) && !runtime_options.hardened,
-              1)) {
-        SetFreeMark(p, cache->cookie);
-        bin.slots[count] = p;
-        bin.count.store(count + 1, std::memory_order_relaxed);
-        return;
-      }
-      return ThreadCache::FreeSlow(p, bucket);
+  if (__builtin_expect(tag == 0, 0)) return false;
+  const SmallLayout& layout = kUnguardedLayouts<DefaultBuckets>[tag - 1];
+  const uintptr_t base = entry & ~PageMap::kTagMask;
+  const uint32_t index = layout.BlockStartingAt(reinterpret_cast<uintptr_t>(p) - base);
+  if (index == layout.capacity) return false;
+  const uint64_t word =
+      SmallRegion::AllocatedBitsAt(base)[index / 64].load(std::memory_order_relaxed);
+  *bucket = tag - 1;
+  return (word >> (index % 64)) & 1;
+}
+
+template <bool kSized = false>
+__attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) {
+  size_t bucket;
+  if (__builtin_expect(IsTaggedBlock(p, &bucket), 1)) {
+    if (kSized && !SizeFitsBlock(size, DefaultClasses::BlockSize(bucket), false)) {
+      ReportWrongSize(p);
     }
+    ThreadCache* cache = tls_cache;
+    CacheBin& bin = cache->bins[bucket];
+    const uint32_t count = bin.count.load(std::memory_order_relaxed);
+    // Hardened mode zeroes the block: FreeSlow does that, off the fast path.
+    if (__builtin_expect(
+            count < bin.max_count && !LooksCached(p, cache->cookie) && !runtime_options.hardened,
+            1)) {
+      SetFreeMark(p, cache->cookie);
+      bin.slots[count] = p;
+      bin.count.store(count + 1, std::memory_order_relaxed);
+      return;
+    }
+    return ThreadCache::FreeSlow(p, bucket);
   }
   if (kSized) return FreeUntaggedSized(p, size);
   FreeUntagged(p);

@@ -44,6 +44,19 @@ void* rulloc_realloc(void* ptr, size_t size) {
     rulloc_free(ptr);
     return nullptr;
   }
+  // A live block of a tagged small region: its size class alone decides.
+  size_t bucket;
+  if (rulloc::internal::IsTaggedBlock(ptr, &bucket) && !rulloc::internal::LooksCached(ptr)) {
+    const size_t usable = DefaultClasses::BlockSize(bucket);
+    if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
+    if (size <= usable || size < rulloc::internal::Heap::kGrowInPlaceMin) {
+      void* fresh = CachedMalloc(size);
+      if (fresh == nullptr) return nullptr;
+      std::memcpy(fresh, ptr, size < usable ? size : usable);
+      CachedFreeUnlessNull(ptr);
+      return fresh;
+    }
+  }
   rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
   const size_t usable = DefaultAllocator().usable_size(ptr);
   if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
