@@ -25,6 +25,7 @@ void HugeBlocks::Track(HugeRegion* region) {
   Shard& shard = ShardOf(region);
   SpinLockHolder hold(shard.lock);
   region->cached = false;
+  region->immovable = false;
   shard.list.PushFront(&region->header);
   shard.bytes += region->header.size;
   shard.usable += region->usable;
@@ -185,7 +186,10 @@ bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
 
 void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignment) {
   // Hardened mappings hold guard pages, which mremap cannot move with them.
-  if (runtime_options.hardened || p != region->payload()) return nullptr;
+  if (!platform::kCanMovePages || runtime_options.hardened || region->immovable ||
+      p != region->payload()) {
+    return nullptr;
+  }
   const size_t page = platform::PageSize();
   const size_t offset = region->payload_offset;
   if (offset % alignment != 0 || size > (SIZE_MAX >> 2) - offset - page) return nullptr;
@@ -211,11 +215,15 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   }
   const size_t old_size = region->header.size;
   PageMap::Unregister(region, old_size);
-  if (!platform::MovePages(region, old_size, to, need)) {
+  const platform::MoveResult result = platform::MovePages(region, old_size, to, need);
+  if (result != platform::MoveResult::kMoved) {
     PageMap::Register(region, old_size, &region->header);  // its leaves exist
     Track(region);
-    PageMap::Unregister(to, need);
-    platform::Release(to, need);
+    region->immovable = true;  // what failed once (say, mlock) would fail again
+    if (result == platform::MoveResult::kFailed) {
+      PageMap::Unregister(to, need);
+      platform::Release(to, need);
+    }  // else the range is left as it is: it may be another thread's now
     return nullptr;
   }
   moved->header.size = need;

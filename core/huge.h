@@ -27,8 +27,9 @@ namespace rulloc::internal {
 struct HugeRegion {
   RegionHeader header;
   size_t payload_offset;
-  size_t usable;  // payload bytes handed out: page-rounded request
-  bool cached;    // freed, waiting in the cache
+  size_t usable;   // payload bytes handed out: page-rounded request
+  bool cached;     // freed, waiting in the cache
+  bool immovable;  // a move of its pages failed: realloc copies it
   uint64_t freed_ms;
 
   void* payload() { return reinterpret_cast<char*>(this) + payload_offset; }

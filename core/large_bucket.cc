@@ -250,8 +250,10 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
       // block reached it since it last went back.
       const uintptr_t keep_end =
           AlignUp(reinterpret_cast<uintptr_t>(b) + kKeptResident, platform::PageSize());
+      // (Rounded to a huge page: where transparent huge pages are always
+      // on, a touched byte may have brought in the whole 2 MiB around it.)
       const uintptr_t end = std::min(reinterpret_cast<uintptr_t>(b) + b->size(),
-                                     AlignUp(region->used_end, platform::PageSize()));
+                                     AlignUp(region->used_end, platform::kHugePageSize));
       if (end > keep_end) {
         platform::Decommit(reinterpret_cast<void*>(keep_end), end - keep_end);
         region->used_end = keep_end;
@@ -315,7 +317,9 @@ bool LargeBucket::ResizeInPlace(void* p, size_t size) {
 
 void LargeBucket::NoteUsed(LargeBlock* b) {
   auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(b));
-  const uintptr_t end = reinterpret_cast<uintptr_t>(b) + b->size();
+  // A free block after it has its header and links written too.
+  const uintptr_t end =
+      reinterpret_cast<uintptr_t>(b) + b->size() + sizeof(LargeBlock) + sizeof(FreeLinks);
   if (end > region->used_end) region->used_end = end;
 }
 

@@ -69,8 +69,8 @@ struct LargeBlock {
 struct alignas(64) LargeRegion {
   RegionHeader header;
   LargeBucket* bucket;
-  // No block handed out since the last decommit reached past this address:
-  // the pages beyond it are not resident.
+  // No block handed out since the pages past this address last went back
+  // reached them: they need not be given back again.
   uintptr_t used_end;
   LargeBlock* first() { return reinterpret_cast<LargeBlock*>(this + 1); }
 };

@@ -226,6 +226,9 @@ const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later) {
     if (!TestBit(r->aligned_bits, index) || !IsAlignedOffset(r->BlockAt(index), p)) {
       return "free of a pointer into the middle of a block";
     }
+  } else if (TestBit(r->aligned_bits, index)) {
+    // The block was handed out at an offset: its start is not that pointer.
+    return "free of a pointer into the middle of a block";
   }
   if (index >= r->carved) return "free of a pointer not allocated by rulloc";
   if (!TestBit(r->allocated_bits, index)) return "double free";

@@ -36,8 +36,9 @@ namespace rulloc::internal {
 
 class SmallBucket;
 
-// Where the blocks of a small region lie: the same for every region of a
-// bucket (guarded or not), so free() can take it from a table by bucket.
+// Where the blocks of a small region lie: the same for every unguarded
+// region of a bucket (and for every guarded one), so free() can take it
+// from a table by bucket.
 struct SmallLayout {
   uint32_t block_size;
   uint32_t capacity;      // blocks that fit in the region

@@ -39,12 +39,22 @@ bool Guard(void* ptr, size_t size);
 // only the whole reservation).
 bool Release(void* ptr, size_t size);
 
-// Moves the pages of the reservation [from, from+from_size) to `to`, which
-// must be a reservation of `to_size` bytes that it replaces; the rest of
-// `to` reads as zeros and `from` is released. The kernel moves page-table
-// entries: nothing is copied. False (and nothing changed) where the OS
-// cannot (only Linux can).
-bool MovePages(void* from, size_t from_size, void* to, size_t to_size);
+// Whether MovePages can succeed on this system (only Linux has mremap).
+#ifdef __linux__
+inline constexpr bool kCanMovePages = true;
+#else
+inline constexpr bool kCanMovePages = false;
+#endif
+
+// Moves the pages of the reservation [from, from+from_size) to `to`, a
+// reservation of `to_size` bytes that they replace; the rest of `to` reads
+// as zeros and `from` is released. The kernel moves page-table entries:
+// nothing is copied. On failure nothing moved; kFailedTargetLost says that
+// `to` may no longer be the caller's (Linux unmaps the target before it
+// checks the source, and another thread may have mapped the range since),
+// so the caller must leave that range alone.
+enum class MoveResult { kMoved, kFailed, kFailedTargetLost };
+MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size);
 
 // Asks the OS to back [ptr, ptr+size) with huge pages (2 MiB on x86-64)
 // where it can: far fewer page faults for large blocks that are written

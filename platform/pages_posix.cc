@@ -36,19 +36,22 @@ void* Reserve(size_t size, size_t alignment, bool commit) {
     errno = saved_errno;
     return p;
   }
-  // The kernel places a new mapping next to the previous one, so after one
-  // aligned reservation of this size the next is often aligned already: try
-  // the exact size first (one mmap), and over-reserve only if it is not.
-  if (void* exact = MapRaw(size, commit)) {
-    if ((reinterpret_cast<uintptr_t>(exact) & (alignment - 1)) == 0) {
-      errno = saved_errno;
-      return exact;
-    }
-    munmap(exact, size);
-  }
-  // Over-reserve, then trim both ends so that the range is aligned.
   const size_t padded = size + alignment - page;
   if (padded < size) return nullptr;
+  // The kernel places a new mapping right below the previous one, so after
+  // an aligned reservation of a multiple of the alignment the next one of
+  // that size is aligned too: try the exact size first (one mmap), and
+  // over-reserve only if it is not.
+  if (size % alignment == 0) {
+    if (void* exact = MapRaw(size, commit)) {
+      if ((reinterpret_cast<uintptr_t>(exact) & (alignment - 1)) == 0) {
+        errno = saved_errno;
+        return exact;
+      }
+      munmap(exact, size);
+    }
+  }
+  // Over-reserve, then trim both ends so that the range is aligned.
   char* raw = static_cast<char*>(MapRaw(padded, commit));
   if (raw == nullptr) {
     errno = saved_errno;
@@ -87,18 +90,30 @@ bool Release(void* ptr, size_t size) {
   return ok;
 }
 
-bool MovePages(void* from, size_t from_size, void* to, size_t to_size) {
-#ifdef MREMAP_FIXED
+MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size) {
+#if defined(MREMAP_FIXED) && defined(MAP_FIXED_NOREPLACE)
   const int saved_errno = errno;
-  const bool ok = mremap(from, from_size, to_size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+  MoveResult result = MoveResult::kMoved;
+  if (mremap(from, from_size, to_size, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) {
+    // Take the target back if it is free; if anything is mapped there, it
+    // may be ours or another thread's: leave it.
+    void* again = mmap(to, to_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (again == to) {
+      result = MoveResult::kFailed;
+    } else {
+      if (again != MAP_FAILED) munmap(again, to_size);  // a kernel that took it as a hint
+      result = MoveResult::kFailedTargetLost;
+    }
+  }
   errno = saved_errno;
-  return ok;
+  return result;
 #else
   (void)from;
   (void)from_size;
   (void)to;
   (void)to_size;
-  return false;
+  return MoveResult::kFailed;
 #endif
 }
 

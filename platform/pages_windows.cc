@@ -60,7 +60,7 @@ bool Release(void* ptr, size_t size) {
   return VirtualFree(ptr, 0, MEM_RELEASE) != 0;
 }
 
-bool MovePages(void*, size_t, void*, size_t) { return false; }
+MoveResult MovePages(void*, size_t, void*, size_t) { return MoveResult::kFailed; }
 
 void AdviseHugePages(void*, size_t) {
   // Large pages on Windows need a privilege and are never swapped: not used.

@@ -240,6 +240,26 @@ TEST(MisuseDeathTest, InteriorPointerOfAnOverAlignedBlock) {
   a.deallocate(p);
 }
 
+TEST(MisuseDeathTest, StartOfTheBlockOfAnOverAlignedAllocation) {
+  // aligned_alloc(64, 48) takes a 96-byte block; when the block does not
+  // start 64-aligned, the pointer handed out lies inside it, and the
+  // block's own start was never handed out. Through the process allocator,
+  // whose page map no longer tags the region for the fast path.
+  std::vector<void*> blocks;
+  void* inside = nullptr;
+  for (int i = 0; i < 16 && inside == nullptr; ++i) {
+    void* p = rulloc_aligned_alloc(64, 48);
+    blocks.push_back(p);
+    auto* region = reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(p));
+    if (region->BlockStart(p) != p) inside = p;
+  }
+  ASSERT_NE(inside, nullptr);
+  auto* region = reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(inside));
+  void* start = region->BlockStart(inside);
+  EXPECT_DEATH(rulloc_free(start), "^rulloc: free of a pointer into the middle of a block: 0x");
+  for (void* p : blocks) rulloc_free(p);
+}
+
 TEST(MisuseDeathTest, SecondFreeOfAnOverAlignedLargeBlockAfterReuse) {
   Allocator a;
   void* pin = a.allocate(40000);
