@@ -198,8 +198,8 @@ def render(path, out_dir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    parser.add_argument("--workloads", required=True, help="path of the workloads binary")
-    parser.add_argument("--rulloc", required=True, help="path of librulloc.so")
+    parser.add_argument("--workloads", help="path of the workloads binary")
+    parser.add_argument("--rulloc", help="path of librulloc.so")
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--only", default="", help="comma-separated workloads to run")
     parser.add_argument("--no-hardened", action="store_true",
@@ -210,6 +210,8 @@ def main():
     if args.render:
         render(args.render, args.out)
         return
+    if not args.workloads or not args.rulloc:
+        parser.error("--workloads and --rulloc are required to run (only --render needs neither)")
 
     thread_counts, scale, repetitions = MODES[args.mode]
     allocators = [(name, path, {}) for name, path in PEERS
