@@ -233,7 +233,9 @@ const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later) {
   if (index >= r->carved) return "free of a pointer not allocated by rulloc";
   if (!TestBit(r->allocated_bits, index)) return "double free";
   SetBit(r->allocated_bits, index, false);
-  SetBit(r->aligned_bits, index, false);
+  // (The aligned bitmap is another cache line, only ever set in a region
+  // that has handed out an aligned block.)
+  if (r->has_aligned.load(std::memory_order_relaxed)) SetBit(r->aligned_bits, index, false);
   if (index / 64 < r->free_hint) r->free_hint = index / 64;
   r->free_dirty = true;
   r->last_free_ms = now_ms;
