@@ -8,6 +8,7 @@
 #include "concurrency/interval_claim.h"
 #include "core/diagnostics.h"
 #include "core/page_map.h"
+#include "core/region_carver.h"
 #include "core/runtime_options.h"
 #include "platform/cpu.h"
 #include "platform/pages.h"
@@ -225,6 +226,7 @@ size_t Heap::Purge(uint64_t max_age_ms) {
   ForEachSmallBucket([&](SmallBucket& b) { unmapped += b.Purge(now, max_age_ms); });
   for (LargeBucket& bucket : large_) unmapped += bucket.Purge(now, max_age_ms);
   unmapped += huge_.Purge(now, max_age_ms);
+  RegionCarver::Flush();
   return unmapped;
 }
 
@@ -255,6 +257,7 @@ void Heap::ReleaseAll() {
   ForEachSmallBucket([](SmallBucket& b) { b.ReleaseAll(); });
   for (LargeBucket& bucket : large_) bucket.ReleaseAll();
   huge_.ReleaseAll();
+  RegionCarver::Flush();
 }
 
 }  // namespace rulloc::internal

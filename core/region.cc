@@ -25,8 +25,13 @@ RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* he
 
 void UnmapRegion(RegionHeader* region) {
   const size_t size = region->size;
+  const bool small = region->kind == RegionKind::kSmall;
   PageMap::Unregister(region, size);
-  platform::Release(region, size);
+  if (small) {
+    RegionCarver::Return(region, size);
+  } else {
+    platform::Release(region, size);
+  }
 }
 
 }  // namespace rulloc::internal

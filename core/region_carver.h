@@ -8,8 +8,9 @@
 //
 // One mmap per eight 256 KiB regions instead of an over-sized mmap and two
 // trimming munmaps per region; neighbouring regions share one kernel
-// mapping. Pages are touched on demand, as in a region mapped on its own. A
-// region that empties is unmapped on its own. The chunks are not advised as
+// mapping. Pages are touched on demand, as in a region mapped on its own.
+// Regions that empty go back in batches (Return), neighbours in one munmap.
+// The chunks are not advised as
 // huge pages (see docs/design.md, "Region carving"); on a system whose
 // transparent huge pages are "always", the kernel backs them so anyway.
 #ifndef RULLOC_CORE_REGION_CARVER_H_
@@ -25,7 +26,17 @@ class RegionCarver {
   // divides 2 MiB), or nullptr when it must be mapped on its own (Windows,
   // where VirtualFree releases whole reservations only) or the OS refuses.
   static void* Carve(size_t size);
-  // Held across fork(), so that the child never inherits it locked.
+  // Gives back the pages of a small region whose page-map entries are
+  // gone, in batches: up to kPendingBytes wait, then go back sorted, with
+  // neighbouring regions in one munmap (each munmap takes the lock that
+  // other threads' page faults wait on, and interrupts the CPUs they run
+  // on to flush their TLBs).
+  static void Return(void* base, size_t size);
+  // Gives back every region waiting in the batch now.
+  static void Flush();
+  static constexpr size_t kPendingRegions = 64;
+  static constexpr size_t kPendingBytes = size_t{8} << 20;
+  // Held across fork(), so that the child never inherits them locked.
   static void LockForFork();
   static void UnlockAfterFork();
 };
