@@ -44,21 +44,16 @@ void* rulloc_realloc(void* ptr, size_t size) {
     rulloc_free(ptr);
     return nullptr;
   }
-  // A live block of a tagged small region: its size class alone decides.
+  // A live block of a tagged small region: its size class is its usable
+  // size, with no header read; any other pointer takes the full checks.
   size_t bucket;
+  size_t usable;
   if (rulloc::internal::IsTaggedBlock(ptr, &bucket) && !rulloc::internal::LooksCached(ptr)) {
-    const size_t usable = DefaultClasses::BlockSize(bucket);
-    if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
-    if (size <= usable || size < rulloc::internal::Heap::kGrowInPlaceMin) {
-      void* fresh = CachedMalloc(size);
-      if (fresh == nullptr) return nullptr;
-      std::memcpy(fresh, ptr, size < usable ? size : usable);
-      CachedFreeUnlessNull(ptr);
-      return fresh;
-    }
+    usable = DefaultClasses::BlockSize(bucket);
+  } else {
+    rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
+    usable = DefaultAllocator().usable_size(ptr);
   }
-  rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
-  const size_t usable = DefaultAllocator().usable_size(ptr);
   if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
   // Large and huge blocks may resize in place; a growing buffer of
   // kGrowInPlaceMin or more moves to a large bucket to do so.
@@ -66,10 +61,10 @@ void* rulloc_realloc(void* ptr, size_t size) {
       (size > usable && size >= rulloc::internal::Heap::kGrowInPlaceMin)) {
     return DefaultAllocator().reallocate(ptr, size);
   }
-  void* fresh = rulloc_malloc(size);
+  void* fresh = CachedMalloc(size);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, ptr, size < usable ? size : usable);
-  rulloc_free(ptr);
+  CachedFreeUnlessNull(ptr);
   return fresh;
 }
 
