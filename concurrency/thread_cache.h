@@ -213,7 +213,7 @@ __attribute__((always_inline)) inline bool IsTaggedBlock(const void* p, size_t* 
   const uint32_t index = layout.BlockStartingAt(reinterpret_cast<uintptr_t>(p) - base);
   if (index == layout.capacity) return false;
   const uint64_t word =
-      SmallRegion::AllocatedBitsAt(base)[index / 64].load(std::memory_order_relaxed);
+      SmallRegion::AllocatedBitsAt(base, layout)[index / 64].load(std::memory_order_relaxed);
   *bucket = tag - 1;
   return (word >> (index % 64)) & 1;
 }

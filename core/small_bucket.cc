@@ -62,7 +62,7 @@ SmallRegion* SmallBucket::NewRegion() {
   // region, so that no overflow reaches metadata (this region's or the next).
   const bool guarded = runtime_options.hardened;
   const uint32_t page = static_cast<uint32_t>(platform::PageSize());
-  const SmallLayout layout = SmallLayoutFor(block_size_, region_size_, guarded ? page : 0);
+  const SmallLayout layout = SmallLayoutFor(block_size_, region_size_, index_, guarded ? page : 0);
   if (guarded) {
     char* base = reinterpret_cast<char*>(header);
     if (!platform::Guard(base + layout.first_offset - page, page) ||
@@ -82,7 +82,7 @@ SmallRegion* SmallBucket::NewRegion() {
   r->free_hint = 0;
   r->free_dirty = false;
   r->last_free_ms = 0;
-  auto* bits = reinterpret_cast<std::atomic<uint64_t>*>(r + 1);
+  auto* bits = reinterpret_cast<std::atomic<uint64_t>*>(r->base() + layout.bitmap_offset);
   for (uint32_t i = 0; i < 2 * BitmapWords(layout.capacity); ++i) {
     new (&bits[i]) std::atomic<uint64_t>(0);
   }

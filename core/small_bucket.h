@@ -2,11 +2,12 @@
 //
 // A small region (256 KiB .. 1 MiB, sized for at least 16 blocks):
 //
-//   ┌──────────────┬─────────────┬─────────────┬────────┬────────┬─────┬───────────┐
-//   │ RegionHeader │ SmallRegion │ allocated / │ block0 │ block1 │ ... │ uncarved  │
-//   │              │ fields      │ aligned bits│        │        │     │ (bump)    │
-//   └──────────────┴─────────────┴─────────────┴────────┴────────┴─────┴───────────┘
-//                                               ▲ first_offset
+//   ┌──────────────┬─────────────┬────────┬─────────────┬────────┬────────┬─────┬──────────┐
+//   │ RegionHeader │ SmallRegion │ colour │ allocated / │ block0 │ block1 │ ... │ uncarved │
+//   │              │ fields      │ gap    │ aligned bits│        │        │     │ (bump)   │
+//   └──────────────┴─────────────┴────────┴─────────────┴────────┴────────┴─────┴──────────┘
+//                                          ▲ bitmap_offset ▲ first_offset
+//   The colour gap is 0..15 cache lines by bucket (see kCacheColours).
 //   Blocks carry no metadata: the allocated bitmap finds the lowest free
 //   block below the bump index (a write after free cannot redirect an
 //   allocation), and decay can give back the pages of free blocks.
@@ -41,8 +42,9 @@ class SmallBucket;
 // from a table by bucket.
 struct SmallLayout {
   uint32_t block_size;
-  uint32_t capacity;      // blocks that fit in the region
-  uint32_t first_offset;  // offset of block 0 from the region base
+  uint32_t capacity;       // blocks that fit in the region
+  uint32_t first_offset;   // offset of block 0 from the region base
+  uint32_t bitmap_offset;  // offset of the allocated bitmap from the region base
   // Exact division by block_size = 2^block_shift * odd: offset is a block
   // start iff its low bits are clear and (offset >> shift) * odd_inverse
   // (mod 2^32) is at most odd_limit; that product is then the block index.
@@ -75,9 +77,9 @@ struct SmallRegion {
   std::atomic<uint64_t>* allocated_bits;  // one bit per block: handed out
   std::atomic<uint64_t>* aligned_bits;    // one bit per block: handed out at an offset
 
-  // The allocated bitmap of the region at `base`, which follows its header.
-  static const std::atomic<uint64_t>* AllocatedBitsAt(uintptr_t base) {
-    return reinterpret_cast<const std::atomic<uint64_t>*>(base + sizeof(SmallRegion));
+  // The allocated bitmap of the region at `base` with `layout`.
+  static const std::atomic<uint64_t>* AllocatedBitsAt(uintptr_t base, const SmallLayout& layout) {
+    return reinterpret_cast<const std::atomic<uint64_t>*>(base + layout.bitmap_offset);
   }
   char* base() { return reinterpret_cast<char*>(this); }
   char* BlockAt(uint32_t index) {
@@ -110,26 +112,40 @@ struct SmallRegion {
 // Blocks start at this alignment past a region's header and bitmaps.
 inline constexpr uint32_t kBlockStartAlignment = 64;
 
+// Cache colours: region bases are multiples of 64 KiB, so the allocated
+// bitmaps of all regions (read by every free) would share one set of the L1
+// and L2 caches, and a thread going through many size classes would evict
+// its own metadata. Each bucket moves its bitmap by its colour times a cache
+// line (slab colouring, Bonwick 1994); where the bitmaps are short the first
+// blocks move with them.
+inline constexpr uint32_t kCacheColours = 16;
+inline constexpr uint32_t kCacheLine = 64;
+constexpr uint32_t BitmapOffset(uint32_t bucket_index) {
+  return static_cast<uint32_t>(sizeof(SmallRegion)) + bucket_index % kCacheColours * kCacheLine;
+}
+
 constexpr uint32_t BitmapWords(uint32_t capacity) { return (capacity + 63) / 64; }
-// The region header with its allocated and aligned bitmaps.
-constexpr uint32_t SmallHeaderBytes(uint32_t capacity) {
-  return static_cast<uint32_t>(sizeof(SmallRegion) +
+// The region header, colour gap and allocated and aligned bitmaps.
+constexpr uint32_t SmallHeaderBytes(uint32_t capacity, uint32_t bitmap_offset) {
+  return static_cast<uint32_t>(bitmap_offset +
                                2 * BitmapWords(capacity) * sizeof(std::atomic<uint64_t>));
 }
 
 // The most blocks of `block_size` that fit in a region of `region_size`
-// after its header (which grows with their count). `guard_page` > 0: a
-// guard page after the header and one at the end (hardened mode).
+// after its header (which grows with their count), for the bucket at
+// `bucket_index` (its cache colour). `guard_page` > 0: a guard page after
+// the header and one at the end (hardened mode).
 constexpr SmallLayout SmallLayoutFor(uint32_t block_size, uint32_t region_size,
-                                     uint32_t guard_page) {
+                                     uint32_t bucket_index, uint32_t guard_page) {
   SmallLayout l{};
   l.block_size = block_size;
+  l.bitmap_offset = BitmapOffset(bucket_index);
   const uint32_t end = region_size - guard_page;
   for (l.capacity = region_size / block_size;; --l.capacity) {
-    l.first_offset =
-        guard_page != 0
-            ? static_cast<uint32_t>(AlignUp(SmallHeaderBytes(l.capacity), guard_page) + guard_page)
-            : static_cast<uint32_t>(AlignUp(SmallHeaderBytes(l.capacity), kBlockStartAlignment));
+    const uint32_t header = SmallHeaderBytes(l.capacity, l.bitmap_offset);
+    l.first_offset = guard_page != 0
+                         ? static_cast<uint32_t>(AlignUp(header, guard_page) + guard_page)
+                         : static_cast<uint32_t>(AlignUp(header, kBlockStartAlignment));
     if (l.first_offset + size_t{l.capacity} * block_size <= end) break;
   }
   l.block_shift = static_cast<uint32_t>(__builtin_ctz(block_size));
@@ -251,7 +267,8 @@ template <class Table>
 inline constexpr auto kUnguardedLayouts = [] {
   std::array<SmallLayout, Table::kSizes.size()> layouts{};
   for (size_t i = 0; i < layouts.size(); ++i) {
-    layouts[i] = SmallLayoutFor(Table::kSizes[i], SmallBucket::RegionSizeFor(Table::kSizes[i]), 0);
+    layouts[i] = SmallLayoutFor(Table::kSizes[i], SmallBucket::RegionSizeFor(Table::kSizes[i]),
+                                static_cast<uint32_t>(i), 0);
   }
   return layouts;
 }();
