@@ -14,6 +14,9 @@ using rulloc::internal::CachedFreeSizedUnlessNull;
 using rulloc::internal::CachedFreeUnlessNull;
 using rulloc::internal::CachedMalloc;
 using rulloc::internal::DefaultClasses;
+using rulloc::internal::PageMap;
+using rulloc::internal::RegionHeader;
+using rulloc::internal::RegionKind;
 
 extern "C" {
 
@@ -45,23 +48,28 @@ void* rulloc_realloc(void* ptr, size_t size) {
     return nullptr;
   }
   // A live block of a tagged small region: its size class is its usable
-  // size, with no header read; any other pointer takes the full checks.
+  // size, with no header read. Large and huge blocks go to the heap, which
+  // validates, measures and resizes them with one look at their header.
   size_t bucket;
   size_t usable;
   if (rulloc::internal::IsTaggedBlock(ptr, &bucket) && !rulloc::internal::LooksCached(ptr)) {
     usable = DefaultClasses::BlockSize(bucket);
   } else {
     rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
+    const RegionHeader* region = PageMap::Lookup(ptr);
+    if (region == nullptr || region->kind != RegionKind::kSmall) {
+      return DefaultAllocator().reallocate(ptr, size);
+    }
     usable = DefaultAllocator().usable_size(ptr);
   }
   if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
-  // Large and huge blocks may resize in place; a growing buffer of
-  // kGrowInPlaceMin or more moves to a large bucket to do so.
-  if (usable > DefaultClasses::kMaxSize || size > DefaultClasses::kMaxSize ||
-      (size > usable && size >= rulloc::internal::Heap::kGrowInPlaceMin)) {
-    return DefaultAllocator().reallocate(ptr, size);
-  }
-  void* fresh = CachedMalloc(size);
+  if (size > DefaultClasses::kMaxSize) return DefaultAllocator().reallocate(ptr, size);
+  // A growing buffer of kGrowInPlaceMin or more moves to a large bucket,
+  // which can grow it in place next time.
+  const bool into_large = size > usable && size >= rulloc::internal::Heap::kGrowInPlaceMin &&
+                          !rulloc::runtime_options.hardened;
+  void* fresh =
+      into_large ? rulloc::internal::DefaultHeap().AllocateGrowable(size) : CachedMalloc(size);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, ptr, size < usable ? size : usable);
   CachedFreeUnlessNull(ptr);

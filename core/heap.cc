@@ -138,18 +138,25 @@ size_t Heap::UsableSize(const void* p) {
 
 void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
   if (p == nullptr) return Allocate(size, alignment);
-  const size_t usable = UsableSize(p);
+  RegionHeader* region = RegionOf(p, "realloc of a pointer not allocated by rulloc");
   const bool aligned = (reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0;
-  if (aligned) {
-    RegionHeader* region = PageMap::Lookup(p);
-    // Keep the block when the new size fits and wastes at most half of it.
-    if (size <= usable && size >= usable / 2 && region->kind == RegionKind::kSmall) return p;
-    if (region->kind == RegionKind::kLarge && (size > small_max_ || size >= kGrowInPlaceMin) &&
-        size <= kLargeMax &&
-        reinterpret_cast<LargeRegion*>(region)->bucket->ResizeInPlace(p, size)) {
+  size_t usable;
+  if (region->kind == RegionKind::kLarge) {
+    // One look at the block: validated, measured and, when the size stays
+    // in the large range, resized in place under one lock acquisition.
+    const bool stays_large =
+        aligned && (size > small_max_ || size >= kGrowInPlaceMin) && size <= kLargeMax;
+    if (reinterpret_cast<LargeRegion*>(region)->bucket->Resize(p, stays_large ? size : 0,
+                                                               &usable)) {
       return p;
     }
-    if (region->kind == RegionKind::kHuge && size > kLargeMax) {
+  } else {
+    usable = UsableSize(p);
+    // Keep a small block when the new size fits and wastes at most half of it.
+    if (aligned && region->kind == RegionKind::kSmall && size <= usable && size >= usable / 2) {
+      return p;
+    }
+    if (aligned && region->kind == RegionKind::kHuge && size > kLargeMax) {
       auto* huge = reinterpret_cast<HugeRegion*>(region);
       if (huge_.ResizeInPlace(huge, p, size)) return p;
       // Growing: the kernel moves the pages, nothing is copied.
@@ -162,16 +169,17 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
   // where its next growth steps can happen in place.
   const bool into_large = size > usable && size >= kGrowInPlaceMin && size <= small_max_ &&
                           alignment <= kMinAlignment && !runtime_options.hardened;
-  void* fresh = into_large
-                    ? RetryAfterPurge([&] { return LargeForThisCpu().Allocate(size, alignment); })
-                    : Allocate(size, alignment);
-  if (fresh == nullptr) {
-    errno = ENOMEM;
-    return nullptr;
-  }
+  void* fresh = into_large ? AllocateGrowable(size) : Allocate(size, alignment);
+  if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, p, size < usable ? size : usable);
   Deallocate(p);
   return fresh;
+}
+
+void* Heap::AllocateGrowable(size_t size) {
+  void* p = RetryAfterPurge([&] { return LargeForThisCpu().Allocate(size, kMinAlignment); });
+  if (p == nullptr) errno = ENOMEM;
+  return p;
 }
 
 LargeBucket& Heap::LargeForThisCpu() {

@@ -82,6 +82,10 @@ class Heap {
   // Moves `p` to `size` bytes (in place when it can); on failure returns
   // nullptr with errno ENOMEM and leaves `p` untouched.
   void* Reallocate(void* p, size_t size, size_t alignment);
+  // A block of a large bucket for `size` (kGrowInPlaceMin .. small max),
+  // where a buffer that grows can do so in place. nullptr with errno
+  // ENOMEM when memory runs out.
+  void* AllocateGrowable(size_t size);
   size_t UsableSize(const void* p);
   // UsableSize for a live block of this heap; false (no report) otherwise.
   bool TryUsableSize(const void* p, size_t* usable);

@@ -287,32 +287,57 @@ void LargeBucket::Free(void* p) {
   if (fault != nullptr) ReportHeapMisuse(fault, p);
 }
 
-bool LargeBucket::ResizeInPlace(void* p, size_t size) {
-  {
-    LargeBlock* b = BlockOf(p);  // checked again under the lock below
-    if (b == nullptr || b->is_free()) ReportHeapMisuse("realloc of an invalid or freed pointer", p);
-  }
-  SpinLockHolder hold(lock_);
+bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
   LargeBlock* b = BlockOf(p);
-  if (b == nullptr || b->is_free())
-    return false;  // raced with a free: caller's bug, reported there
-  if (p != b->payload()) return false;
+  if (b == nullptr || b->is_free()) ReportHeapMisuse("realloc of an invalid or freed pointer", p);
+  *usable = b->size() - kHeader -
+            static_cast<size_t>(static_cast<char*>(p) - static_cast<char*>(b->payload()));
+  if (size == 0 || p != b->payload()) return false;
+  if (size <= *usable && *usable - size < kMinSplit) return true;  // nothing to give back
+  SpinLockHolder hold(lock_);
+  // Checked again under the lock: a free racing with this realloc (the
+  // caller's bug) may have merged the block away; it is reported there.
+  if (b->check != CheckWord(b, b->size_flags) || b->is_free()) return false;
   const size_t need = AlignUp(size, 16) + kHeader;
   const size_t before = b->size();
   if (need > before) {
     if (b->is_last()) return false;
     LargeBlock* next = b->next();
     if (!next->is_free() || before + next->size() < need) return false;
-    RemoveFree(next);
-    SetSizeFlags(b, (before + next->size()) | (next->size_flags & LargeBlock::kLast));
-    next->check = 0;
-    if (!b->is_last()) b->next()->prev_size = b->size();
+    GrowIntoNextLocked(b, need);
+  } else {
+    SplitLocked(b, need);
   }
-  SplitLocked(b, need);
   NoteUsed(b);
   bytes_in_use_ += b->size();
   bytes_in_use_ -= before;
   return true;
+}
+
+void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
+  LargeBlock* next = b->next();
+  // Everything of `next` is read before the rest's header may overwrite it.
+  const uint64_t next_freed_ms = Links(next)->freed_ms;
+  const size_t total = b->size() + next->size();
+  const uint64_t last = next->size_flags & LargeBlock::kLast;
+  RemoveFree(next);
+  next->check = 0;
+  if (total - need < kMinSplit) {
+    SetSizeFlags(b, total | last);
+    if (!b->is_last()) b->next()->prev_size = b->size();
+    return;
+  }
+  // `b` takes the front of its free neighbour. The rest keeps the
+  // neighbour's age and decommitted state: no page of it was freed now.
+  SetSizeFlags(b, need);
+  auto* rest = reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(b) + need);
+  rest->prev_size = need;
+  rest->offset = 0;
+  SetSizeFlags(rest, (total - need) | LargeBlock::kFree | last);
+  if (!rest->is_last()) rest->next()->prev_size = rest->size();
+  LinksOf(rest)->freed_ms = next_freed_ms;
+  if (next_freed_ms == kDecommitted) bytes_decommitted_ += InteriorBytes(rest);
+  PushFree(rest);
 }
 
 void LargeBucket::NoteUsed(LargeBlock* b) {

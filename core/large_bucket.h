@@ -125,8 +125,10 @@ class alignas(64) LargeBucket {
   // `alignment` (a power of two). nullptr when the OS refuses.
   void* Allocate(size_t size, size_t alignment);
   void Free(void* p);
-  // Grows or shrinks `p` in place to hold `size` bytes; false if it cannot.
-  bool ResizeInPlace(void* p, size_t size);
+  // Sets `*usable` to the payload bytes at `p` and, unless `size` is 0,
+  // grows or shrinks the block in place to hold `size` bytes; false if it
+  // does not. Reports `p` if it is not a live block of a large bucket.
+  bool Resize(void* p, size_t size, size_t* usable);
   // Payload bytes usable at `p`, if `p` is a live block of a large bucket;
   // false otherwise (no report). Lock-free.
   static bool UsableSize(const void* p, size_t* usable);
@@ -162,6 +164,9 @@ class alignas(64) LargeBucket {
   LargeBlock* FindFree(size_t need);
   // Makes `b` exactly `size` bytes if the rest is worth a free block.
   void SplitLocked(LargeBlock* b, size_t size);
+  // Grows the used block `b` to `need` bytes into its free right neighbour
+  // (which holds enough); what is left of the neighbour stays free.
+  void GrowIntoNextLocked(LargeBlock* b, size_t need);
   // Merges the free block `b` with free neighbours; returns the result.
   LargeBlock* CoalesceLocked(LargeBlock* b);
   void FreeLocked(LargeBlock* b);

@@ -3,11 +3,19 @@
 #ifndef RULLOC_CORE_SECRET_H_
 #define RULLOC_CORE_SECRET_H_
 
+#include <atomic>
 #include <cstdint>
 
 namespace rulloc::internal {
 
-uint64_t ProcessSecret();
+// 0 until the first use draws it; never 0 after.
+extern constinit std::atomic<uint64_t> process_secret;
+uint64_t DrawProcessSecret();
+
+inline uint64_t ProcessSecret() {
+  const uint64_t s = process_secret.load(std::memory_order_relaxed);
+  return __builtin_expect(s != 0, 1) ? s : DrawProcessSecret();
+}
 
 inline uint64_t CheckWord(const void* where, uint64_t value) {
   uint64_t x =

@@ -158,6 +158,25 @@ TEST(AllocatorTest, AGrowingBufferMovesToALargeBucketAndGrowsThereInPlace) {
   EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
 }
 
+// A block that grows into a free neighbour whose pages decay gave back
+// takes only what it needs: the rest of the neighbour stays given back.
+TEST(AllocatorTest, GrowingIntoADecayedNeighbourRecommitsOnlyWhatItTakes) {
+  Allocator a;
+  void* p = a.allocate(100000);
+  void* neighbour = a.allocate(size_t{1} << 20);
+  void* after = a.allocate(100000);  // keeps the neighbour off the region's tail
+  ASSERT_TRUE(p != nullptr && neighbour != nullptr && after != nullptr);
+  a.deallocate(neighbour);
+  a.trim();  // no decay delay: the free neighbour's pages go back now
+  const size_t committed = a.stats().bytes_committed;
+  ASSERT_EQ(a.reallocate(p, 300000), p);  // the neighbour follows it
+  const size_t grown = a.stats().bytes_committed - committed;
+  EXPECT_GE(grown, 190000u);
+  EXPECT_LE(grown, 200000u + 3 * platform::PageSize());
+  a.deallocate(p);
+  a.deallocate(after);
+}
+
 TEST(AllocatorTest, SmallBlocksShrinkInPlace) {
   Allocator a;
   void* p = a.allocate(1000);
