@@ -218,6 +218,23 @@ __attribute__((always_inline)) inline bool IsTaggedBlock(const void* p, size_t* 
   return (word >> (index % 64)) & 1;
 }
 
+// Frees `p`, a block IsTaggedBlock found in `bucket`, into the thread cache.
+__attribute__((always_inline)) inline void CachedFreeTagged(void* p, size_t bucket) {
+  ThreadCache* cache = tls_cache;
+  CacheBin& bin = cache->bins[bucket];
+  const uint32_t count = bin.count.load(std::memory_order_relaxed);
+  // Hardened mode zeroes the block: FreeSlow does that, off the fast path.
+  if (__builtin_expect(
+          count < bin.max_count && !LooksCached(p, cache->cookie) && !runtime_options.hardened,
+          1)) {
+    SetFreeMark(p, cache->cookie);
+    bin.slots[count] = p;
+    bin.count.store(count + 1, std::memory_order_relaxed);
+    return;
+  }
+  ThreadCache::FreeSlow(p, bucket);
+}
+
 template <bool kSized = false>
 __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) {
   size_t bucket;
@@ -225,19 +242,7 @@ __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) 
     if (kSized && !SizeFitsBlock(size, DefaultClasses::BlockSize(bucket), false)) {
       ReportWrongSize(p);
     }
-    ThreadCache* cache = tls_cache;
-    CacheBin& bin = cache->bins[bucket];
-    const uint32_t count = bin.count.load(std::memory_order_relaxed);
-    // Hardened mode zeroes the block: FreeSlow does that, off the fast path.
-    if (__builtin_expect(
-            count < bin.max_count && !LooksCached(p, cache->cookie) && !runtime_options.hardened,
-            1)) {
-      SetFreeMark(p, cache->cookie);
-      bin.slots[count] = p;
-      bin.count.store(count + 1, std::memory_order_relaxed);
-      return;
-    }
-    return ThreadCache::FreeSlow(p, bucket);
+    return CachedFreeTagged(p, bucket);
   }
   if (kSized) return FreeUntaggedSized(p, size);
   FreeUntagged(p);
