@@ -85,13 +85,17 @@ def print_tables(results, allocators, configs):
         best_wall = best(results, workload, threads, allocators, "wall_s")
         best_rss = best(results, workload, threads, allocators, "peak_rss_mb")
         print(f"\n{workload}, {threads} thread(s)")
-        print(f"  {'allocator':<15} {'wall s':>8} {'ratio':>6} {'cpu s':>8} {'peak MB':>8} "
-              f"{'ratio':>6} {'idle MB':>8}")
+        print(f"  {'allocator':<15} {'wall s':>8} {'±%':>5} {'ratio':>6} {'cpu s':>8} "
+              f"{'peak MB':>8} {'ratio':>6} {'idle MB':>8}")
         for a in allocators:
             r = rows[a]
             idle = f"{r['after_idle_rss_mb']:8.1f}" if workload == "peakidle" else f"{'-':>8}"
-            print(f"  {a:<15} {r['wall_s']:8.3f} {r['wall_s'] / best_wall:6.2f} {r['cpu_s']:8.3f} "
-                  f"{r['peak_rss_mb']:8.1f} {r['peak_rss_mb'] / best_rss:6.2f} {idle}")
+            spread = r.get("wall_mad_pct")
+            spread = f"{spread:5.1f}" if spread is not None else f"{'-':>5}"
+            print(f"  {a:<15} {r['wall_s']:8.3f} {spread} {r['wall_s'] / best_wall:6.2f} "
+                  f"{r['cpu_s']:8.3f} {r['peak_rss_mb']:8.1f} {r['peak_rss_mb'] / best_rss:6.2f} {idle}")
+    print("\n±%: median absolute deviation of the wall times of the repetitions, in % of "
+          "their median:\nallocators whose ratios differ by less than that are within the noise of the row.")
     print("\nGeometric mean over all workloads (ratio to the best allocator of each workload)")
     print(f"  {'allocator':<15} {'time':>6} {'peak RSS':>9}")
     summary = {}
@@ -114,6 +118,8 @@ def print_tables(results, allocators, configs):
 def write_outputs(out_dir, results, allocators, configs, meta):
     os.makedirs(out_dir, exist_ok=True)
     keys = ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb"]
+    if all("wall_mad_pct" in r for r in results.values()):
+        keys.append("wall_mad_pct")
     with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["workload", "threads", "allocator"] + keys)
@@ -180,10 +186,11 @@ unset multiplot
 def render(path, out_dir):
     with open(path) as f:
         saved = json.load(f)
-    keys = ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb"]
+    keys = ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb", "wall_mad_pct"]
     results, names, configs = {}, [], []
     for row in saved["results"]:
-        results[(row["workload"], row["threads"], row["allocator"])] = {k: row[k] for k in keys}
+        results[(row["workload"], row["threads"], row["allocator"])] = {
+            k: row[k] for k in keys if k in row}
         if row["allocator"] not in names:
             names.append(row["allocator"])
         if (row["workload"], row["threads"]) not in configs:
@@ -250,6 +257,9 @@ def main():
             raise RuntimeError(f"{key}: checksums differ between runs: {checksums}")
         results[key] = {k: statistics.median(r[k] for r in runs)
                         for k in ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb"]}
+        walls = [r["wall_s"] for r in runs]
+        results[key]["wall_mad_pct"] = 100 * statistics.median(
+            abs(w - results[key]["wall_s"]) for w in walls) / results[key]["wall_s"]
     for workload, threads in configs:
         sums = {results_checksum for results_checksum in
                 (samples[(workload, threads, a)][0]["checksum"] for a in names)}
