@@ -152,10 +152,6 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
     }
   } else {
     usable = UsableSize(p);
-    // Keep a small block when the new size fits and wastes at most half of it.
-    if (aligned && region->kind == RegionKind::kSmall && size <= usable && size >= usable / 2) {
-      return p;
-    }
     if (aligned && region->kind == RegionKind::kHuge && size > kLargeMax) {
       auto* huge = reinterpret_cast<HugeRegion*>(region);
       if (huge_.ResizeInPlace(huge, p, size)) return p;
@@ -165,6 +161,8 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
       }
     }
   }
+  // Keep a block when the new size fits and wastes at most half of it.
+  if (aligned && size <= usable && size >= usable / 2) return p;
   // A block that grows to kGrowInPlaceMin or more moves to a large bucket,
   // where its next growth steps can happen in place.
   const bool into_large = size > usable && size >= kGrowInPlaceMin && size <= small_max_ &&

@@ -296,8 +296,9 @@ bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
   if (size <= *usable && *usable - size < kMinSplit) return true;  // nothing to give back
   SpinLockHolder hold(lock_);
   // Checked again under the lock: a free racing with this realloc (the
-  // caller's bug) may have merged the block away; it is reported there.
-  if (b->check != CheckWord(b, b->size_flags) || b->is_free()) return false;
+  // caller's bug) may have merged the block away or unmapped its region;
+  // the caller's free of it reports that.
+  if (BlockOf(p) != b || b->is_free()) return false;
   const size_t need = AlignUp(size, 16) + kHeader;
   const size_t before = b->size();
   if (need > before) {

@@ -177,6 +177,19 @@ TEST(AllocatorTest, GrowingIntoADecayedNeighbourRecommitsOnlyWhatItTakes) {
   a.deallocate(after);
 }
 
+// Shrinking by less than half keeps a block where it is, whichever kind it
+// is: a large one that goes below the large range, a huge one that goes
+// below the huge range.
+TEST(AllocatorTest, ShrinkingByLessThanHalfKeepsTheBlock) {
+  Allocator a;
+  void* large = a.allocate(5000);
+  EXPECT_EQ(a.reallocate(large, 3000), large);
+  a.deallocate(large);
+  void* huge = a.allocate(size_t{5} << 19);  // 2.5 MiB
+  EXPECT_EQ(a.reallocate(huge, size_t{3} << 19), huge);
+  a.deallocate(huge);
+}
+
 TEST(AllocatorTest, SmallBlocksShrinkInPlace) {
   Allocator a;
   void* p = a.allocate(1000);

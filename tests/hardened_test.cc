@@ -55,6 +55,21 @@ TEST(HardenedTest, LargeBlocksEndAgainstAGuardPage) {
   rulloc_free(aligned);
 }
 
+// A block above the small sizes is a mapping of its own; realloc keeps it
+// when the new size still fits without wasting more than half, instead of
+// mapping, copying and unmapping.
+TEST(HardenedTest, ReallocKeepsABlockThatStillFits) {
+  auto* p = static_cast<char*>(rulloc_malloc(100000));
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 7, 100000);
+  EXPECT_EQ(rulloc_realloc(p, 90000), p);
+  EXPECT_EQ(rulloc_realloc(p, 100000), p);
+  auto* moved = static_cast<char*>(rulloc_realloc(p, 30000));  // less than half: moves
+  ASSERT_NE(moved, nullptr);
+  EXPECT_EQ(moved[29999], 7);
+  rulloc_free(moved);
+}
+
 TEST(HardenedTest, LargeUseAfterFreeFaults) {
   auto* p = static_cast<volatile char*>(rulloc_malloc(200000));
   p[0] = 1;
