@@ -138,7 +138,9 @@ def write_outputs(out_dir, results, allocators, configs, meta):
             best_wall = best(results, workload, threads, allocators, "wall_s")
             cells = []
             for r in rows:
-                cell = f"{r['wall_s']:.3f} s ({r['wall_s'] / best_wall:.2f}×), {r['peak_rss_mb']:.0f} MB"
+                spread = f" ±{r['wall_mad_pct']:.1f}%" if "wall_mad_pct" in r else ""
+                cell = (f"{r['wall_s']:.3f} s{spread} ({r['wall_s'] / best_wall:.2f}×), "
+                        f"{r['peak_rss_mb']:.0f} MB")
                 if workload == "peakidle":
                     cell += f", idle {r['after_idle_rss_mb']:.0f} MB"
                 cells.append(("**" + cell + "**") if r["wall_s"] == best_wall else cell)
