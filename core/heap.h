@@ -97,7 +97,6 @@ class Heap {
   // Over every arena (kLargeBuckets is one size range).
   LargeBucketStats LargeStats(size_t bucket);
   HugeStats HugeBlockStats() { return huge_.Stats(); }
-  HugeBlocks& huge_blocks() { return huge_; }
   AllocatorStats Stats();
 
   // Unmaps regions that have stayed empty for `max_age_ms` or longer (0:

@@ -147,32 +147,6 @@ HugeRegion* HugeBlocks::PutCached(HugeRegion* region) {
   return evicted;
 }
 
-void* HugeBlocks::TakeForCarving(size_t* bytes) {
-  HugeRegion* region = nullptr;
-  {
-    SpinLockHolder hold(cache_.lock);
-    size_t oldest = kCacheSlots;
-    for (size_t i = 0; i < cache_.count; ++i) {
-      const HugeRegion* r = cache_.slots[i];
-      if (r->header.size > kDonateMax || r->header.size < kGranule) continue;
-      if (oldest == kCacheSlots || r->freed_ms < cache_.slots[oldest]->freed_ms) oldest = i;
-    }
-    if (oldest == kCacheSlots) return nullptr;
-    region = cache_.slots[oldest];
-    cache_.slots[oldest] = cache_.slots[--cache_.count];
-    cache_.bytes -= region->header.size;
-    ++cache_.donated;
-  }
-  const size_t size = region->header.size;
-  PageMap::Unregister(region, size);
-  *bytes = size & ~(kGranule - 1);
-  char* base = reinterpret_cast<char*>(region);
-  if (*bytes != size) platform::Release(base + *bytes, size - *bytes);
-  // Small regions are not backed by huge pages (docs/design.md).
-  if (runtime_options.huge_pages) platform::AdviseNoHugePages(base, *bytes);
-  return base;
-}
-
 void HugeBlocks::Free(HugeRegion* region, void* p) {
   Shard& shard = ShardOf(region);
   {

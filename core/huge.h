@@ -63,12 +63,6 @@ class HugeBlocks {
   // The usable bytes of the live block at `p`; false (no report) if `p` is
   // not its payload or the mapping is cached.
   static bool UsableSize(HugeRegion* region, const void* p, size_t* usable);
-  // The cached mapping freed longest ago among those of at most
-  // kDonateMax bytes, given up for the region carver: out of the cache and
-  // the page map, its pages still resident. `*bytes` gets its size, a
-  // granule multiple. nullptr if there is none.
-  void* TakeForCarving(size_t* bytes);
-  static constexpr size_t kDonateMax = size_t{8} << 20;
   // Unmaps cached mappings freed `max_age_ms` or more ago; returns bytes.
   size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   void ReleaseAll();
@@ -94,7 +88,6 @@ class HugeBlocks {
     size_t bytes = 0;
     size_t hits = 0;
     size_t misses = 0;
-    size_t donated = 0;  // mappings given to the region carver
   };
   Shard& ShardOf(const void* base);
   // The best-fitting cached mapping for `need` bytes from its base at

@@ -2,7 +2,6 @@
 
 #include <new>
 
-#include "core/heap.h"
 #include "core/page_map.h"
 #include "core/region_carver.h"
 #include "platform/pages.h"
@@ -12,9 +11,7 @@ namespace rulloc::internal {
 RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap) {
   if (alignment < kGranule) alignment = kGranule;
   const bool small = kind == RegionKind::kSmall;
-  void* base = small && alignment == kGranule && heap != nullptr
-                   ? RegionCarver::Carve(size, &heap->huge_blocks())
-                   : nullptr;
+  void* base = small && alignment == kGranule ? RegionCarver::Carve(size) : nullptr;
   if (base == nullptr) base = platform::Reserve(size, alignment, /*commit=*/true);
   if (base == nullptr) return nullptr;
   auto* region = new (base) RegionHeader{kind, 0, size, heap};

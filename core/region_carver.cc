@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "concurrency/spin_lock.h"
-#include "core/huge.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
@@ -91,49 +90,36 @@ void RegionCarver::Flush() {
   if (count != 0) ReleaseMerged(taken, count);
 }
 
-void* RegionCarver::Carve(size_t size, HugeBlocks* donor) {
+void* RegionCarver::Carve(size_t size) {
 #ifdef _WIN32
   return nullptr;
 #endif
   if (kChunkBytes % size != 0) return nullptr;
   char* leftover = nullptr;
   size_t leftover_bytes = 0;
+  void* region = nullptr;
   {
     SpinLockHolder hold(chunk.lock);
-    if (static_cast<size_t>(chunk.end - chunk.next) >= size) {
-      void* region = chunk.next;
-      chunk.next += size;
-      return region;
+    if (static_cast<size_t>(chunk.end - chunk.next) < size) {
+      leftover = chunk.next;
+      leftover_bytes = static_cast<size_t>(chunk.end - chunk.next);
+      chunk.next = chunk.end = nullptr;
     }
-    leftover = chunk.next;
-    leftover_bytes = static_cast<size_t>(chunk.end - chunk.next);
-    chunk.next = chunk.end = nullptr;
+    if (chunk.next == nullptr) {
+      void* fresh = platform::Reserve(kChunkBytes, kChunkBytes, /*commit=*/true);
+      if (fresh != nullptr) {
+        chunk.next = static_cast<char*>(fresh);
+        chunk.end = chunk.next + kChunkBytes;
+      }
+    }
+    if (chunk.next != nullptr) {
+      region = chunk.next;
+      chunk.next += size;
+    }
   }
   // Unused tails (only when region sizes are mixed) go back to the OS.
   if (leftover_bytes != 0) platform::Release(leftover, leftover_bytes);
-  // A new chunk, taken with no carver lock held: the huge cache's lock comes
-  // before the carver's (fork takes them in that order).
-  size_t bytes = kChunkBytes;
-  char* fresh = donor != nullptr ? static_cast<char*>(donor->TakeForCarving(&bytes)) : nullptr;
-  if (fresh == nullptr || bytes < size) {
-    if (fresh != nullptr) platform::Release(fresh, bytes);
-    bytes = kChunkBytes;
-    fresh = static_cast<char*>(platform::Reserve(kChunkBytes, kChunkBytes, /*commit=*/true));
-    if (fresh == nullptr) return nullptr;
-  }
-  // The region is the chunk's front; the rest becomes the current chunk,
-  // unless another thread installed one meanwhile.
-  bool installed = false;
-  {
-    SpinLockHolder hold(chunk.lock);
-    if (chunk.next == nullptr) {
-      chunk.next = fresh + size;
-      chunk.end = fresh + bytes;
-      installed = true;
-    }
-  }
-  if (!installed && bytes > size) platform::Release(fresh + size, bytes - size);
-  return fresh;
+  return region;
 }
 
 }  // namespace rulloc::internal

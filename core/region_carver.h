@@ -9,12 +9,10 @@
 // One mmap per eight 256 KiB regions instead of an over-sized mmap and two
 // trimming munmaps per region; neighbouring regions share one kernel
 // mapping. Pages are touched on demand, as in a region mapped on its own.
-// A chunk may also be a freed huge mapping of up to 8 MiB that the huge
-// cache gives up (of any granule-multiple size), its pages still resident.
 // Regions that empty go back in batches (Return), neighbours in one munmap.
-// The chunks are not advised as huge pages (see docs/design.md, "Region
-// carving"); on a system whose transparent huge pages are "always", the
-// kernel backs them so anyway.
+// The chunks are not advised as
+// huge pages (see docs/design.md, "Region carving"); on a system whose
+// transparent huge pages are "always", the kernel backs them so anyway.
 #ifndef RULLOC_CORE_REGION_CARVER_H_
 #define RULLOC_CORE_REGION_CARVER_H_
 
@@ -22,16 +20,12 @@
 
 namespace rulloc::internal {
 
-class HugeBlocks;
-
 class RegionCarver {
  public:
   // Memory for a small region of `size` bytes (a granule multiple that
   // divides 2 MiB), or nullptr when it must be mapped on its own (Windows,
   // where VirtualFree releases whole reservations only) or the OS refuses.
-  // A new chunk is a freed huge mapping of `donor`'s cache if it has one
-  // (its pages are resident already), else a fresh mapping.
-  static void* Carve(size_t size, HugeBlocks* donor);
+  static void* Carve(size_t size);
   // Gives back the pages of a small region whose page-map entries are
   // gone, in batches: up to kPendingBytes wait, then go back sorted, with
   // neighbouring regions in one munmap (each munmap takes the lock that

@@ -60,8 +60,6 @@ MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size);
 // where it can: far fewer page faults for large blocks that are written
 // through. Advisory: does nothing where the OS has no such option.
 void AdviseHugePages(void* ptr, size_t size);
-// Undoes AdviseHugePages for faults to come in [ptr, ptr+size).
-void AdviseNoHugePages(void* ptr, size_t size);
 inline constexpr size_t kHugePageSize = size_t{2} << 20;
 
 // Resident set size of the calling process in bytes (0 if unknown).

@@ -128,17 +128,6 @@ void AdviseHugePages(void* ptr, size_t size) {
 #endif
 }
 
-void AdviseNoHugePages(void* ptr, size_t size) {
-#ifdef MADV_NOHUGEPAGE
-  const int saved_errno = errno;
-  madvise(ptr, size, MADV_NOHUGEPAGE);
-  errno = saved_errno;
-#else
-  (void)ptr;
-  (void)size;
-#endif
-}
-
 size_t ResidentBytes() {
   // /proc/self/statm: "size resident shared ..." in pages. Read with raw
   // calls: this may run inside the allocator, where stdio could allocate.

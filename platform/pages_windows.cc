@@ -66,8 +66,6 @@ void AdviseHugePages(void*, size_t) {
   // Large pages on Windows need a privilege and are never swapped: not used.
 }
 
-void AdviseNoHugePages(void*, size_t) {}
-
 size_t ResidentBytes() {
   PROCESS_MEMORY_COUNTERS counters;
   if (!GetProcessMemoryInfo(GetCurrentProcess(), &counters, sizeof(counters))) return 0;

@@ -190,32 +190,6 @@ TEST(AllocatorTest, ShrinkingByLessThanHalfKeepsTheBlock) {
   a.deallocate(huge);
 }
 
-// A freed huge mapping waiting in the cache becomes the next chunk the
-// small regions are cut from: its pages, already resident, are reused
-// instead of new ones being faulted in next to it.
-TEST(AllocatorTest, SmallRegionsReuseACachedHugeMapping) {
-  Allocator a;
-  const size_t huge_size = size_t{3} << 20;
-  auto* huge = static_cast<char*>(a.allocate(huge_size));
-  ASSERT_NE(huge, nullptr);
-  std::memset(huge, 1, huge_size);
-  a.deallocate(huge);
-  ASSERT_GT(a.stats().huge_bytes_cached, 0u);
-  // 32 KiB blocks: a new 512 KiB region every 16; the carver's current
-  // chunk runs out within four regions, then takes the cached mapping.
-  std::vector<void*> blocks;
-  bool reused = false;
-  for (int i = 0; i < 16 * 16 && !reused; ++i) {
-    auto* p = static_cast<char*>(a.allocate(32768));
-    ASSERT_NE(p, nullptr);
-    blocks.push_back(p);
-    reused = p >= huge - 4096 && p < huge + huge_size;
-  }
-  EXPECT_TRUE(reused);
-  EXPECT_EQ(a.stats().huge_bytes_cached, 0u);
-  for (void* p : blocks) a.deallocate(p);
-}
-
 TEST(AllocatorTest, SmallBlocksShrinkInPlace) {
   Allocator a;
   void* p = a.allocate(1000);
