@@ -218,6 +218,9 @@ const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later) {
   if (header->kind != RegionKind::kSmall || r->bucket != this) {
     return "free of a block into the wrong bucket";
   }
+  // The aligned bitmap is another cache line, only ever set in a region
+  // that has handed out an aligned block: read only there.
+  const bool has_aligned = r->has_aligned.load(std::memory_order_relaxed);
   uint32_t index = r->BlockStartingAt(p);
   if (index == r->layout.capacity) {  // not a block start: an aligned pointer or misuse
     bool at_start;
@@ -226,16 +229,14 @@ const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later) {
     if (!TestBit(r->aligned_bits, index) || !IsAlignedOffset(r->BlockAt(index), p)) {
       return "free of a pointer into the middle of a block";
     }
-  } else if (TestBit(r->aligned_bits, index)) {
+  } else if (has_aligned && TestBit(r->aligned_bits, index)) {
     // The block was handed out at an offset: its start is not that pointer.
     return "free of a pointer into the middle of a block";
   }
   if (index >= r->carved) return "free of a pointer not allocated by rulloc";
   if (!TestBit(r->allocated_bits, index)) return "double free";
   SetBit(r->allocated_bits, index, false);
-  // (The aligned bitmap is another cache line, only ever set in a region
-  // that has handed out an aligned block.)
-  if (r->has_aligned.load(std::memory_order_relaxed)) SetBit(r->aligned_bits, index, false);
+  if (has_aligned) SetBit(r->aligned_bits, index, false);
   if (index / 64 < r->free_hint) r->free_hint = index / 64;
   r->free_dirty = true;
   r->last_free_ms = now_ms;
