@@ -10,9 +10,9 @@
 // trimming munmaps per region; neighbouring regions share one kernel
 // mapping. Pages are touched on demand, as in a region mapped on its own.
 // Regions that empty go back in batches (Return), neighbours in one munmap.
-// The chunks are not advised as
-// huge pages (see docs/design.md, "Region carving"); on a system whose
-// transparent huge pages are "always", the kernel backs them so anyway.
+// The chunks are not advised as huge pages (see docs/design.md, "Region
+// carving"); on a system whose transparent huge pages are "always", the
+// kernel backs them so anyway.
 #ifndef RULLOC_CORE_REGION_CARVER_H_
 #define RULLOC_CORE_REGION_CARVER_H_
 

@@ -178,23 +178,18 @@ TEST(AllocatorTest, GrowingIntoADecayedNeighbourRecommitsOnlyWhatItTakes) {
 }
 
 // Shrinking by less than half keeps a block where it is, whichever kind it
-// is: a large one that goes below the large range, a huge one that goes
-// below the huge range.
+// is: a small one, a large one that goes below the large range, a huge one
+// that goes below the huge range.
 TEST(AllocatorTest, ShrinkingByLessThanHalfKeepsTheBlock) {
   Allocator a;
-  void* large = a.allocate(5000);
-  EXPECT_EQ(a.reallocate(large, 3000), large);
-  a.deallocate(large);
-  void* huge = a.allocate(size_t{5} << 19);  // 2.5 MiB
-  EXPECT_EQ(a.reallocate(huge, size_t{3} << 19), huge);
-  a.deallocate(huge);
-}
-
-TEST(AllocatorTest, SmallBlocksShrinkInPlace) {
-  Allocator a;
-  void* p = a.allocate(1000);
-  EXPECT_EQ(a.reallocate(p, 900), p);
-  a.deallocate(p);
+  const struct {
+    size_t from, to;
+  } shrinks[] = {{1000, 900}, {5000, 3000}, {size_t{5} << 19, size_t{3} << 19}};  // 2.5 -> 1.5 MiB
+  for (const auto& shrink : shrinks) {
+    void* p = a.allocate(shrink.from);
+    EXPECT_EQ(a.reallocate(p, shrink.to), p) << shrink.from;
+    a.deallocate(p);
+  }
 }
 
 TEST(AllocatorTest, FailedReallocateLeavesTheBlock) {
