@@ -64,28 +64,93 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
   const size_t offset = AlignUp(sizeof(HugeRegion), alignment);
   if (size > (SIZE_MAX >> 2) - offset - page) return nullptr;
   const size_t need = AlignUp(offset + size, page);
+  const bool huge_pages = runtime_options.huge_pages && need >= platform::kHugePageSize;
+  const size_t map_alignment =
+      huge_pages && alignment < platform::kHugePageSize ? platform::kHugePageSize : alignment;
   HugeRegion* too_small[kCacheSlots];
   size_t too_small_count;
   HugeRegion* region = TakeCached(need, alignment, too_small, &too_small_count);
-  for (size_t i = 0; i < too_small_count; ++i) UnmapRegion(&too_small[i]->header);
+  bool new_pages = false;  // a mapping (or part of one) never advised
   if (region != nullptr) {
-    if (SlackTooLarge(need, region->header.size)) {
-      platform::Decommit(reinterpret_cast<char*>(region) + need, region->header.size - need);
+    region->kept_slack = 0;
+    const size_t slack = region->header.size - need;
+    if (SlackTooLarge(need, region->header.size) && !KeepSlack(region, slack)) {
+      platform::Decommit(reinterpret_cast<char*>(region) + need, slack);
     }
-  } else {
-    const bool huge_pages = runtime_options.huge_pages && need >= platform::kHugePageSize;
-    const size_t map_alignment =
-        huge_pages && alignment < platform::kHugePageSize ? platform::kHugePageSize : alignment;
+  } else if (too_small_count != 0) {
+    // The largest has the most pages already faulted in.
+    size_t largest = 0;
+    for (size_t i = 1; i < too_small_count; ++i) {
+      if (too_small[i]->header.size > too_small[largest]->header.size) largest = i;
+    }
+    region = GrowCached(too_small[largest], need, map_alignment);
+    if (region != nullptr) {
+      too_small[largest] = too_small[--too_small_count];
+      new_pages = true;
+    }
+  }
+  for (size_t i = 0; i < too_small_count; ++i) UnmapRegion(&too_small[i]->header);
+  if (region == nullptr) {
     // Out of memory, the heap drops this cache (and all it keeps) and retries.
     RegionHeader* header = MapRegion(RegionKind::kHuge, need, map_alignment, heap_);
     if (header == nullptr) return nullptr;
-    if (huge_pages) platform::AdviseHugePages(header, need);
     region = reinterpret_cast<HugeRegion*>(header);
+    region->kept_slack = 0;
+    new_pages = true;
   }
+  if (huge_pages && new_pages) platform::AdviseHugePages(region, need);
   region->payload_offset = offset;
   region->usable = need - offset;
   Track(region);
   return region->payload();
+}
+
+HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t map_alignment) {
+  if (!platform::kCanMovePages) return nullptr;
+  if (map_alignment < kGranule) map_alignment = kGranule;
+  void* to = platform::Reserve(need, map_alignment, /*commit=*/true);
+  if (to == nullptr) return nullptr;
+  auto* grown = static_cast<HugeRegion*>(to);  // where the header will be
+  if (!PageMap::Register(to, need, &grown->header)) {
+    PageMap::Unregister(to, need);
+    platform::Release(to, need);
+    return nullptr;
+  }
+  const size_t old_size = donor->header.size;
+  // Off the page map before its range can be another mapping's.
+  PageMap::Unregister(donor, old_size);
+  const platform::MoveResult result = platform::MovePages(donor, old_size, to, need);
+  if (result != platform::MoveResult::kMoved) {
+    PageMap::Register(donor, old_size, &donor->header);  // its leaves exist
+    if (result == platform::MoveResult::kFailed) {
+      PageMap::Unregister(to, need);
+      platform::Release(to, need);
+    } else {
+      PageMap::UnregisterIfOwnedBy(to, need, &grown->header);
+    }
+    return nullptr;
+  }
+  grown->header.size = need;
+  grown->kept_slack = 0;
+  SpinLockHolder hold(cache_.lock);
+  ++cache_.grows;
+  return grown;
+}
+
+bool HugeBlocks::KeepSlack(HugeRegion* region, size_t slack) {
+  size_t kept = kept_slack_bytes_.load(std::memory_order_relaxed);
+  do {
+    if (kept + slack > kSlackBytes) return false;
+  } while (!kept_slack_bytes_.compare_exchange_weak(kept, kept + slack, std::memory_order_relaxed));
+  region->kept_slack = slack;
+  region->slack_since_ms = platform::CoarseMonotonicMillis();
+  return true;
+}
+
+void HugeBlocks::DropSlack(HugeRegion* region) {
+  if (region->kept_slack == 0) return;
+  kept_slack_bytes_.fetch_sub(region->kept_slack, std::memory_order_relaxed);
+  region->kept_slack = 0;
 }
 
 HugeRegion* HugeBlocks::TakeCached(size_t need, size_t alignment, HugeRegion** too_small,
@@ -160,6 +225,7 @@ void HugeBlocks::Free(HugeRegion* region, void* p) {
       ReportHeapMisuse("free of a pointer into the middle of a block", p);
     }
     region->cached = true;
+    DropSlack(region);  // cache memory again, counted in the cache's bytes
     shard.list.Remove(&region->header);
     shard.bytes -= region->header.size;
     shard.usable -= region->usable;
@@ -181,6 +247,11 @@ bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
   SpinLockHolder hold(shard.lock);
   shard.usable = shard.usable - region->usable + (need - region->payload_offset);
   region->usable = need - region->payload_offset;
+  const size_t slack = region->header.size - need;
+  if (region->kept_slack > slack) {  // grown into its kept slack
+    kept_slack_bytes_.fetch_sub(region->kept_slack - slack, std::memory_order_relaxed);
+    region->kept_slack = slack;
+  }
   return true;
 }
 
@@ -209,6 +280,7 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   {
     Shard& shard = ShardOf(region);
     SpinLockHolder hold(shard.lock);
+    DropSlack(region);
     shard.list.Remove(&region->header);
     shard.bytes -= region->header.size;
     shard.usable -= region->usable;
@@ -223,10 +295,13 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
     if (result == platform::MoveResult::kFailed) {
       PageMap::Unregister(to, need);
       platform::Release(to, need);
-    }  // else the range is left as it is: it may be another thread's now
+    } else {  // the range may be another thread's now: only our entries go
+      PageMap::UnregisterIfOwnedBy(to, need, &moved->header);
+    }
     return nullptr;
   }
   moved->header.size = need;
+  moved->kept_slack = 0;
   moved->usable = need - offset;
   if (huge_pages) platform::AdviseHugePages(to, need);
   Track(moved);
@@ -255,10 +330,29 @@ size_t HugeBlocks::Purge(uint64_t now_ms, uint64_t max_age_ms) {
       }
     }
   }
-  size_t bytes = 0;
+  size_t bytes = DecommitKeptSlack(now_ms, max_age_ms);
   for (size_t i = 0; i < count; ++i) {
     bytes += expired[i]->header.size;
     UnmapRegion(&expired[i]->header);
+  }
+  return bytes;
+}
+
+size_t HugeBlocks::DecommitKeptSlack(uint64_t now_ms, uint64_t max_age_ms) {
+  if (kept_slack_bytes_.load(std::memory_order_relaxed) == 0) return 0;
+  size_t bytes = 0;
+  for (Shard& shard : shards_) {
+    SpinLockHolder hold(shard.lock);
+    for (RegionHeader* h = shard.list.front(); h != nullptr; h = h->next) {
+      auto* r = reinterpret_cast<HugeRegion*>(h);
+      if (r->kept_slack == 0 || (max_age_ms != 0 && r->slack_since_ms + max_age_ms > now_ms)) {
+        continue;
+      }
+      const size_t end = r->payload_offset + r->usable;  // page aligned
+      platform::Decommit(reinterpret_cast<char*>(r) + end, r->header.size - end);
+      bytes += r->kept_slack;
+      DropSlack(r);
+    }
   }
   return bytes;
 }
@@ -271,6 +365,7 @@ void HugeBlocks::ReleaseAll() {
     shard.bytes = 0;
     shard.usable = 0;
   }
+  kept_slack_bytes_.store(0, std::memory_order_relaxed);
 }
 
 void HugeBlocks::LockAll() {
@@ -296,6 +391,8 @@ HugeStats HugeBlocks::Stats() {
   s.bytes_mapped += cache_.bytes;
   s.cache_hits = cache_.hits;
   s.cache_misses = cache_.misses;
+  s.cache_grows = cache_.grows;
+  s.bytes_kept_slack = kept_slack_bytes_.load(std::memory_order_relaxed);
   return s;
 }
 

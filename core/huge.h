@@ -1,21 +1,30 @@
 // Huge allocations: one mapping each. A freed mapping waits in a small
 // cache for reuse (a server that allocates 8 MiB buffers per request then
-// pays no page faults), and goes back to the OS after the decay time.
+// pays no page faults), and goes back to the OS after the decay time. A
+// request that no cached mapping fits takes the largest one anyway and
+// grows it, its pages moved along (mremap), so that only the added tail
+// faults.
 //
 //   mapping base (64 KiB aligned, or `alignment` aligned)
-//   ┌────────────┬──────────┬────────────────────────┬─────────────────┐
-//   │ HugeRegion │ (padding)│ payload (usable bytes) │ slack (cached   │
-//   └────────────┴──────────┴────────────────────────┴ reuse, ≤ 1/4)   ┘
+//   ┌────────────┬──────────┬────────────────────────┬──────────────────┐
+//   │ HugeRegion │ (padding)│ payload (usable bytes) │ slack (a reused  │
+//   └────────────┴──────────┴────────────────────────┴ mapping's rest)  ┘
 //                            ▲ base + payload_offset
 //
 //   live shards[16] ──► HugeRegion ⇄ HugeRegion ...   (by address)
 //   cache           ──► [ freed mapping | freed mapping | ... ] ≤ 8, ≤ 64 MiB
+//
+// Slack of more than a quarter of the request stays resident while the
+// slack of all live blocks together is at most kSlackBytes (the next, larger
+// request reuses it with no faults); past that budget, and after the decay
+// time, it goes back to the OS.
 //
 // Live mappings are kept on lists sharded by address, each with its own
 // lock, so that an allocator can unmap them all when it is destroyed.
 #ifndef RULLOC_CORE_HUGE_H_
 #define RULLOC_CORE_HUGE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -31,6 +40,8 @@ struct HugeRegion {
   bool cached;     // freed, waiting in the cache
   bool immovable;  // a move of its pages failed: realloc copies it
   uint64_t freed_ms;
+  size_t kept_slack;        // resident slack counted in the budget (live)
+  uint64_t slack_since_ms;  // when that slack was kept
 
   void* payload() { return reinterpret_cast<char*>(this) + payload_offset; }
   size_t capacity() const { return header.size - payload_offset; }
@@ -43,6 +54,8 @@ struct HugeStats {
   size_t bytes_cached = 0;
   size_t cache_hits = 0;
   size_t cache_misses = 0;
+  size_t cache_grows = 0;       // misses served by growing a smaller one
+  size_t bytes_kept_slack = 0;  // resident slack past live blocks
 };
 
 class HugeBlocks {
@@ -63,7 +76,8 @@ class HugeBlocks {
   // The usable bytes of the live block at `p`; false (no report) if `p` is
   // not its payload or the mapping is cached.
   static bool UsableSize(HugeRegion* region, const void* p, size_t* usable);
-  // Unmaps cached mappings freed `max_age_ms` or more ago; returns bytes.
+  // Unmaps cached mappings freed `max_age_ms` or more ago, and gives back
+  // the slack live blocks have kept as long; returns bytes.
   size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   void ReleaseAll();
   HugeStats Stats();
@@ -72,6 +86,7 @@ class HugeBlocks {
 
   static constexpr size_t kCacheSlots = 8;
   static constexpr size_t kCacheBytes = size_t{64} << 20;
+  static constexpr size_t kSlackBytes = size_t{64} << 20;
 
  private:
   static constexpr size_t kShards = 16;
@@ -88,6 +103,7 @@ class HugeBlocks {
     size_t bytes = 0;
     size_t hits = 0;
     size_t misses = 0;
+    size_t grows = 0;
   };
   Shard& ShardOf(const void* base);
   // The best-fitting cached mapping for `need` bytes from its base at
@@ -98,6 +114,17 @@ class HugeBlocks {
   // Keeps a freed mapping; returns the mapping evicted to make room (or the
   // one given, if it cannot be kept), for the caller to unmap unlocked.
   HugeRegion* PutCached(HugeRegion* region);
+  // A miss: moves the pages of `donor`, a cached mapping too small for the
+  // request, into a new mapping of `need` bytes; nullptr (the donor left
+  // for the caller to unmap) if that cannot be done.
+  HugeRegion* GrowCached(HugeRegion* donor, size_t need, size_t map_alignment);
+  // Counts `slack` resident bytes past the payload of `region` in the
+  // budget; false, nothing counted, if they do not fit.
+  bool KeepSlack(HugeRegion* region, size_t slack);
+  // Takes `region`'s kept slack out of the budget (its shard lock held, or
+  // the region not yet tracked).
+  void DropSlack(HugeRegion* region);
+  size_t DecommitKeptSlack(uint64_t now_ms, uint64_t max_age_ms);
   void Track(HugeRegion* region);
   // Hardened mode: a mapping with guard pages after the header and after
   // the payload, which ends against the trailing guard.
@@ -106,6 +133,7 @@ class HugeBlocks {
   Heap* const heap_;
   Shard shards_[kShards];
   Cache cache_;
+  std::atomic<size_t> kept_slack_bytes_{0};
 };
 
 }  // namespace rulloc::internal

@@ -106,10 +106,11 @@ void WriteText(FdWriter& out, const Snapshot& s) {
                bucket.regions, bucket.bytes_mapped >> 10);
   }
   out.Printf(
-      "  huge: %zu blocks, %zu KiB in use, %zu KiB mapped, %zu KiB cached; cache %zu hits, "
-      "%zu misses\n",
+      "  huge: %zu blocks, %zu KiB in use, %zu KiB mapped, %zu KiB cached, %zu KiB kept "
+      "slack; cache %zu hits, %zu misses (%zu grown)\n",
       s.huge.blocks_in_use, s.huge.bytes_in_use >> 10, s.huge.bytes_mapped >> 10,
-      s.huge.bytes_cached >> 10, s.huge.cache_hits, s.huge.cache_misses);
+      s.huge.bytes_cached >> 10, s.huge.bytes_kept_slack >> 10, s.huge.cache_hits,
+      s.huge.cache_misses, s.huge.cache_grows);
 }
 
 void WriteJson(FdWriter& out, const Snapshot& s) {
@@ -148,9 +149,10 @@ void WriteJson(FdWriter& out, const Snapshot& s) {
   }
   out.Printf(
       "],\"huge\":{\"blocks_in_use\":%zu,\"bytes_in_use\":%zu,\"bytes_mapped\":%zu,"
-      "\"bytes_cached\":%zu,\"cache_hits\":%zu,\"cache_misses\":%zu}}\n",
+      "\"bytes_cached\":%zu,\"bytes_kept_slack\":%zu,\"cache_hits\":%zu,"
+      "\"cache_misses\":%zu,\"cache_grows\":%zu}}\n",
       s.huge.blocks_in_use, s.huge.bytes_in_use, s.huge.bytes_mapped, s.huge.bytes_cached,
-      s.huge.cache_hits, s.huge.cache_misses);
+      s.huge.bytes_kept_slack, s.huge.cache_hits, s.huge.cache_misses, s.huge.cache_grows);
 }
 
 }  // namespace

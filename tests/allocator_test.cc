@@ -278,18 +278,78 @@ TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {
   void* second = a.allocate(kSize - (size_t{1} << 20));
   EXPECT_EQ(second, first);
   EXPECT_EQ(a.stats().huge_bytes_cached, 0u);
-  // ...and what it does not use was given back to the OS: reads as zero.
+  EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, 0u);  // a quarter or less: not counted
   a.deallocate(second);
+  // ...and a much smaller one keeps the rest resident, within the budget.
   void* small = a.allocate(size_t{4} << 20);
   EXPECT_EQ(small, first);
-  EXPECT_EQ(static_cast<unsigned char*>(small)[(size_t{20} << 20)], 0u);
-  a.deallocate(small);
-  // Recently freed mappings survive a decay purge; trim unmaps them.
+  const size_t slack = a.heap().HugeBlockStats().bytes_kept_slack;
+  EXPECT_GE(slack, kSize - (size_t{5} << 20));
+  EXPECT_LE(slack, kSize - (size_t{4} << 20));
+  auto* tail = static_cast<unsigned char*>(small) + (size_t{20} << 20);
+  EXPECT_EQ(*tail, 0x5a);
+  // Recent slack and cached mappings survive a decay purge; trim gives the
+  // slack back (it reads as zero) and unmaps the cache.
   EXPECT_EQ(a.heap().Purge(/*max_age_ms=*/3600 * 1000), 0u);
+  EXPECT_EQ(*tail, 0x5a);
+  EXPECT_GE(a.trim(), slack);
+  EXPECT_EQ(*tail, 0u);
+  EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, 0u);
+  a.deallocate(small);
   EXPECT_GE(a.trim(), kSize);
   s = a.stats();
   EXPECT_EQ(s.huge_bytes_cached, 0u);
   EXPECT_EQ(s.bytes_mapped, 0u);
+}
+
+TEST(AllocatorTest, SlackPastTheBudgetIsGivenBack) {
+  Allocator a;
+  constexpr size_t kSmall = size_t{4} << 20;
+  auto reuse_with_slack = [&](size_t mapping) {
+    void* big = a.allocate(mapping);
+    std::memset(big, 0x77, mapping);
+    a.deallocate(big);
+    auto* p = static_cast<unsigned char*>(a.allocate(kSmall));
+    EXPECT_EQ(p, big);
+    return p;
+  };
+  unsigned char* first = reuse_with_slack(size_t{48} << 20);
+  const size_t kept = a.heap().HugeBlockStats().bytes_kept_slack;
+  EXPECT_GT(kept, size_t{40} << 20);
+  EXPECT_EQ(first[size_t{20} << 20], 0x77);  // kept resident
+  // 36 MiB more would exceed the budget: decommitted at once.
+  unsigned char* second = reuse_with_slack(size_t{40} << 20);
+  EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, kept);
+  EXPECT_EQ(second[size_t{20} << 20], 0u);
+  EXPECT_LE(kept, internal::HugeBlocks::kSlackBytes);
+  // Freeing a block returns its slack to the cache's accounting.
+  a.deallocate(first);
+  EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, 0u);
+  a.deallocate(second);
+}
+
+TEST(AllocatorTest, AMissGrowsTheLargestCachedMappingInsteadOfMappingAnew) {
+  Allocator a;
+  constexpr size_t kOld = size_t{4} << 20, kNew = size_t{10} << 20;
+  void* older = a.allocate(size_t{3} << 20);
+  void* old = a.allocate(kOld);
+  std::memset(old, 0x3c, kOld);
+  a.deallocate(older);
+  a.deallocate(old);
+  auto* p = static_cast<unsigned char*>(a.allocate(kNew));
+  ASSERT_NE(p, nullptr);
+  const internal::HugeStats h = a.heap().HugeBlockStats();
+  EXPECT_EQ(h.bytes_cached, 0u);  // the other, smaller one was unmapped
+#ifdef __linux__
+  EXPECT_EQ(h.cache_grows, 1u);
+  // The 4 MiB mapping's pages moved along: its contents are still there
+  // (a fresh mapping would read as zero), and the added tail is zero.
+  EXPECT_EQ(p[kOld - (size_t{1} << 20)], 0x3c);
+  EXPECT_EQ(p[kNew - 1], 0u);
+  EXPECT_LT(a.stats().bytes_mapped, kNew + (size_t{1} << 20));
+#endif
+  std::memset(p, 0x11, kNew);
+  a.deallocate(p);
 }
 
 TEST(AllocatorTest, GrowingHugeBlocksMoveTheirPagesInsteadOfCopying) {

@@ -1,0 +1,51 @@
+#include "core/page_map.h"
+
+#include <gtest/gtest.h>
+
+#include "platform/pages.h"
+
+namespace rulloc::internal {
+namespace {
+
+// A range of four granules that the test owns, so that its page-map entries
+// are no region's but the test's.
+class PageMapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = static_cast<char*>(platform::Reserve(4 * kGranule, kGranule, /*commit=*/false));
+    ASSERT_NE(base_, nullptr);
+  }
+  void TearDown() override {
+    PageMap::Unregister(base_, 4 * kGranule);
+    platform::Release(base_, 4 * kGranule);
+  }
+  RegionHeader* HeaderAt(size_t granule) {
+    return reinterpret_cast<RegionHeader*>(base_ + granule * kGranule);
+  }
+  char* base_ = nullptr;
+};
+
+TEST_F(PageMapTest, UnregisterIfOwnedByLeavesAnotherRegionsGranules) {
+  RegionHeader* lost = HeaderAt(0);
+  RegionHeader* other = HeaderAt(2);
+  ASSERT_TRUE(PageMap::Register(base_, 4 * kGranule, lost));
+  // Another region took the upper half since.
+  ASSERT_TRUE(PageMap::Register(other, 2 * kGranule, other));
+  PageMap::UnregisterIfOwnedBy(base_, 4 * kGranule, lost);
+  EXPECT_EQ(PageMap::Lookup(base_), nullptr);
+  EXPECT_EQ(PageMap::Lookup(base_ + kGranule + 100), nullptr);
+  EXPECT_EQ(PageMap::Lookup(base_ + 2 * kGranule), other);
+  EXPECT_EQ(PageMap::Lookup(base_ + 4 * kGranule - 1), other);
+}
+
+TEST_F(PageMapTest, RegisterMapsEveryGranuleAndUnregisterClearsThem) {
+  ASSERT_TRUE(PageMap::Register(base_, 4 * kGranule, HeaderAt(0)));
+  for (size_t offset = 0; offset < 4 * kGranule; offset += kGranule / 2) {
+    EXPECT_EQ(PageMap::Lookup(base_ + offset), HeaderAt(0)) << offset;
+  }
+  PageMap::Unregister(base_, 4 * kGranule);
+  EXPECT_EQ(PageMap::Lookup(base_ + 3 * kGranule), nullptr);
+}
+
+}  // namespace
+}  // namespace rulloc::internal
