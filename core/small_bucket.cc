@@ -120,19 +120,6 @@ SmallBucket::Unmapper::~Unmapper() {
   for (size_t i = 0; i < count; ++i) UnmapRegion(regions[i]);
 }
 
-// The lowest free block below the bump index, found in the allocated
-// bitmap from the region's hint (no block holds free-list metadata).
-uint32_t SmallRegion::LowestFreeBelowCarved() {
-  for (uint32_t w = free_hint;; ++w) {
-    uint64_t free_bits = ~allocated_bits[w].load(std::memory_order_relaxed);
-    if (w == carved / 64) free_bits &= (uint64_t{1} << (carved % 64)) - 1;
-    if (free_bits != 0) {
-      free_hint = w;
-      return w * 64 + static_cast<uint32_t>(__builtin_ctzll(free_bits));
-    }
-  }
-}
-
 // The first index in [from, limit) whose bit is `set`, or limit.
 uint32_t NextBit(const std::atomic<uint64_t>* bits, uint32_t from, uint32_t limit, bool set) {
   while (from < limit) {
@@ -165,17 +152,69 @@ size_t SmallRegion::DecommitFreePages() {
   return bytes;
 }
 
-void* SmallBucket::PopLocked(SmallRegion* r) {
-  const uint32_t index = r->used < r->carved ? r->LowestFreeBelowCarved() : r->carved++;
-  void* block = r->BlockAt(index);
-  SetBit(r->allocated_bits, index, true);
-  ++r->used;
+namespace {
+// The free blocks below the bump index in bitmap word `w` of `r`.
+uint64_t FreeBelowCarved(const SmallRegion* r, uint32_t w) {
+  uint64_t free_bits = ~r->allocated_bits[w].load(std::memory_order_relaxed);
+  if (w == r->carved / 64) free_bits &= (uint64_t{1} << (r->carved % 64)) - 1;
+  return free_bits;
+}
+}  // namespace
+
+// Takes up to n blocks of `r` (which has a free or uncarved block) into
+// out: the free ones below the bump index lowest first, found in the
+// allocated bitmap from the region's hint (no block holds free-list
+// metadata), then uncarved ones; a batch sets a bitmap word at a time.
+size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n) {
+  size_t got = 0;
+  if (n == 1) {  // an allocator with no thread cache: one block at a time
+    uint32_t index;
+    if (r->used < r->carved) {
+      uint32_t w = r->free_hint;
+      while (FreeBelowCarved(r, w) == 0) ++w;
+      r->free_hint = w;
+      index = w * 64 + static_cast<uint32_t>(__builtin_ctzll(FreeBelowCarved(r, w)));
+    } else {
+      index = r->carved++;
+    }
+    SetBit(r->allocated_bits, index, true);
+    out[got++] = r->BlockAt(index);
+    ++r->used;
+  } else {
+    for (uint32_t w = r->free_hint; got < n && r->used + got < r->carved; ++w) {
+      uint64_t free_bits = FreeBelowCarved(r, w);
+      uint64_t taken = 0;
+      while (free_bits != 0 && got < n) {
+        const uint64_t lowest = free_bits & (~free_bits + 1);
+        out[got++] = r->BlockAt(w * 64 + static_cast<uint32_t>(__builtin_ctzll(lowest)));
+        taken |= lowest;
+        free_bits ^= lowest;
+      }
+      if (taken != 0) {
+        const uint64_t word = r->allocated_bits[w].load(std::memory_order_relaxed);
+        r->allocated_bits[w].store(word | taken, std::memory_order_relaxed);
+        r->free_hint = w;
+      }
+    }
+    r->used += static_cast<uint32_t>(got);
+    const uint32_t bump =
+        static_cast<uint32_t>(std::min<size_t>(n - got, r->layout.capacity - r->carved));
+    for (uint32_t i = r->carved, end = r->carved + bump; i < end;) {
+      const uint32_t word_end = std::min(end, (i & ~63u) + 64);
+      const uint64_t bits = word_end - i == 64 ? ~uint64_t{0} : (uint64_t{1} << (word_end - i)) - 1;
+      const uint64_t word = r->allocated_bits[i / 64].load(std::memory_order_relaxed);
+      r->allocated_bits[i / 64].store(word | bits << (i % 64), std::memory_order_relaxed);
+      for (; i < word_end; ++i) out[got++] = r->BlockAt(i);
+    }
+    r->carved += bump;
+    r->used += bump;
+  }
   if (r->used == r->layout.capacity) {
     partial_.Remove(&r->header);
     full_.PushFront(&r->header);
     r->in_full_list = true;
   }
-  return block;
+  return got;
 }
 
 size_t SmallBucket::AllocateBatch(void** out, size_t n) {
@@ -184,7 +223,7 @@ size_t SmallBucket::AllocateBatch(void** out, size_t n) {
   while (got < n) {
     SmallRegion* r = RegionWithFreeBlock();
     if (r == nullptr) break;
-    out[got++] = PopLocked(r);
+    got += PopLocked(r, out + got, n - got);
   }
   blocks_in_use_ += got;
   blocks_free_ -= got;
@@ -211,12 +250,19 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   return reinterpret_cast<void*>(aligned);
 }
 
-const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later) {
-  RegionHeader* header = PageMap::Lookup(p);
-  if (header == nullptr) return "free of a pointer not allocated by rulloc";
-  auto* r = reinterpret_cast<SmallRegion*>(header);
-  if (header->kind != RegionKind::kSmall || r->bucket != this) {
-    return "free of a block into the wrong bucket";
+const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last) {
+  // A batch mostly holds neighbours: the previous block's region, checked
+  // then, needs no page-map lookup.
+  SmallRegion* r = *last;
+  if (r == nullptr ||
+      reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(r) >= region_size_) {
+    RegionHeader* header = PageMap::Lookup(p);
+    if (header == nullptr) return "free of a pointer not allocated by rulloc";
+    r = reinterpret_cast<SmallRegion*>(header);
+    if (header->kind != RegionKind::kSmall || r->bucket != this) {
+      return "free of a block into the wrong bucket";
+    }
+    *last = r;
   }
   // The aligned bitmap is another cache line, only ever set in a region
   // that has handed out an aligned block: read only there.
@@ -291,8 +337,9 @@ void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
     Unmapper later;  // unmaps after the lock is released: munmap is slow
     const uint64_t now_ms = platform::CoarseMonotonicMillis();
     SpinLockHolder hold(lock_);
+    SmallRegion* last = nullptr;
     for (size_t i = 0; i < n && fault == nullptr; ++i) {
-      fault = FreeLocked(blocks[i], now_ms, &later);
+      fault = FreeLocked(blocks[i], now_ms, &later, &last);
       culprit = blocks[i];
     }
   }

@@ -103,8 +103,6 @@ struct SmallRegion {
   // The start of the block holding `p`, or nullptr if `p` is not a pointer
   // this region handed out (interior pointer of a plain block, or header).
   void* BlockStart(const void* p) const;
-  // Requires used < carved. Under the bucket lock.
-  uint32_t LowestFreeBelowCarved();
   // Gives back the pages that only free blocks cover; returns the bytes.
   size_t DecommitFreePages();
 };
@@ -243,8 +241,9 @@ class alignas(64) SmallBucket {
   // through `later`.
   void UnmapEmpty(SmallRegion* r, Unmapper* later);
   // Returns the fault (for a report once the lock is released), or nullptr.
-  const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later);
-  void* PopLocked(SmallRegion* r);
+  // `last`: the region of the batch's previous block (nullptr at first).
+  const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
+  size_t PopLocked(SmallRegion* r, void** out, size_t n);
 
   SpinLock lock_;
   const uint32_t block_size_;
