@@ -59,7 +59,8 @@ class BasicAllocator {
   size_t usable_size(const void* p) { return heap_.UsableSize(p); }
   bool owns(const void* p) const { return heap_.Owns(p); }
 
-  // Returns every empty region to the OS now. Returns the bytes unmapped.
+  // Returns every empty region, and the slack huge blocks keep, to the OS
+  // now. Returns those bytes.
   size_t trim() { return heap_.Purge(0); }
   AllocatorStats stats() { return heap_.Stats(); }
   static constexpr size_t bucket_count() { return Map::kCount; }

@@ -1,6 +1,7 @@
 #include "core/huge.h"
 
 #include <cstdint>
+#include <new>
 
 #include "core/diagnostics.h"
 #include "core/page_map.h"
@@ -10,10 +11,9 @@
 namespace rulloc::internal {
 namespace {
 
-// A reused mapping whose slack beyond the request exceeds this share of the
-// request gives the slack's pages back, so that the cache never inflates the
-// resident size of a smaller block by more than a quarter.
-bool SlackTooLarge(size_t need, size_t mapping) { return mapping - need > need / 4; }
+// Resident slack up to a quarter of the request stays with a reused mapping
+// uncounted; more is counted in the budget, or given back.
+bool SlackNeedsBudget(size_t need, size_t slack) { return slack > need / 4; }
 
 }  // namespace
 
@@ -29,6 +29,14 @@ void HugeBlocks::Track(HugeRegion* region) {
   shard.list.PushFront(&region->header);
   shard.bytes += region->header.size;
   shard.usable += region->usable;
+  shard.slack += region->kept_slack;
+}
+
+void HugeBlocks::Untrack(Shard& shard, HugeRegion* region) {
+  shard.list.Remove(&region->header);
+  shard.bytes -= region->header.size;
+  shard.usable -= region->usable;
+  shard.slack -= region->kept_slack;
 }
 
 void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
@@ -73,20 +81,27 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
   bool new_pages = false;  // a mapping (or part of one) never advised
   if (region != nullptr) {
     region->kept_slack = 0;
-    const size_t slack = region->header.size - need;
-    if (SlackTooLarge(need, region->header.size) && !KeepSlack(region, slack)) {
+    const size_t slack = region->resident_end > need ? region->resident_end - need : 0;
+    if (SlackNeedsBudget(need, slack) && !KeepSlack(region, slack)) {
       platform::Decommit(reinterpret_cast<char*>(region) + need, slack);
+      region->resident_end = need;
     }
-  } else if (too_small_count != 0) {
-    // The largest has the most pages already faulted in.
-    size_t largest = 0;
-    for (size_t i = 1; i < too_small_count; ++i) {
-      if (too_small[i]->header.size > too_small[largest]->header.size) largest = i;
+    if (region->resident_end < need) region->resident_end = need;
+  } else {
+    // The largest movable one has the most pages already faulted in.
+    size_t largest = too_small_count;
+    for (size_t i = 0; i < too_small_count; ++i) {
+      if (!too_small[i]->immovable &&
+          (largest == too_small_count ||
+           too_small[i]->header.size > too_small[largest]->header.size)) {
+        largest = i;
+      }
     }
-    region = GrowCached(too_small[largest], need, map_alignment);
-    if (region != nullptr) {
+    if (largest != too_small_count) {
+      HugeRegion* donor = too_small[largest];
       too_small[largest] = too_small[--too_small_count];
-      new_pages = true;
+      region = GrowCached(donor, need, map_alignment);
+      new_pages = region != nullptr;
     }
   }
   for (size_t i = 0; i < too_small_count; ++i) UnmapRegion(&too_small[i]->header);
@@ -95,6 +110,7 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
     RegionHeader* header = MapRegion(RegionKind::kHuge, need, map_alignment, heap_);
     if (header == nullptr) return nullptr;
     region = reinterpret_cast<HugeRegion*>(header);
+    region->resident_end = need;
     region->kept_slack = 0;
     new_pages = true;
   }
@@ -106,31 +122,30 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
 }
 
 HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t map_alignment) {
-  if (!platform::kCanMovePages) return nullptr;
+  const size_t page = platform::PageSize();
   if (map_alignment < kGranule) map_alignment = kGranule;
-  void* to = platform::Reserve(need, map_alignment, /*commit=*/true);
-  if (to == nullptr) return nullptr;
-  auto* grown = static_cast<HugeRegion*>(to);  // where the header will be
-  if (!PageMap::Register(to, need, &grown->header)) {
-    PageMap::Unregister(to, need);
-    platform::Release(to, need);
-    return nullptr;
-  }
   const size_t old_size = donor->header.size;
+  const size_t span = need + map_alignment - page;  // room to align the base
   // Off the page map before its range can be another mapping's.
   PageMap::Unregister(donor, old_size);
-  const platform::MoveResult result = platform::MovePages(donor, old_size, to, need);
-  if (result != platform::MoveResult::kMoved) {
-    PageMap::Register(donor, old_size, &donor->header);  // its leaves exist
-    if (result == platform::MoveResult::kFailed) {
-      PageMap::Unregister(to, need);
-      platform::Release(to, need);
-    } else {
-      PageMap::UnregisterIfOwnedBy(to, need, &grown->header);
-    }
+  auto* moved = static_cast<char*>(platform::ResizePages(donor, old_size, span));
+  if (moved == nullptr) {  // nothing changed (say, the program split the mapping)
+    platform::Release(donor, old_size);
     return nullptr;
   }
-  grown->header.size = need;
+  char* base = reinterpret_cast<char*>(AlignUp(reinterpret_cast<uintptr_t>(moved), map_alignment));
+  if (base != moved) platform::Release(moved, static_cast<size_t>(base - moved));
+  if (base + need != moved + span) {
+    platform::Release(base + need, static_cast<size_t>(moved + span - (base + need)));
+  }
+  auto* header = new (base) RegionHeader{RegionKind::kHuge, 0, need, heap_};
+  if (!PageMap::Register(base, need, header)) {
+    PageMap::Unregister(base, need);
+    platform::Release(base, need);
+    return nullptr;
+  }
+  auto* grown = reinterpret_cast<HugeRegion*>(header);
+  grown->resident_end = need;
   grown->kept_slack = 0;
   SpinLockHolder hold(cache_.lock);
   ++cache_.grows;
@@ -225,10 +240,8 @@ void HugeBlocks::Free(HugeRegion* region, void* p) {
       ReportHeapMisuse("free of a pointer into the middle of a block", p);
     }
     region->cached = true;
+    Untrack(shard, region);
     DropSlack(region);  // cache memory again, counted in the cache's bytes
-    shard.list.Remove(&region->header);
-    shard.bytes -= region->header.size;
-    shard.usable -= region->usable;
   }
   // Hardened: unmapped at once, so that a use after free faults.
   if (runtime_options.hardened) return UnmapRegion(&region->header);
@@ -241,15 +254,18 @@ bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
   const size_t page = platform::PageSize();
   if (size > region->capacity() || runtime_options.hardened) return false;
   const size_t need = AlignUp(region->payload_offset + size, page);
+  const size_t end = region->payload_offset + region->usable;
   // Shrinking to less than half would strand too much memory: move instead.
-  if (need < region->header.size / 2) return false;
+  if (need < end && need < region->header.size / 2) return false;
   Shard& shard = ShardOf(region);
   SpinLockHolder hold(shard.lock);
   shard.usable = shard.usable - region->usable + (need - region->payload_offset);
   region->usable = need - region->payload_offset;
-  const size_t slack = region->header.size - need;
+  if (region->resident_end < need) region->resident_end = need;
+  const size_t slack = region->resident_end - need;
   if (region->kept_slack > slack) {  // grown into its kept slack
     kept_slack_bytes_.fetch_sub(region->kept_slack - slack, std::memory_order_relaxed);
+    shard.slack -= region->kept_slack - slack;
     region->kept_slack = slack;
   }
   return true;
@@ -272,18 +288,18 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   void* to = platform::Reserve(need, map_alignment, /*commit=*/true);
   if (to == nullptr) return nullptr;
   auto* moved = static_cast<HugeRegion*>(to);  // where the header will be
-  if (!PageMap::Register(to, need, &moved->header)) {
-    PageMap::Unregister(to, need);
+  // Maps the page map's leaves for the target now, so that registering it
+  // once the pages are there cannot fail; until then nothing points there.
+  const bool leaves = PageMap::Register(to, need, &moved->header);
+  PageMap::Unregister(to, need);
+  if (!leaves) {
     platform::Release(to, need);
     return nullptr;
   }
+  Shard& shard = ShardOf(region);
   {
-    Shard& shard = ShardOf(region);
     SpinLockHolder hold(shard.lock);
-    DropSlack(region);
-    shard.list.Remove(&region->header);
-    shard.bytes -= region->header.size;
-    shard.usable -= region->usable;
+    Untrack(shard, region);
   }
   const size_t old_size = region->header.size;
   PageMap::Unregister(region, old_size);
@@ -292,16 +308,14 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
     PageMap::Register(region, old_size, &region->header);  // its leaves exist
     Track(region);
     region->immovable = true;  // what failed once (say, mlock) would fail again
-    if (result == platform::MoveResult::kFailed) {
-      PageMap::Unregister(to, need);
-      platform::Release(to, need);
-    } else {  // the range may be another thread's now: only our entries go
-      PageMap::UnregisterIfOwnedBy(to, need, &moved->header);
-    }
+    // The target range, if it may be another thread's now, is left alone.
+    if (result == platform::MoveResult::kFailed) platform::Release(to, need);
     return nullptr;
   }
+  PageMap::Register(to, need, &moved->header);
+  DropSlack(moved);  // the mapping now ends at the payload's last page
   moved->header.size = need;
-  moved->kept_slack = 0;
+  moved->resident_end = need;
   moved->usable = need - offset;
   if (huge_pages) platform::AdviseHugePages(to, need);
   Track(moved);
@@ -342,15 +356,20 @@ size_t HugeBlocks::DecommitKeptSlack(uint64_t now_ms, uint64_t max_age_ms) {
   if (kept_slack_bytes_.load(std::memory_order_relaxed) == 0) return 0;
   size_t bytes = 0;
   for (Shard& shard : shards_) {
+    // Under the shard's lock, so that no block grows into its slack while
+    // the slack is given back.
     SpinLockHolder hold(shard.lock);
+    if (shard.slack == 0) continue;
     for (RegionHeader* h = shard.list.front(); h != nullptr; h = h->next) {
       auto* r = reinterpret_cast<HugeRegion*>(h);
       if (r->kept_slack == 0 || (max_age_ms != 0 && r->slack_since_ms + max_age_ms > now_ms)) {
         continue;
       }
       const size_t end = r->payload_offset + r->usable;  // page aligned
-      platform::Decommit(reinterpret_cast<char*>(r) + end, r->header.size - end);
+      platform::Decommit(reinterpret_cast<char*>(r) + end, r->resident_end - end);
+      r->resident_end = end;
       bytes += r->kept_slack;
+      shard.slack -= r->kept_slack;
       DropSlack(r);
     }
   }
@@ -364,6 +383,7 @@ void HugeBlocks::ReleaseAll() {
     while (RegionHeader* r = shard.list.PopFront()) UnmapRegion(r);
     shard.bytes = 0;
     shard.usable = 0;
+    shard.slack = 0;
   }
   kept_slack_bytes_.store(0, std::memory_order_relaxed);
 }

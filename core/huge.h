@@ -1,8 +1,8 @@
 // Huge allocations: one mapping each. A freed mapping waits in a small
 // cache for reuse (a server that allocates 8 MiB buffers per request then
 // pays no page faults), and goes back to the OS after the decay time. A
-// request that no cached mapping fits takes the largest one anyway and
-// grows it, its pages moved along (mremap), so that only the added tail
+// request that no cached mapping fits grows the largest of them (too small
+// for it), its pages moved along (mremap), so that only the added tail
 // faults.
 //
 //   mapping base (64 KiB aligned, or `alignment` aligned)
@@ -14,8 +14,8 @@
 //   live shards[16] ──► HugeRegion ⇄ HugeRegion ...   (by address)
 //   cache           ──► [ freed mapping | freed mapping | ... ] ≤ 8, ≤ 64 MiB
 //
-// Slack of more than a quarter of the request stays resident while the
-// slack of all live blocks together is at most kSlackBytes (the next, larger
+// Resident slack of more than a quarter of the request stays resident while
+// that of all live blocks together is at most kSlackBytes (the next, larger
 // request reuses it with no faults); past that budget, and after the decay
 // time, it goes back to the OS.
 //
@@ -40,6 +40,7 @@ struct HugeRegion {
   bool cached;     // freed, waiting in the cache
   bool immovable;  // a move of its pages failed: realloc copies it
   uint64_t freed_ms;
+  size_t resident_end;      // pages at and past this offset were given back
   size_t kept_slack;        // resident slack counted in the budget (live)
   uint64_t slack_since_ms;  // when that slack was kept
 
@@ -55,7 +56,7 @@ struct HugeStats {
   size_t cache_hits = 0;
   size_t cache_misses = 0;
   size_t cache_grows = 0;       // misses served by growing a smaller one
-  size_t bytes_kept_slack = 0;  // resident slack past live blocks
+  size_t bytes_kept_slack = 0;  // resident slack past live blocks, counted
 };
 
 class HugeBlocks {
@@ -70,8 +71,8 @@ class HugeBlocks {
   bool ResizeInPlace(HugeRegion* region, void* p, size_t size);
   // Moves the live block at `p` to a mapping with room for `size` bytes,
   // its payload `alignment` aligned, by moving its pages rather than
-  // copying them (Linux's mremap); nullptr, with the block untouched, where
-  // that cannot be done.
+  // copying them (Linux's mremap); nullptr, with the block still live at
+  // `p`, where that cannot be done.
   void* Move(HugeRegion* region, void* p, size_t size, size_t alignment);
   // The usable bytes of the live block at `p`; false (no report) if `p` is
   // not its payload or the mapping is cached.
@@ -95,6 +96,7 @@ class HugeBlocks {
     RegionList list;
     size_t bytes = 0;
     size_t usable = 0;
+    size_t slack = 0;  // kept slack of its blocks
   };
   struct alignas(64) Cache {
     SpinLock lock;
@@ -108,23 +110,28 @@ class HugeBlocks {
   Shard& ShardOf(const void* base);
   // The best-fitting cached mapping for `need` bytes from its base at
   // `alignment`, removed from the cache; nullptr if none fits, and then the
-  // cached mappings smaller than `need` are moved to `too_small` (to unmap).
+  // cached mappings smaller than `need` are moved to `too_small` (for the
+  // caller to grow one and unmap the others).
   HugeRegion* TakeCached(size_t need, size_t alignment, HugeRegion** too_small,
                          size_t* too_small_count);
   // Keeps a freed mapping; returns the mapping evicted to make room (or the
   // one given, if it cannot be kept), for the caller to unmap unlocked.
   HugeRegion* PutCached(HugeRegion* region);
-  // A miss: moves the pages of `donor`, a cached mapping too small for the
-  // request, into a new mapping of `need` bytes; nullptr (the donor left
-  // for the caller to unmap) if that cannot be done.
+  // A miss: resizes `donor`, a cached mapping too small for the request, to
+  // a mapping of `need` bytes at `map_alignment`, moved if need be with its
+  // pages; nullptr, the donor unmapped, if that cannot be done.
   HugeRegion* GrowCached(HugeRegion* donor, size_t need, size_t map_alignment);
-  // Counts `slack` resident bytes past the payload of `region` in the
-  // budget; false, nothing counted, if they do not fit.
+  // Counts `slack` resident bytes past the payload of `region` (not yet
+  // tracked) in the budget; false, nothing counted, if they do not fit.
   bool KeepSlack(HugeRegion* region, size_t slack);
-  // Takes `region`'s kept slack out of the budget (its shard lock held, or
-  // the region not yet tracked).
+  // Takes `region`'s kept slack out of the budget (the region off its
+  // shard's list, or never on it).
   void DropSlack(HugeRegion* region);
+  // Gives back the kept slack of live blocks kept `max_age_ms` or more ago
+  // (0: all); returns its bytes.
   size_t DecommitKeptSlack(uint64_t now_ms, uint64_t max_age_ms);
+  // Takes `region` off its shard's list (the shard's lock held).
+  void Untrack(Shard& shard, HugeRegion* region);
   void Track(HugeRegion* region);
   // Hardened mode: a mapping with guard pages after the header and after
   // the payload, which ends against the trailing guard.

@@ -28,18 +28,6 @@ bool PageMap::Register(const void* base, size_t size, RegionHeader* header) {
   return true;
 }
 
-void PageMap::UnregisterIfOwnedBy(const void* base, size_t size, const RegionHeader* header) {
-  const uintptr_t first = reinterpret_cast<uintptr_t>(base) >> kGranuleShift;
-  const uintptr_t last = (reinterpret_cast<uintptr_t>(base) + size - 1) >> kGranuleShift;
-  for (uintptr_t granule = first; granule <= last; ++granule) {
-    Leaf* leaf = root_[granule >> kLeafBits].load(std::memory_order_acquire);
-    if (leaf == nullptr) continue;
-    uintptr_t expected = reinterpret_cast<uintptr_t>(header);
-    leaf->entries[granule & (kLeafSize - 1)].compare_exchange_strong(expected, 0,
-                                                                     std::memory_order_relaxed);
-  }
-}
-
 void PageMap::SetTag(const void* base, size_t size, uintptr_t tag) {
   const uintptr_t first = reinterpret_cast<uintptr_t>(base) >> kGranuleShift;
   const uintptr_t last = (reinterpret_cast<uintptr_t>(base) + size - 1) >> kGranuleShift;

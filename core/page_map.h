@@ -50,9 +50,6 @@ class PageMap {
   // `base` is granule aligned. Returns false if a leaf could not be mapped.
   static bool Register(const void* base, size_t size, RegionHeader* header);
   static void Unregister(const void* base, size_t size) { Register(base, size, nullptr); }
-  // Unregisters the granules of [base, base+size) that still map to
-  // `header`, and leaves those another region has taken since.
-  static void UnregisterIfOwnedBy(const void* base, size_t size, const RegionHeader* header);
   // Sets the tag of every granule of the registered region [base, base+size).
   static void SetTag(const void* base, size_t size, uintptr_t tag);
 

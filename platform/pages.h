@@ -50,11 +50,18 @@ inline constexpr bool kCanMovePages = false;
 // reservation of `to_size` bytes that they replace; the rest of `to` reads
 // as zeros and `from` is released. The kernel moves page-table entries:
 // nothing is copied. On failure nothing moved; kFailedTargetLost says that
-// `to` may no longer be the caller's (Linux unmaps the target before it
-// checks the source, and another thread may have mapped the range since),
-// so the caller must leave that range alone.
+// `to` may no longer be the caller's (some Linux versions unmap the target
+// before they check the source, and another thread may have mapped the
+// range since; others leave it mapped), so the caller must leave that range
+// alone.
 enum class MoveResult { kMoved, kFailed, kFailedTargetLost };
 MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size);
+
+// Resizes the reservation [from, from+from_size) to `to_size` bytes, moved
+// wherever the kernel finds room (its pages with it; growth reads as zeros)
+// and returns where it now starts; nullptr, with nothing changed, if it
+// cannot (or the OS cannot move pages).
+void* ResizePages(void* from, size_t from_size, size_t to_size);
 
 // Asks the OS to back [ptr, ptr+size) with huge pages (2 MiB on x86-64)
 // where it can: far fewer page faults for large blocks that are written

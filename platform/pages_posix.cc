@@ -117,6 +117,20 @@ MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size) {
 #endif
 }
 
+void* ResizePages(void* from, size_t from_size, size_t to_size) {
+#ifdef MREMAP_MAYMOVE
+  const int saved_errno = errno;
+  void* moved = mremap(from, from_size, to_size, MREMAP_MAYMOVE);
+  errno = saved_errno;
+  return moved == MAP_FAILED ? nullptr : moved;
+#else
+  (void)from;
+  (void)from_size;
+  (void)to_size;
+  return nullptr;
+#endif
+}
+
 void AdviseHugePages(void* ptr, size_t size) {
 #ifdef MADV_HUGEPAGE
   const int saved_errno = errno;

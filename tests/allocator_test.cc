@@ -1,8 +1,10 @@
 #include "core/allocator.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -288,8 +290,8 @@ TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {
   EXPECT_LE(slack, kSize - (size_t{4} << 20));
   auto* tail = static_cast<unsigned char*>(small) + (size_t{20} << 20);
   EXPECT_EQ(*tail, 0x5a);
-  // Recent slack and cached mappings survive a decay purge; trim gives the
-  // slack back (it reads as zero) and unmaps the cache.
+  // Recent slack survives a decay purge; trim gives it back (it reads as
+  // zero), and once the block is freed, unmaps its mapping from the cache.
   EXPECT_EQ(a.heap().Purge(/*max_age_ms=*/3600 * 1000), 0u);
   EXPECT_EQ(*tail, 0x5a);
   EXPECT_GE(a.trim(), slack);
@@ -317,15 +319,36 @@ TEST(AllocatorTest, SlackPastTheBudgetIsGivenBack) {
   const size_t kept = a.heap().HugeBlockStats().bytes_kept_slack;
   EXPECT_GT(kept, size_t{40} << 20);
   EXPECT_EQ(first[size_t{20} << 20], 0x77);  // kept resident
-  // 36 MiB more would exceed the budget: decommitted at once.
+  // 36 MiB more would exceed the budget: given back at once.
+  static_assert((size_t{80} << 20) > internal::HugeBlocks::kSlackBytes);
   unsigned char* second = reuse_with_slack(size_t{40} << 20);
   EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, kept);
   EXPECT_EQ(second[size_t{20} << 20], 0u);
-  EXPECT_LE(kept, internal::HugeBlocks::kSlackBytes);
+  // Reused again, that mapping has no resident slack to count.
+  a.deallocate(second);
+  void* again = a.allocate(kSmall);
+  EXPECT_EQ(again, second);
+  EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, kept);
+  a.deallocate(again);
   // Freeing a block returns its slack to the cache's accounting.
   a.deallocate(first);
   EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, 0u);
-  a.deallocate(second);
+}
+
+TEST(AllocatorTest, GrowingIntoKeptSlackStaysInPlaceAndUncountsIt) {
+  Allocator a;
+  void* big = a.allocate(size_t{48} << 20);
+  std::memset(big, 0x21, size_t{48} << 20);
+  a.deallocate(big);
+  void* p = a.allocate(size_t{4} << 20);
+  ASSERT_EQ(p, big);
+  const size_t kept = a.heap().HugeBlockStats().bytes_kept_slack;
+  void* grown = a.reallocate(p, size_t{8} << 20);
+  EXPECT_EQ(grown, p);  // in place, into its resident slack
+  EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, kept - (size_t{4} << 20));
+  EXPECT_EQ(static_cast<unsigned char*>(grown)[(size_t{8} << 20) - 1], 0x21);
+  a.deallocate(grown);
+  EXPECT_EQ(a.heap().HugeBlockStats().bytes_kept_slack, 0u);
 }
 
 TEST(AllocatorTest, AMissGrowsTheLargestCachedMappingInsteadOfMappingAnew) {
@@ -351,6 +374,40 @@ TEST(AllocatorTest, AMissGrowsTheLargestCachedMappingInsteadOfMappingAnew) {
   std::memset(p, 0x11, kNew);
   a.deallocate(p);
 }
+
+#ifdef __linux__
+// Address space of the process in bytes, from /proc/self/statm.
+size_t MappedBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  size_t pages = 0;
+  if (f != nullptr) {
+    if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  return pages * platform::PageSize();
+}
+
+TEST(AllocatorTest, ACachedMappingThatCannotGrowIsUnmappedAndNothingLeaks) {
+  Allocator a;
+  constexpr size_t kOld = size_t{4} << 20, kNew = size_t{10} << 20;
+  const size_t before = MappedBytes();
+  auto* old = static_cast<char*>(a.allocate(kOld));
+  // The program splits the block's mapping in two: mremap then refuses it.
+  const uintptr_t page = platform::PageSize();
+  void* inside =
+      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(old) + (1 << 20)) & ~(page - 1));
+  ASSERT_EQ(madvise(inside, page, MADV_DONTDUMP), 0);
+  a.deallocate(old);
+  void* p = a.allocate(kNew);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(a.heap().HugeBlockStats().cache_grows, 0u);
+  std::memset(p, 0x42, kNew);
+  a.deallocate(p);
+  a.trim();
+  EXPECT_EQ(a.stats().bytes_mapped, 0u);
+  EXPECT_LT(MappedBytes(), before + (size_t{2} << 20));
+}
+#endif
 
 TEST(AllocatorTest, GrowingHugeBlocksMoveTheirPagesInsteadOfCopying) {
   Allocator a;

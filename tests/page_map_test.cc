@@ -25,19 +25,6 @@ class PageMapTest : public ::testing::Test {
   char* base_ = nullptr;
 };
 
-TEST_F(PageMapTest, UnregisterIfOwnedByLeavesAnotherRegionsGranules) {
-  RegionHeader* lost = HeaderAt(0);
-  RegionHeader* other = HeaderAt(2);
-  ASSERT_TRUE(PageMap::Register(base_, 4 * kGranule, lost));
-  // Another region took the upper half since.
-  ASSERT_TRUE(PageMap::Register(other, 2 * kGranule, other));
-  PageMap::UnregisterIfOwnedBy(base_, 4 * kGranule, lost);
-  EXPECT_EQ(PageMap::Lookup(base_), nullptr);
-  EXPECT_EQ(PageMap::Lookup(base_ + kGranule + 100), nullptr);
-  EXPECT_EQ(PageMap::Lookup(base_ + 2 * kGranule), other);
-  EXPECT_EQ(PageMap::Lookup(base_ + 4 * kGranule - 1), other);
-}
-
 TEST_F(PageMapTest, RegisterMapsEveryGranuleAndUnregisterClearsThem) {
   ASSERT_TRUE(PageMap::Register(base_, 4 * kGranule, HeaderAt(0)));
   for (size_t offset = 0; offset < 4 * kGranule; offset += kGranule / 2) {
