@@ -7,9 +7,8 @@
 //   verbose      RULLOC_VERBOSE      say when Rulloc takes over; implies stats
 //   hardened     RULLOC_HARDENED     guard pages, random block order, zero on
 //                                    free (docs/hardening.md)
-//   huge_pages   RULLOC_HUGE_PAGES   back huge blocks, and small regions once
-//                                    they hold 32 MiB, with transparent huge
-//                                    pages (default 1)
+//   huge_pages   RULLOC_HUGE_PAGES   back huge blocks (2 MiB and more) with
+//                                    transparent huge pages (default 1)
 //   background_purge                 run the decay step every 100 ms from a
 //                RULLOC_BACKGROUND_PURGE  thread of Rulloc's own (default 0)
 //
