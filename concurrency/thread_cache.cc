@@ -338,12 +338,17 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   // class once holds a block or two of it, not a whole batch.
   const uint32_t full = BatchFor(bucket);
   const uint32_t grown = std::min(bin.max_count / full, 3u);
+  const uint32_t bound = bin.max_count;
+  const size_t capacity = cache->capacity_bytes;
   GrowBin(cache, bucket);
   if (bin.max_count == 0) return AllocateUncached(bucket);  // no budget left for this bin
   const uint32_t want = std::min(std::max(full >> (3 - grown), 1u), bin.max_count);
   const uint32_t got = DefaultHeap().RetryAfterPurge(
       [&] { return static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want)); });
   if (got == 0) {
+    // Out of memory: the bin gets no room for blocks it could not have.
+    bin.max_count = bound;
+    cache->capacity_bytes = capacity;
     errno = ENOMEM;
     return nullptr;
   }

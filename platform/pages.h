@@ -71,6 +71,8 @@ inline constexpr size_t kHugePageSize = size_t{2} << 20;
 
 // Resident set size of the calling process in bytes (0 if unknown).
 size_t ResidentBytes();
+// Address space the calling process has mapped, in bytes (0 if unknown).
+size_t AddressSpaceBytes();
 
 // A cheap monotonic clock in milliseconds (coarse: a few ms of resolution).
 uint64_t CoarseMonotonicMillis();

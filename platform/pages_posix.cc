@@ -142,9 +142,12 @@ void AdviseHugePages(void* ptr, size_t size) {
 #endif
 }
 
-size_t ResidentBytes() {
-  // /proc/self/statm: "size resident shared ..." in pages. Read with raw
-  // calls: this may run inside the allocator, where stdio could allocate.
+namespace {
+
+// Field `index` of /proc/self/statm ("size resident shared ...", in pages),
+// in bytes; 0 if unknown. Read with raw calls: this may run inside the
+// allocator, where stdio could allocate.
+size_t StatmBytes(int index) {
   const int saved_errno = errno;
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -158,12 +161,19 @@ size_t ResidentBytes() {
   if (n <= 0) return 0;
   buf[n] = '\0';
   const char* s = buf;
-  while (*s != ' ' && *s != '\0') ++s;  // skip "size"
-  while (*s == ' ') ++s;
+  for (int field = 0; field < index; ++field) {
+    while (*s != ' ' && *s != '\0') ++s;
+    while (*s == ' ') ++s;
+  }
   size_t pages = 0;
   for (; *s >= '0' && *s <= '9'; ++s) pages = pages * 10 + static_cast<size_t>(*s - '0');
   return pages * PageSize();
 }
+
+}  // namespace
+
+size_t ResidentBytes() { return StatmBytes(1); }
+size_t AddressSpaceBytes() { return StatmBytes(0); }
 
 uint64_t CoarseMonotonicMillis() {
   timespec now;

@@ -73,6 +73,13 @@ size_t ResidentBytes() {
   return counters.WorkingSetSize;
 }
 
+size_t AddressSpaceBytes() {
+  MEMORYSTATUSEX status;
+  status.dwLength = sizeof(status);
+  if (!GlobalMemoryStatusEx(&status)) return 0;
+  return static_cast<size_t>(status.ullTotalVirtual - status.ullAvailVirtual);
+}
+
 uint64_t CoarseMonotonicMillis() { return GetTickCount64(); }
 
 }  // namespace rulloc::platform

@@ -376,21 +376,10 @@ TEST(AllocatorTest, AMissGrowsTheLargestCachedMappingInsteadOfMappingAnew) {
 }
 
 #ifdef __linux__
-// Address space of the process in bytes, from /proc/self/statm.
-size_t MappedBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  size_t pages = 0;
-  if (f != nullptr) {
-    if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
-    std::fclose(f);
-  }
-  return pages * platform::PageSize();
-}
-
 TEST(AllocatorTest, ACachedMappingThatCannotGrowIsUnmappedAndNothingLeaks) {
   Allocator a;
   constexpr size_t kOld = size_t{4} << 20, kNew = size_t{10} << 20;
-  const size_t before = MappedBytes();
+  const size_t before = platform::AddressSpaceBytes();
   auto* old = static_cast<char*>(a.allocate(kOld));
   // The program splits the block's mapping in two: mremap then refuses it.
   const uintptr_t page = platform::PageSize();
@@ -405,7 +394,7 @@ TEST(AllocatorTest, ACachedMappingThatCannotGrowIsUnmappedAndNothingLeaks) {
   a.deallocate(p);
   a.trim();
   EXPECT_EQ(a.stats().bytes_mapped, 0u);
-  EXPECT_LT(MappedBytes(), before + (size_t{2} << 20));
+  EXPECT_LT(platform::AddressSpaceBytes(), before + (size_t{2} << 20));
 }
 #endif
 

@@ -13,20 +13,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "platform/pages.h"
 
 namespace {
 
 constexpr size_t kHeadroom = size_t{384} << 20;
-
-size_t AddressSpaceBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  size_t pages = 0;
-  if (f != nullptr) {
-    if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
-    std::fclose(f);
-  }
-  return pages * 4096;
-}
 
 // Lowers RLIMIT_AS to the current address space plus kHeadroom for the
 // lifetime of the object.
@@ -35,7 +26,7 @@ class AddressSpaceLimit {
   AddressSpaceLimit() {
     getrlimit(RLIMIT_AS, &saved_);
     rlimit lowered = saved_;
-    lowered.rlim_cur = AddressSpaceBytes() + kHeadroom;
+    lowered.rlim_cur = rulloc::platform::AddressSpaceBytes() + kHeadroom;
     ok_ = setrlimit(RLIMIT_AS, &lowered) == 0;
   }
   ~AddressSpaceLimit() { setrlimit(RLIMIT_AS, &saved_); }
