@@ -101,7 +101,8 @@ class Heap {
 
   // Unmaps regions that have stayed empty for `max_age_ms` or longer (0:
   // every empty region), and gives back the slack huge blocks have kept as
-  // long. Returns those bytes (decommitted free pages of live regions aside).
+  // long. Returns those bytes (the free pages decay gives back inside small
+  // and large regions aside).
   size_t Purge(uint64_t max_age_ms);
   // attempt(), and when it fails (out of memory), attempt() again once what
   // the heap keeps for reuse (empty regions, cached mappings) went back to

@@ -25,7 +25,6 @@ void HugeBlocks::Track(HugeRegion* region) {
   Shard& shard = ShardOf(region);
   SpinLockHolder hold(shard.lock);
   region->cached = false;
-  region->immovable = false;
   shard.list.PushFront(&region->header);
   shard.bytes += region->header.size;
   shard.usable += region->usable;
@@ -61,6 +60,9 @@ void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
   auto* region = reinterpret_cast<HugeRegion*>(header);
   region->payload_offset = (end - size) & ~(alignment - 1);
   region->usable = end - region->payload_offset;
+  region->immovable = false;
+  region->resident_end = mapping;
+  region->kept_slack = 0;
   Track(region);
   return region->payload();
 }
@@ -97,19 +99,25 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
         largest = i;
       }
     }
+    HugeRegion* donor = nullptr;
     if (largest != too_small_count) {
-      HugeRegion* donor = too_small[largest];
+      donor = too_small[largest];
       too_small[largest] = too_small[--too_small_count];
-      region = GrowCached(donor, need, map_alignment);
+    }
+    // The others first: often next to the donor, they would keep it from
+    // growing in place.
+    for (size_t i = 0; i < too_small_count; ++i) UnmapRegion(&too_small[i]->header);
+    if (donor != nullptr) {
+      region = GrowCached(donor, need, alignment);
       new_pages = region != nullptr;
     }
   }
-  for (size_t i = 0; i < too_small_count; ++i) UnmapRegion(&too_small[i]->header);
   if (region == nullptr) {
     // Out of memory, the heap drops this cache (and all it keeps) and retries.
     RegionHeader* header = MapRegion(RegionKind::kHuge, need, map_alignment, heap_);
     if (header == nullptr) return nullptr;
     region = reinterpret_cast<HugeRegion*>(header);
+    region->immovable = false;
     region->resident_end = need;
     region->kept_slack = 0;
     new_pages = true;
@@ -121,30 +129,46 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
   return region->payload();
 }
 
-HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t map_alignment) {
-  const size_t page = platform::PageSize();
-  if (map_alignment < kGranule) map_alignment = kGranule;
+HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t alignment) {
   const size_t old_size = donor->header.size;
-  const size_t span = need + map_alignment - page;  // room to align the base
-  // Off the page map before its range can be another mapping's.
-  PageMap::Unregister(donor, old_size);
-  auto* moved = static_cast<char*>(platform::ResizePages(donor, old_size, span));
-  if (moved == nullptr) {  // nothing changed (say, the program split the mapping)
-    platform::Release(donor, old_size);
-    return nullptr;
+  HugeRegion* grown = donor;
+  if (platform::ResizePages(donor, old_size, need, /*may_move=*/false) != nullptr) {
+    // Grown in place: its base, its alignment and every page stay.
+    if (!PageMap::Register(donor, need, &donor->header)) {
+      PageMap::Unregister(donor, need);
+      platform::Release(donor, need);
+      return nullptr;
+    }
+    donor->header.size = need;
+  } else {
+    // Moved wherever the kernel finds room, which is page aligned: the
+    // region's base must be granule (or `alignment`) aligned, so up to that
+    // much of its first pages is cut off.
+    const size_t page = platform::PageSize();
+    const size_t base_alignment = alignment < kGranule ? kGranule : alignment;
+    const size_t span = need + base_alignment - page;
+    // Off the page map before its range can be another mapping's.
+    PageMap::Unregister(donor, old_size);
+    auto* moved = static_cast<char*>(platform::ResizePages(donor, old_size, span, true));
+    if (moved == nullptr) {  // nothing changed (say, the program split the mapping)
+      platform::Release(donor, old_size);
+      return nullptr;
+    }
+    char* base =
+        reinterpret_cast<char*>(AlignUp(reinterpret_cast<uintptr_t>(moved), base_alignment));
+    if (base != moved) platform::Release(moved, static_cast<size_t>(base - moved));
+    if (base + need != moved + span) {
+      platform::Release(base + need, static_cast<size_t>(moved + span - (base + need)));
+    }
+    auto* header = new (base) RegionHeader{RegionKind::kHuge, 0, need, heap_};
+    if (!PageMap::Register(base, need, header)) {
+      PageMap::Unregister(base, need);
+      platform::Release(base, need);
+      return nullptr;
+    }
+    grown = reinterpret_cast<HugeRegion*>(header);
+    grown->immovable = false;
   }
-  char* base = reinterpret_cast<char*>(AlignUp(reinterpret_cast<uintptr_t>(moved), map_alignment));
-  if (base != moved) platform::Release(moved, static_cast<size_t>(base - moved));
-  if (base + need != moved + span) {
-    platform::Release(base + need, static_cast<size_t>(moved + span - (base + need)));
-  }
-  auto* header = new (base) RegionHeader{RegionKind::kHuge, 0, need, heap_};
-  if (!PageMap::Register(base, need, header)) {
-    PageMap::Unregister(base, need);
-    platform::Release(base, need);
-    return nullptr;
-  }
-  auto* grown = reinterpret_cast<HugeRegion*>(header);
   grown->resident_end = need;
   grown->kept_slack = 0;
   SpinLockHolder hold(cache_.lock);
@@ -315,6 +339,7 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   PageMap::Register(to, need, &moved->header);
   DropSlack(moved);  // the mapping now ends at the payload's last page
   moved->header.size = need;
+  moved->immovable = false;
   moved->resident_end = need;
   moved->usable = need - offset;
   if (huge_pages) platform::AdviseHugePages(to, need);

@@ -2,8 +2,8 @@
 // cache for reuse (a server that allocates 8 MiB buffers per request then
 // pays no page faults), and goes back to the OS after the decay time. A
 // request that no cached mapping fits grows the largest of them (too small
-// for it), its pages moved along (mremap), so that only the added tail
-// faults.
+// for it) with mremap, in place or moved with its pages, so that only the
+// added tail faults.
 //
 //   mapping base (64 KiB aligned, or `alignment` aligned)
 //   ┌────────────┬──────────┬────────────────────────┬──────────────────┐
@@ -14,10 +14,12 @@
 //   live shards[16] ──► HugeRegion ⇄ HugeRegion ...   (by address)
 //   cache           ──► [ freed mapping | freed mapping | ... ] ≤ 8, ≤ 64 MiB
 //
-// Resident slack of more than a quarter of the request stays resident while
-// that of all live blocks together is at most kSlackBytes (the next, larger
-// request reuses it with no faults); past that budget, and after the decay
-// time, it goes back to the OS.
+// A reused mapping's resident slack of more than a quarter of the request
+// stays resident while that kept by all live blocks together is at most
+// kSlackBytes (the next, larger request reuses it with no faults); past that
+// budget, and after the decay time, it goes back to the OS. (A block that
+// shrinks in place to no less than half its mapping keeps the rest, as
+// realloc always has, uncounted.)
 //
 // Live mappings are kept on lists sharded by address, each with its own
 // lock, so that an allocator can unmap them all when it is destroyed.
@@ -38,7 +40,8 @@ struct HugeRegion {
   size_t payload_offset;
   size_t usable;   // payload bytes handed out: page-rounded request
   bool cached;     // freed, waiting in the cache
-  bool immovable;  // a move of its pages failed: realloc copies it
+  bool immovable;  // a move of its pages failed: realloc copies it, and a
+                   // miss does not grow it (kept while it is cached)
   uint64_t freed_ms;
   size_t resident_end;      // pages at and past this offset were given back
   size_t kept_slack;        // resident slack counted in the budget (live)
@@ -117,15 +120,15 @@ class HugeBlocks {
   // Keeps a freed mapping; returns the mapping evicted to make room (or the
   // one given, if it cannot be kept), for the caller to unmap unlocked.
   HugeRegion* PutCached(HugeRegion* region);
-  // A miss: resizes `donor`, a cached mapping too small for the request, to
-  // a mapping of `need` bytes at `map_alignment`, moved if need be with its
-  // pages; nullptr, the donor unmapped, if that cannot be done.
-  HugeRegion* GrowCached(HugeRegion* donor, size_t need, size_t map_alignment);
+  // A miss: grows `donor`, a cached mapping too small for the request, to
+  // `need` bytes, in place or moved with its pages (the base `alignment`
+  // aligned); nullptr, the donor unmapped, if that cannot be done.
+  HugeRegion* GrowCached(HugeRegion* donor, size_t need, size_t alignment);
   // Counts `slack` resident bytes past the payload of `region` (not yet
   // tracked) in the budget; false, nothing counted, if they do not fit.
   bool KeepSlack(HugeRegion* region, size_t slack);
-  // Takes `region`'s kept slack out of the budget (the region off its
-  // shard's list, or never on it).
+  // Takes `region`'s kept slack out of the budget (not out of its shard's
+  // total: the caller sees to that, under the shard's lock).
   void DropSlack(HugeRegion* region);
   // Gives back the kept slack of live blocks kept `max_age_ms` or more ago
   // (0: all); returns its bytes.

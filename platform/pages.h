@@ -57,11 +57,11 @@ inline constexpr bool kCanMovePages = false;
 enum class MoveResult { kMoved, kFailed, kFailedTargetLost };
 MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size);
 
-// Resizes the reservation [from, from+from_size) to `to_size` bytes, moved
-// wherever the kernel finds room (its pages with it; growth reads as zeros)
-// and returns where it now starts; nullptr, with nothing changed, if it
-// cannot (or the OS cannot move pages).
-void* ResizePages(void* from, size_t from_size, size_t to_size);
+// Resizes the reservation [from, from+from_size) to `to_size` bytes: in
+// place, or with `may_move` wherever the kernel finds room (its pages moved
+// with it; growth reads as zeros). Returns where it now starts; nullptr,
+// with nothing changed, if it cannot (or the OS cannot resize mappings).
+void* ResizePages(void* from, size_t from_size, size_t to_size, bool may_move);
 
 // Asks the OS to back [ptr, ptr+size) with huge pages (2 MiB on x86-64)
 // where it can: far fewer page faults for large blocks that are written

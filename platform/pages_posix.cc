@@ -117,16 +117,17 @@ MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size) {
 #endif
 }
 
-void* ResizePages(void* from, size_t from_size, size_t to_size) {
+void* ResizePages(void* from, size_t from_size, size_t to_size, bool may_move) {
 #ifdef MREMAP_MAYMOVE
   const int saved_errno = errno;
-  void* moved = mremap(from, from_size, to_size, MREMAP_MAYMOVE);
+  void* moved = mremap(from, from_size, to_size, may_move ? MREMAP_MAYMOVE : 0);
   errno = saved_errno;
   return moved == MAP_FAILED ? nullptr : moved;
 #else
   (void)from;
   (void)from_size;
   (void)to_size;
+  (void)may_move;
   return nullptr;
 #endif
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/page_map.h"
 #include "gtest/gtest.h"
 #include "platform/pages.h"
 #include "tests/sanitizers.h"
@@ -352,27 +353,49 @@ TEST(AllocatorTest, GrowingIntoKeptSlackStaysInPlaceAndUncountsIt) {
 }
 
 TEST(AllocatorTest, AMissGrowsTheLargestCachedMappingInsteadOfMappingAnew) {
-  Allocator a;
-  constexpr size_t kOld = size_t{4} << 20, kNew = size_t{10} << 20;
-  void* older = a.allocate(size_t{3} << 20);
-  void* old = a.allocate(kOld);
-  std::memset(old, 0x3c, kOld);
-  a.deallocate(older);
-  a.deallocate(old);
-  auto* p = static_cast<unsigned char*>(a.allocate(kNew));
-  ASSERT_NE(p, nullptr);
-  const internal::HugeStats h = a.heap().HugeBlockStats();
-  EXPECT_EQ(h.bytes_cached, 0u);  // the other, smaller one was unmapped
+  // Sizes that are no multiple of 2 MiB, where a moved mapping lands on no
+  // particular alignment; with the mapping next to the cached one free (it
+  // can grow in place) and in use (it must move).
+  for (const size_t new_size : {(size_t{7} << 20) + 300 * 1024, size_t{10} << 20}) {
+    for (const bool neighbour_live : {false, true}) {
+      SCOPED_TRACE(testing::Message() << new_size << (neighbour_live ? " live" : " freed"));
+      Allocator a;
+      constexpr size_t kOld = size_t{4} << 20;
+      const size_t page = platform::PageSize();
+      auto page_number = [&](const unsigned char* q, size_t k) {
+        uint16_t n;
+        std::memcpy(&n, q + k * page, sizeof(n));
+        return size_t{n};
+      };
+      void* neighbour = a.allocate(size_t{3} << 20);
+      auto* old = static_cast<unsigned char*>(a.allocate(kOld));
+      for (size_t k = 0; k < kOld / page; ++k) {
+        const auto n = static_cast<uint16_t>(k);
+        std::memcpy(old + k * page, &n, sizeof(n));
+      }
+      if (!neighbour_live) a.deallocate(neighbour);
+      a.deallocate(old);
+      auto* p = static_cast<unsigned char*>(a.allocate(new_size));
+      ASSERT_NE(p, nullptr);
+      const internal::HugeStats h = a.heap().HugeBlockStats();
+      EXPECT_EQ(h.bytes_cached, 0u);  // a freed neighbour was unmapped
 #ifdef __linux__
-  EXPECT_EQ(h.cache_grows, 1u);
-  // The 4 MiB mapping's pages moved along: its contents are still there
-  // (a fresh mapping would read as zero), and the added tail is zero.
-  EXPECT_EQ(p[kOld - (size_t{1} << 20)], 0x3c);
-  EXPECT_EQ(p[kNew - 1], 0u);
-  EXPECT_LT(a.stats().bytes_mapped, kNew + (size_t{1} << 20));
+      EXPECT_EQ(h.cache_grows, 1u);
+      // The 4 MiB mapping's pages came along (a fresh mapping reads as
+      // zero): all at their offsets if it grew in place, all but less than
+      // a granule of its first pages if it moved to a page the kernel chose.
+      const size_t lost = page_number(p, 0);
+      EXPECT_LT(lost * page, internal::kGranule);
+      for (size_t k = 0; k + lost < kOld / page; ++k) {
+        ASSERT_EQ(page_number(p, k), k + lost) << "page " << k;
+      }
+      EXPECT_EQ(p[new_size - 1], 0u);  // the added tail
 #endif
-  std::memset(p, 0x11, kNew);
-  a.deallocate(p);
+      std::memset(p, 0x11, new_size);
+      a.deallocate(p);
+      if (neighbour_live) a.deallocate(neighbour);
+    }
+  }
 }
 
 #ifdef __linux__
@@ -381,7 +404,7 @@ TEST(AllocatorTest, ACachedMappingThatCannotGrowIsUnmappedAndNothingLeaks) {
   constexpr size_t kOld = size_t{4} << 20, kNew = size_t{10} << 20;
   const size_t before = platform::AddressSpaceBytes();
   auto* old = static_cast<char*>(a.allocate(kOld));
-  // The program splits the block's mapping in two: mremap then refuses it.
+  // The program splits the block's mapping (in three): mremap then refuses it.
   const uintptr_t page = platform::PageSize();
   void* inside =
       reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(old) + (1 << 20)) & ~(page - 1));
