@@ -132,7 +132,8 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
 HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t alignment) {
   const size_t old_size = donor->header.size;
   HugeRegion* grown = donor;
-  if (platform::ResizePages(donor, old_size, need, /*may_move=*/false) != nullptr) {
+  const bool aligned = (reinterpret_cast<uintptr_t>(donor) & (alignment - 1)) == 0;
+  if (aligned && platform::ResizePages(donor, old_size, need, /*may_move=*/false) != nullptr) {
     // Grown in place: its base, its alignment and every page stay.
     if (!PageMap::Register(donor, need, &donor->header)) {
       PageMap::Unregister(donor, need);
