@@ -317,10 +317,11 @@ RegionKind KindOf(const void* p) {
 
 // ---------------------------------------------------------------- stats report
 
-// Counts calls to the (sanitizer's) malloc while `g_count_mallocs` is set:
-// rulloc_stats_write must not allocate.
-bool g_count_mallocs = false;
-size_t g_mallocs = 0;
+// Counts calls to the (sanitizer's) malloc on this thread while
+// `g_count_mallocs` is set: rulloc_stats_write must not allocate. (Thread
+// local: libFuzzer's thread that watches the RSS allocates now and then.)
+thread_local bool g_count_mallocs = false;
+thread_local size_t g_mallocs = 0;
 void OnMalloc(const volatile void*, size_t) {
   if (g_count_mallocs) ++g_mallocs;
 }
