@@ -12,6 +12,7 @@
 #include <new>
 #include <vector>
 
+#include "concurrency/thread_cache.h"
 #include "gtest/gtest.h"
 #include "platform/pages.h"
 
@@ -120,6 +121,38 @@ TEST(ExhaustionTest, EverySizeGetsEnomemThenMemoryIsReused) {
   // The second round of each size got about as much as the first.
   EXPECT_GT(got[4], got[0] * 9 / 10);
   EXPECT_GT(got[5], got[3] * 9 / 10);
+}
+
+TEST(ExhaustionTest, AFailedRefillLeavesTheBinBoundAsItWas) {
+  // A size class this thread has not used: its first malloc grows the bin's
+  // bound and refills it, which fails once the address space is full.
+  constexpr size_t kSize = 12288;
+  const size_t bucket = rulloc::internal::DefaultClasses::BucketFor(kSize);
+  rulloc::internal::ThreadCache* cache = rulloc::internal::tls_cache;
+  std::vector<void*> blocks;
+  void* p;
+  int error;
+  uint32_t bound_before, bound_after;
+  size_t capacity_before, capacity_after;
+  {
+    AddressSpaceLimit limit;
+    ASSERT_TRUE(limit.ok());
+    blocks = FillWith(100);
+    cache = rulloc::internal::tls_cache;  // built by the fills
+    bound_before = cache->bins[bucket].max_count;
+    capacity_before = cache->capacity_bytes;
+    errno = 0;
+    p = malloc(kSize);
+    error = errno;
+    bound_after = cache->bins[bucket].max_count;
+    capacity_after = cache->capacity_bytes;
+  }
+  FreeAll(blocks);
+  free(p);
+  ASSERT_EQ(p, nullptr) << "the refill did not fail";
+  EXPECT_EQ(error, ENOMEM);
+  EXPECT_EQ(bound_after, bound_before);
+  EXPECT_EQ(capacity_after, capacity_before);
 }
 
 TEST(ExhaustionTest, OperatorNewThrowsAndRecovers) {
