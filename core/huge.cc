@@ -1,7 +1,6 @@
 #include "core/huge.h"
 
 #include <cstdint>
-#include <new>
 
 #include "core/diagnostics.h"
 #include "core/page_map.h"
@@ -161,12 +160,8 @@ HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t alignm
     if (base + need != moved + span) {
       platform::Release(base + need, static_cast<size_t>(moved + span - (base + need)));
     }
-    auto* header = new (base) RegionHeader{RegionKind::kHuge, 0, need, heap_};
-    if (!PageMap::Register(base, need, header)) {
-      PageMap::Unregister(base, need);
-      platform::Release(base, need);
-      return nullptr;
-    }
+    RegionHeader* header = InstallRegion(base, RegionKind::kHuge, need, heap_);
+    if (header == nullptr) return nullptr;
     grown = reinterpret_cast<HugeRegion*>(header);
     grown->immovable = false;
   }

@@ -14,6 +14,10 @@ RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* he
   void* base = small && alignment == kGranule ? RegionCarver::Carve(size) : nullptr;
   if (base == nullptr) base = platform::Reserve(size, alignment, /*commit=*/true);
   if (base == nullptr) return nullptr;
+  return InstallRegion(base, kind, size, heap);
+}
+
+RegionHeader* InstallRegion(void* base, RegionKind kind, size_t size, Heap* heap) {
   auto* region = new (base) RegionHeader{kind, 0, size, heap};
   if (!PageMap::Register(base, size, region)) {
     PageMap::Unregister(base, size);

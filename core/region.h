@@ -78,6 +78,10 @@ class RegionList {
 // aligned), writes its RegionHeader and registers it in the page map.
 // Returns nullptr when the OS refuses.
 RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap);
+// Writes the RegionHeader of [base, base+size), granule-aligned pages the
+// caller holds, and registers it; nullptr, the range released, if the page
+// map cannot take it.
+RegionHeader* InstallRegion(void* base, RegionKind kind, size_t size, Heap* heap);
 // Unregisters and releases a region mapped by MapRegion.
 void UnmapRegion(RegionHeader* region);
 
