@@ -101,7 +101,10 @@ void Heap::Deallocate(void* p) {
 
 bool Heap::TryUsableSize(const void* p, size_t* usable) {
   RegionHeader* region = PageMap::Lookup(p);
-  if (region == nullptr || region->heap != this) return false;
+  return region != nullptr && region->heap == this && UsableSizeIn(region, p, usable);
+}
+
+bool Heap::UsableSizeIn(RegionHeader* region, const void* p, size_t* usable) {
   switch (region->kind) {
     case RegionKind::kSmall: {
       auto* small = reinterpret_cast<SmallRegion*>(region);
@@ -120,9 +123,12 @@ bool Heap::TryUsableSize(const void* p, size_t* usable) {
 }
 
 size_t Heap::UsableSize(const void* p) {
-  RegionHeader* region = RegionOf(p, "usable_size of a pointer not allocated by rulloc");
+  return UsableSizeIn(RegionOf(p, "usable_size of a pointer not allocated by rulloc"), p);
+}
+
+size_t Heap::UsableSizeIn(RegionHeader* region, const void* p) {
   size_t usable;
-  if (TryUsableSize(p, &usable)) return usable;
+  if (UsableSizeIn(region, p, &usable)) return usable;
   switch (region->kind) {
     case RegionKind::kSmall:
     case RegionKind::kLarge:
@@ -151,7 +157,7 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
       return p;
     }
   } else {
-    usable = UsableSize(p);
+    usable = UsableSizeIn(region, p);
     if (aligned && region->kind == RegionKind::kHuge && size > kLargeMax) {
       auto* huge = reinterpret_cast<HugeRegion*>(region);
       if (huge_.ResizeInPlace(huge, p, size)) return p;

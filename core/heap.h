@@ -154,6 +154,9 @@ class Heap {
   void* AllocateSlow(size_t size, size_t alignment);
   // The validated region of a pointer this heap owns, or a misuse report.
   RegionHeader* RegionOf(const void* p, const char* operation);
+  // UsableSize and TryUsableSize of `p` in its validated `region`.
+  size_t UsableSizeIn(RegionHeader* region, const void* p);
+  static bool UsableSizeIn(RegionHeader* region, const void* p, size_t* usable);
   LargeBucket& LargeForThisCpu();
   // Calls f(bucket) for every small bucket of every arena.
   template <typename F>
