@@ -49,11 +49,13 @@ inline constexpr bool kCanMovePages = false;
 // Moves the pages of the reservation [from, from+from_size) to `to`, a
 // reservation of `to_size` bytes that they replace; the rest of `to` reads
 // as zeros and `from` is released. The kernel moves page-table entries:
-// nothing is copied. On failure nothing moved; kFailedTargetLost says that
-// `to` may no longer be the caller's (some Linux versions unmap the target
-// before they check the source, and another thread may have mapped the
-// range since; others leave it mapped), so the caller must leave that range
-// alone.
+// nothing is copied. `to` must be mapped readable and writable (its first
+// page is written). On failure nothing moved; kFailed says that `to` is
+// still the caller's reservation, kFailedTargetLost that it may not be:
+// some Linux versions unmap the target before they check the source, and
+// another thread may have mapped the range since, so the caller must leave
+// that range alone. (A mark written in `to` before the move tells the two
+// apart where the kernel left the target mapped.)
 enum class MoveResult { kMoved, kFailed, kFailedTargetLost };
 MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size);
 
