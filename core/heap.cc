@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 
@@ -170,8 +171,9 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
   // Keep a block when the new size fits and wastes at most half of it.
   if (aligned && size <= usable && size >= usable / 2) return p;
   // A block that grows to kGrowInPlaceMin or more moves to a large bucket,
-  // where its next growth steps can happen in place.
-  const bool into_large = size > usable && size >= kGrowInPlaceMin && size <= small_max_ &&
+  // where its next growth steps can happen in place, and out of the way of
+  // the block in use before it.
+  const bool into_large = size > usable && size >= kGrowInPlaceMin && size <= kLargeMax &&
                           alignment <= kMinAlignment && !runtime_options.hardened;
   void* fresh = into_large ? AllocateGrowable(size) : Allocate(size, alignment);
   if (fresh == nullptr) return nullptr;
@@ -180,10 +182,25 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
   return fresh;
 }
 
+namespace {
+// Threads take the large buckets in turn for the buffers they grow: slot
+// 1 + (n mod kMaxArenas) for the n-th thread that asks, 0 before it asks.
+std::atomic<uint32_t> growable_slots_taken{0};
+constinit thread_local uint32_t growable_slot __attribute__((tls_model("initial-exec"))) = 0;
+}  // namespace
+
 void* Heap::AllocateGrowable(size_t size) {
-  void* p = RetryAfterPurge([&] { return LargeForThisCpu().Allocate(size, kMinAlignment); });
+  void* p = RetryAfterPurge(
+      [&] { return LargeForThisThread().Allocate(size, kMinAlignment, /*growable=*/true); });
   if (p == nullptr) errno = ENOMEM;
   return p;
+}
+
+LargeBucket& Heap::LargeForThisThread() {
+  if (growable_slot == 0) {
+    growable_slot = growable_slots_taken.fetch_add(1, std::memory_order_relaxed) % kMaxArenas + 1;
+  }
+  return large_[growable_slot - 1];
 }
 
 LargeBucket& Heap::LargeForThisCpu() {
@@ -192,7 +209,7 @@ LargeBucket& Heap::LargeForThisCpu() {
 
 LargeBucketStats Heap::LargeStats(size_t /*bucket*/) {
   LargeBucketStats total = large_[0].Stats();
-  for (size_t a = 1; a < arena_count_; ++a) total += large_[a].Stats();
+  for (size_t a = 1; a < kMaxArenas; ++a) total += large_[a].Stats();  // growable: all
   return total;
 }
 

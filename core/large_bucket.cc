@@ -181,6 +181,17 @@ void LargeBucket::SplitLocked(LargeBlock* b, size_t size) {
   PushFree(rest);
 }
 
+LargeBlock* LargeBucket::SkipHalfLocked(LargeBlock* b, size_t need) {
+  const size_t front_size = AlignUp((b->size() - need) / 2, 16);
+  auto* back = reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(b) + front_size);
+  back->prev_size = front_size;
+  back->offset = 0;
+  SetSizeFlags(back, (b->size() - front_size) | (b->size_flags & LargeBlock::kLast));
+  if (!back->is_last()) back->next()->prev_size = back->size();
+  SetSizeFlags(b, front_size | LargeBlock::kFree);
+  return back;
+}
+
 LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b) {
   if (!b->is_last()) {
     LargeBlock* next = b->next();
@@ -205,14 +216,24 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b) {
   return b;
 }
 
-void* LargeBucket::Allocate(size_t size, size_t alignment) {
+void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable) {
   const size_t slack = alignment > 16 ? alignment + kHeader : 0;
   const size_t need = AlignUp(size + slack, 16) + kHeader;
   LargeBlock* b;
   {
     SpinLockHolder hold(lock_);
     if ((b = FindFree(need)) != nullptr) {
+      const uint64_t freed_ms = Links(b)->freed_ms;
       RemoveFree(b);
+      // Right after a block in use (perhaps another thread's growing
+      // buffer), a growable block takes the second half of the space.
+      if (growable && b->prev_size != 0 && b->size() >= 2 * (need + kMinSplit)) {
+        LargeBlock* front = b;
+        b = SkipHalfLocked(front, need);
+        LinksOf(front)->freed_ms = freed_ms;
+        if (freed_ms == kDecommitted) bytes_decommitted_ += InteriorBytes(front);
+        PushFree(front);
+      }
     } else if ((b = NewRegionBlock()) == nullptr) {
       return nullptr;
     }

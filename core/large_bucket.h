@@ -122,8 +122,11 @@ class alignas(64) LargeBucket {
   }
 
   // A block with at least `size` payload bytes, payload aligned to
-  // `alignment` (a power of two). nullptr when the OS refuses.
-  void* Allocate(size_t size, size_t alignment);
+  // `alignment` (a power of two). nullptr when the OS refuses. A growable
+  // block (a buffer realloc is growing) that would start right after a
+  // block in use starts halfway into its free block instead, so that
+  // both can grow in place.
+  void* Allocate(size_t size, size_t alignment, bool growable = false);
   void Free(void* p);
   // Sets `*usable` to the payload bytes at `p` and, unless `size` is 0,
   // grows or shrinks the block in place to hold `size` bytes; false if it
@@ -164,6 +167,9 @@ class alignas(64) LargeBucket {
   LargeBlock* FindFree(size_t need);
   // Makes `b` exactly `size` bytes if the rest is worth a free block.
   void SplitLocked(LargeBlock* b, size_t size);
+  // Leaves the front of free block `b` (off the lists) free, as room for
+  // the block before it to grow, and returns the rest: `b`'s second half.
+  LargeBlock* SkipHalfLocked(LargeBlock* b, size_t need);
   // Grows the used block `b` to `need` bytes into its free right neighbour
   // (which holds enough); what is left of the neighbour stays free.
   void GrowIntoNextLocked(LargeBlock* b, size_t need);

@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <sys/mman.h>
 
+#include <barrier>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "core/page_map.h"
@@ -420,6 +422,69 @@ TEST(AllocatorTest, ACachedMappingThatCannotGrowIsUnmappedAndNothingLeaks) {
   EXPECT_LT(platform::AddressSpaceBytes(), before + (size_t{2} << 20));
 }
 #endif
+
+// Buffers that realloc grows from small sizes through the large range.
+// Each step writes the buffer through; returns how many steps moved it.
+int GrowAndCountMoves(Allocator& a, char*& p, size_t& size, size_t to, char fill) {
+  int moves = 0;
+  while (size < to) {
+    const size_t grown = size * 3 / 2;
+    char* q = static_cast<char*>(a.reallocate(p, grown));
+    EXPECT_NE(q, nullptr);
+    for (size_t i = 0; i < size; i += 512) EXPECT_EQ(q[i], fill) << "offset " << i;
+    std::memset(q, fill, grown);
+    if (q != p && size >= internal::Heap::kGrowInPlaceMin) ++moves;
+    p = q;
+    size = grown;
+  }
+  return moves;
+}
+
+TEST(AllocatorTest, TwoThreadsGrowingBuffersInTurnGrowInPlace) {
+  Allocator a;
+  std::barrier step(2);
+  int moves[2] = {0, 0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      const char fill = static_cast<char>('a' + t);
+      size_t size = 1000;
+      char* p = static_cast<char*>(a.allocate(size));
+      std::memset(p, fill, size);
+      // One 1.5x step each, in lockstep: allocations alternate between the
+      // threads, whichever CPUs they run on.
+      while (size < (size_t{1} << 20)) {
+        moves[t] += GrowAndCountMoves(a, p, size, size + 1, fill);
+        step.arrive_and_wait();
+      }
+      step.arrive_and_drop();
+      a.deallocate(p);
+    });
+  }
+  for (auto& t : threads) t.join();
+  // Each thread's buffer lives in a large bucket of its own (a standalone
+  // instance has one arena: by CPU, the two would share it).
+  EXPECT_EQ(moves[0], 0);
+  EXPECT_EQ(moves[1], 0);
+}
+
+TEST(AllocatorTest, AGrowableBufferLeavesRoomForTheOneBeforeIt) {
+  Allocator a;
+  size_t first_size = 2000, second_size = 2000;
+  char* first = static_cast<char*>(a.allocate(first_size));
+  std::memset(first, 'x', first_size);
+  EXPECT_EQ(GrowAndCountMoves(a, first, first_size, 5000, 'x'), 0);
+  char* second = static_cast<char*>(a.allocate(second_size));
+  std::memset(second, 'y', second_size);
+  EXPECT_EQ(GrowAndCountMoves(a, second, second_size, 5000, 'y'), 0);
+  // Both grew into the large bucket of this thread, the second after the
+  // first: it started halfway into the free space, so both grow in place.
+  EXPECT_GT(second, first);
+  EXPECT_EQ(GrowAndCountMoves(a, first, first_size, 200000, 'x'), 0);
+  EXPECT_EQ(GrowAndCountMoves(a, second, second_size, 200000, 'y'), 0);
+  a.deallocate(first);
+  a.deallocate(second);
+}
 
 #ifdef __linux__
 TEST(AllocatorTest, AHugeBlockThatCannotMoveIsCopiedAndNothingLeaks) {
