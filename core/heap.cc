@@ -193,6 +193,7 @@ void* Heap::AllocateGrowable(size_t size) {
   void* p = RetryAfterPurge(
       [&] { return LargeForThisThread().Allocate(size, kMinAlignment, /*growable=*/true); });
   if (p == nullptr) errno = ENOMEM;
+  MaybePurge();  // a slow path, as AllocateSlow
   return p;
 }
 

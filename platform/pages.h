@@ -49,13 +49,12 @@ inline constexpr bool kCanMovePages = false;
 // Moves the pages of the reservation [from, from+from_size) to `to`, a
 // reservation of `to_size` bytes that they replace; the rest of `to` reads
 // as zeros and `from` is released. The kernel moves page-table entries:
-// nothing is copied. `to` must be mapped readable and writable (its first
-// page is written). On failure nothing moved; kFailed says that `to` is
+// nothing is copied. On failure nothing moved; kFailed says that `to` is
 // still the caller's reservation, kFailedTargetLost that it may not be:
-// some Linux versions unmap the target before they check the source, and
-// another thread may have mapped the range since, so the caller must leave
-// that range alone. (A mark written in `to` before the move tells the two
-// apart where the kernel left the target mapped.)
+// the kernel may unmap the target before a late failure, and another
+// thread may have mapped the range since, so the caller must leave that
+// range alone. A source the kernel refuses outright is found before the
+// target is touched (kFailed).
 enum class MoveResult { kMoved, kFailed, kFailedTargetLost };
 MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size);
 

@@ -2,12 +2,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "platform/pages.h"
 
@@ -19,28 +17,6 @@ void* MapRaw(size_t size, bool commit) {
   void* p = mmap(nullptr, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
-
-#if defined(MREMAP_FIXED) && defined(MAP_FIXED_NOREPLACE)
-// What MovePages writes at the start of its target before the move, to
-// recognise the target as its own reservation if the move is refused.
-struct TargetMark {
-  uint64_t words[2];
-};
-TargetMark MarkFor(const void* from, const void* to) {
-  return {{reinterpret_cast<uintptr_t>(to) ^ 0x52756c6c6f634d76u,
-           reinterpret_cast<uintptr_t>(from) ^ 0x7461726765742121u}};
-}
-// Whether `at` still holds `mark`, read without faulting if nothing
-// readable is mapped there (process_vm_readv answers EFAULT instead).
-bool StillMarked(const void* at, const TargetMark& mark) {
-  TargetMark seen;
-  iovec local = {&seen, sizeof seen};
-  iovec remote = {const_cast<void*>(at), sizeof seen};
-  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) ==
-             static_cast<ssize_t>(sizeof seen) &&
-         std::memcmp(&seen, &mark, sizeof seen) == 0;
-}
-#endif
 
 }  // namespace
 
@@ -117,21 +93,32 @@ bool Release(void* ptr, size_t size) {
 MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size) {
 #if defined(MREMAP_FIXED) && defined(MAP_FIXED_NOREPLACE)
   const int saved_errno = errno;
+  // A source the kernel will not move (a mapping the program split with
+  // mprotect or madvise, say) is refused before the target is touched on
+  // kernels that check the source first (6.18), which would leave no way
+  // to tell our reservation from another thread's mapping there. Growing
+  // the source in place by a page runs the same checks first: any answer
+  // but "no room" (ENOMEM) means the move would be refused.
+  const size_t page = PageSize();
+  if (mremap(from, from_size, from_size + page, 0) == MAP_FAILED) {
+    if (errno != ENOMEM) {
+      errno = saved_errno;
+      return MoveResult::kFailed;  // the target is untouched: still ours
+    }
+  } else {
+    mremap(from, from_size + page, from_size, 0);  // back (shrinking cannot fail)
+  }
   MoveResult result = MoveResult::kMoved;
-  // The move replaces this page with one of `from`; until then it tells our
-  // reservation apart from a mapping another thread may make there.
-  const TargetMark mark = MarkFor(from, to);
-  std::memcpy(to, &mark, sizeof mark);
   if (mremap(from, from_size, to_size, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) {
-    // Kernels that check the source first refused with the target still
-    // mapped; others unmapped it first. Take it back if it is free.
+    // Take the target back if it is free; if anything is mapped there, it
+    // may be ours or another thread's: leave it.
     void* again = mmap(to, to_size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-    if (again == to || StillMarked(to, mark)) {
-      result = MoveResult::kFailed;  // ours, mapped: the caller releases it
+    if (again == to) {
+      result = MoveResult::kFailed;
     } else {
       if (again != MAP_FAILED) munmap(again, to_size);  // a kernel that took it as a hint
-      result = MoveResult::kFailedTargetLost;           // someone else's now, or unreadable
+      result = MoveResult::kFailedTargetLost;
     }
   }
   errno = saved_errno;

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # librulloc.so exports the malloc interface, operator new/delete and the
 # rulloc_* C API, and nothing of its internals (shim/exports.lds).
 set -euo pipefail
