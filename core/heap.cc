@@ -250,13 +250,19 @@ AllocatorStats Heap::Stats() {
   return total;
 }
 
-size_t Heap::Purge(uint64_t max_age_ms) {
+size_t Heap::Purge(uint64_t max_age_ms, size_t* retained) {
   const uint64_t now = platform::CoarseMonotonicMillis();
   size_t unmapped = 0;
   ForEachSmallBucket([&](SmallBucket& b) { unmapped += b.Purge(now, max_age_ms); });
   for (LargeBucket& bucket : large_) unmapped += bucket.Purge(now, max_age_ms);
   unmapped += huge_.Purge(now, max_age_ms);
   RegionCarver::Flush();
+  // With no age (trim, or out of memory), the address space kept for small
+  // regions goes back too: a large or huge mapping may need it.
+  if (max_age_ms == 0) {
+    const size_t released = RegionCarver::ReleaseRetained();
+    if (retained != nullptr) *retained += released;
+  }
   return unmapped;
 }
 
@@ -288,6 +294,7 @@ void Heap::ReleaseAll() {
   for (LargeBucket& bucket : large_) bucket.ReleaseAll();
   huge_.ReleaseAll();
   RegionCarver::Flush();
+  RegionCarver::ReleaseRetained();
 }
 
 }  // namespace rulloc::internal

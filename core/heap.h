@@ -105,17 +105,20 @@ class Heap {
   // Unmaps regions that have stayed empty for `max_age_ms` or longer (0:
   // every empty region), and gives back the slack huge blocks have kept as
   // long. Returns those bytes (the free pages decay gives back inside small
-  // and large regions aside).
-  size_t Purge(uint64_t max_age_ms);
+  // and large regions aside). With no age it also unmaps the address space
+  // kept for small regions (process-wide; no resident pages), and adds
+  // those bytes to `*retained` if given.
+  size_t Purge(uint64_t max_age_ms, size_t* retained = nullptr);
   // attempt(), and when it fails (out of memory), attempt() again once what
-  // the heap keeps for reuse (empty regions, cached mappings) went back to
-  // the OS, if anything did. Thread and transfer caches keep their blocks,
-  // which still serve their sizes: flushing them too left a program at the
-  // limit without a block for its next small request.
+  // the heap keeps for reuse (empty regions, cached mappings, address
+  // space kept for small regions) went back to the OS, if anything did. Thread and transfer caches
+  // keep their blocks, which still serve their sizes: flushing them too left a program at the limit
+  // without a block for its next small request.
   template <typename Attempt>
   auto RetryAfterPurge(Attempt attempt) {
     auto result = attempt();
-    if (!result && Purge(0) != 0) result = attempt();
+    size_t retained = 0;
+    if (!result && (Purge(0, &retained) != 0 || retained != 0)) result = attempt();
     return result;
   }
   // Purge(kDecayMillis), at most once per kPurgeIntervalMillis per heap;

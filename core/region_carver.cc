@@ -8,21 +8,74 @@
 namespace rulloc::internal {
 namespace {
 
-// One huge page: where the system backs memory with huge pages on its own,
-// each chunk is one.
-constexpr size_t kChunkBytes = platform::kHugePageSize;
-
-struct Chunk {
-  SpinLock lock;
-  char* next = nullptr;  // the part of the current chunk not cut yet
-  char* end = nullptr;
-};
-constinit Chunk chunk;
+// Eight huge pages: where the system backs memory with huge pages on its
+// own, each chunk is eight of them. If the OS refuses that much, one.
+constexpr size_t kChunkBytes = 8 * platform::kHugePageSize;
+constexpr size_t kSmallChunkBytes = platform::kHugePageSize;
 
 struct Range {
   char* base;
   size_t size;
 };
+
+// Decommitted ranges kept for reuse, sorted by address, neighbours merged.
+struct Retained {
+  Range ranges[RegionCarver::kRetainedRanges] = {};
+  size_t count = 0;
+  size_t bytes = 0;
+
+  // Adds [base, base+size); false if that needs a slot and none is free.
+  bool Add(char* base, size_t size) {
+    const Range* at = std::lower_bound(ranges, ranges + count, base,
+                                       [](const Range& r, char* b) { return r.base < b; });
+    size_t i = static_cast<size_t>(at - ranges);
+    const bool joins_previous = i > 0 && ranges[i - 1].base + ranges[i - 1].size == base;
+    const bool joins_next = i < count && base + size == ranges[i].base;
+    if (joins_previous && joins_next) {
+      ranges[i - 1].size += size + ranges[i].size;
+      std::copy(ranges + i + 1, ranges + count, ranges + i);
+      --count;
+    } else if (joins_previous) {
+      ranges[i - 1].size += size;
+    } else if (joins_next) {
+      ranges[i].base = base;
+      ranges[i].size += size;
+    } else {
+      if (count == RegionCarver::kRetainedRanges) return false;
+      std::copy_backward(ranges + i, ranges + count, ranges + count + 1);
+      ranges[i] = {base, size};
+      ++count;
+    }
+    bytes += size;
+    return true;
+  }
+  // The front `size` bytes of the lowest range that holds them, or nullptr.
+  char* Take(size_t size) {
+    for (size_t i = 0; i < count; ++i) {
+      if (ranges[i].size < size) continue;
+      char* base = ranges[i].base;
+      ranges[i].base += size;
+      ranges[i].size -= size;
+      if (ranges[i].size == 0) {
+        std::copy(ranges + i + 1, ranges + count, ranges + i);
+        --count;
+      }
+      bytes -= size;
+      return base;
+    }
+    return nullptr;
+  }
+};
+
+// Everything Carve uses, under one lock.
+struct Chunk {
+  SpinLock lock;
+  char* next = nullptr;  // the part of the current chunk not cut yet
+  char* end = nullptr;
+  Retained retained;
+};
+constinit Chunk chunk;
+
 struct Pending {
   SpinLock lock;
   Range ranges[RegionCarver::kPendingRegions] = {};
@@ -40,15 +93,26 @@ size_t TakePending(Range* out) {
   return count;
 }
 
-// Unmaps the ranges, neighbours merged into one call.
-void ReleaseMerged(Range* ranges, size_t count) {
+// Gives back the pages of the ranges, neighbours merged into one call, and
+// retains their address space (unmaps what does not fit).
+void DecommitAndRetain(Range* ranges, size_t count) {
   std::sort(ranges, ranges + count, [](const Range& a, const Range& b) { return a.base < b.base; });
+  size_t merged = 0;
   for (size_t i = 0; i < count;) {
-    char* base = ranges[i].base;
-    size_t size = ranges[i].size;
-    for (++i; i < count && ranges[i].base == base + size; ++i) size += ranges[i].size;
-    platform::Release(base, size);
+    Range r = ranges[i];
+    for (++i; i < count && ranges[i].base == r.base + r.size; ++i) r.size += ranges[i].size;
+    platform::Decommit(r.base, r.size);
+    ranges[merged++] = r;
   }
+  Range unkept[RegionCarver::kPendingRegions];
+  size_t unkept_count = 0;
+  {
+    SpinLockHolder hold(chunk.lock);
+    for (size_t i = 0; i < merged; ++i) {
+      if (!chunk.retained.Add(ranges[i].base, ranges[i].size)) unkept[unkept_count++] = ranges[i];
+    }
+  }
+  for (size_t i = 0; i < unkept_count; ++i) platform::Release(unkept[i].base, unkept[i].size);
 }
 
 }  // namespace
@@ -77,7 +141,7 @@ void RegionCarver::Return(void* base, size_t size) {
       count = TakePending(full);
     }
   }
-  if (count != 0) ReleaseMerged(full, count);
+  if (count != 0) DecommitAndRetain(full, count);
 }
 
 void RegionCarver::Flush() {
@@ -87,38 +151,62 @@ void RegionCarver::Flush() {
     SpinLockHolder hold(pending.lock);
     count = TakePending(taken);
   }
-  if (count != 0) ReleaseMerged(taken, count);
+  if (count != 0) DecommitAndRetain(taken, count);
+}
+
+size_t RegionCarver::ReleaseRetained() {
+  // Unmapped in groups, so that no lock is held across munmap.
+  size_t released = 0;
+  for (;;) {
+    Range taken[64];
+    size_t count = 0;
+    {
+      SpinLockHolder hold(chunk.lock);
+      Retained& r = chunk.retained;
+      count = std::min<size_t>(r.count, 64);
+      std::copy(r.ranges + r.count - count, r.ranges + r.count, taken);
+      r.count -= count;
+      for (size_t i = 0; i < count; ++i) r.bytes -= taken[i].size;
+    }
+    if (count == 0) return released;
+    for (size_t i = 0; i < count; ++i) {
+      platform::Release(taken[i].base, taken[i].size);
+      released += taken[i].size;
+    }
+  }
+}
+
+size_t RegionCarver::RetainedBytes() {
+  SpinLockHolder hold(chunk.lock);
+  return chunk.retained.bytes;
 }
 
 void* RegionCarver::Carve(size_t size) {
 #ifdef _WIN32
   return nullptr;
 #endif
-  if (kChunkBytes % size != 0) return nullptr;
-  char* leftover = nullptr;
-  size_t leftover_bytes = 0;
-  void* region = nullptr;
-  {
-    SpinLockHolder hold(chunk.lock);
-    if (static_cast<size_t>(chunk.end - chunk.next) < size) {
-      leftover = chunk.next;
-      leftover_bytes = static_cast<size_t>(chunk.end - chunk.next);
-      chunk.next = chunk.end = nullptr;
+  if (kSmallChunkBytes % size != 0) return nullptr;
+  SpinLockHolder hold(chunk.lock);
+  if (char* reused = chunk.retained.Take(size)) return reused;
+  if (static_cast<size_t>(chunk.end - chunk.next) < size) {
+    // An unused tail (only when region sizes are mixed) is kept too: it
+    // was never touched.
+    if (chunk.next != chunk.end && !chunk.retained.Add(chunk.next, chunk.end - chunk.next)) {
+      platform::Release(chunk.next, chunk.end - chunk.next);
     }
-    if (chunk.next == nullptr) {
-      void* fresh = platform::Reserve(kChunkBytes, kChunkBytes, /*commit=*/true);
-      if (fresh != nullptr) {
-        chunk.next = static_cast<char*>(fresh);
-        chunk.end = chunk.next + kChunkBytes;
-      }
+    chunk.next = chunk.end = nullptr;
+    size_t bytes = kChunkBytes;
+    void* fresh = platform::Reserve(bytes, platform::kHugePageSize, /*commit=*/true);
+    if (fresh == nullptr) {
+      bytes = kSmallChunkBytes;
+      fresh = platform::Reserve(bytes, platform::kHugePageSize, /*commit=*/true);
     }
-    if (chunk.next != nullptr) {
-      region = chunk.next;
-      chunk.next += size;
-    }
+    if (fresh == nullptr) return nullptr;
+    chunk.next = static_cast<char*>(fresh);
+    chunk.end = chunk.next + bytes;
   }
-  // Unused tails (only when region sizes are mixed) go back to the OS.
-  if (leftover_bytes != 0) platform::Release(leftover, leftover_bytes);
+  void* region = chunk.next;
+  chunk.next += size;
   return region;
 }
 

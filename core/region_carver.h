@@ -1,18 +1,24 @@
-// Small regions cut in order from shared 2 MiB chunks.
+// Small regions cut in order from shared chunks, and given back without
+// giving up their address space.
 //
-//   2 MiB chunk, 2 MiB aligned
+//   16 MiB chunk, 2 MiB aligned
 //   ┌───────────┬───────────┬───────────┬─────┬─────────────┐
 //   │ region    │ region    │ region    │ ... │ not yet cut │   regions of any bucket,
 //   │ (16 B)    │ (48 B)    │ (16 B)    │     │             │   cut in order
 //   └───────────┴───────────┴───────────┴─────┴─────────────┘
 //
-// One mmap per eight 256 KiB regions instead of an over-sized mmap and two
-// trimming munmaps per region; neighbouring regions share one kernel
-// mapping. Pages are touched on demand, as in a region mapped on its own.
-// Regions that empty go back in batches (Return), neighbours in one munmap.
-// The chunks are not advised as huge pages (see docs/design.md, "Region
-// carving"); on a system whose transparent huge pages are "always", the
-// kernel backs them so anyway.
+//   retained (decommitted, address space kept), sorted, neighbours merged:
+//   [ base, size ] [ base, size ] ...   ─► cut again before any new chunk
+//
+// One mmap per 64 regions of 256 KiB; neighbouring regions share one kernel
+// mapping. Pages are touched on demand. Regions that empty go back in
+// batches (Return): their pages are given back with madvise(MADV_DONTNEED),
+// which, unlike munmap, does not take the lock that other threads' page
+// faults wait on, and the range is kept for the next regions. A purge with
+// no age (trim, or an allocation that ran out of memory) unmaps what is
+// kept. The chunks are not advised as huge pages (see docs/design.md,
+// "Region carving"); on a system whose transparent huge pages are
+// "always", the kernel backs them so anyway.
 #ifndef RULLOC_CORE_REGION_CARVER_H_
 #define RULLOC_CORE_REGION_CARVER_H_
 
@@ -28,14 +34,18 @@ class RegionCarver {
   static void* Carve(size_t size);
   // Gives back the pages of a small region whose page-map entries are
   // gone, in batches: up to kPendingBytes wait, then go back sorted, with
-  // neighbouring regions in one munmap (each munmap takes the lock that
-  // other threads' page faults wait on, and interrupts the CPUs they run
-  // on to flush their TLBs).
+  // neighbouring regions in one call, and their ranges are retained.
   static void Return(void* base, size_t size);
   // Gives back every region waiting in the batch now.
   static void Flush();
+  // Unmaps every retained range; returns the bytes.
+  static size_t ReleaseRetained();
+  // Address space retained (no resident pages), for statistics and tests.
+  static size_t RetainedBytes();
   static constexpr size_t kPendingRegions = 64;
   static constexpr size_t kPendingBytes = size_t{8} << 20;
+  // Ranges retained at most; past that, a range is unmapped instead.
+  static constexpr size_t kRetainedRanges = 512;
   // Held across fork(), so that the child never inherits them locked.
   static void LockForFork();
   static void UnlockAfterFork();
