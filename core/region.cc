@@ -4,6 +4,7 @@
 
 #include "core/page_map.h"
 #include "core/region_carver.h"
+#include "core/runtime_options.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
@@ -31,7 +32,9 @@ void UnmapRegion(RegionHeader* region) {
   const size_t size = region->size;
   const bool small = region->kind == RegionKind::kSmall;
   PageMap::Unregister(region, size);
-  if (small) {
+  // A hardened small region carries guard pages (PROT_NONE) where its
+  // bucket's layout puts them: its address space is not kept for another.
+  if (small && !runtime_options.hardened) {
     RegionCarver::Return(region, size);
   } else {
     platform::Release(region, size);

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/c_api.h"
 #include "core/huge.h"
 #include "core/page_map.h"
@@ -32,6 +33,26 @@ TEST(HardenedTest, GuardPageAfterSmallRegionMetadata) {
   char* end = reinterpret_cast<char*>(region) + region->header.size;
   EXPECT_DEATH(*reinterpret_cast<volatile char*>(end - 1) = 1, "");
   rulloc_free(p);
+}
+
+// Emptied regions of one size class, with guard pages where that class's
+// layout puts them, must not lend their address space to another class
+// (here, 512 KiB regions over two former 256 KiB ones, whose end guard
+// would fall inside): every byte of the new blocks must be writable.
+TEST(HardenedTest, RegionsOfAnotherClassNeverInheritGuardPages) {
+  Allocator a;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 120000; ++i) blocks.push_back(a.allocate(16));
+  for (void* p : blocks) a.deallocate(p);
+  blocks.clear();
+  a.heap().Purge(1);  // returned regions go back, as in decay (trim would unmap them)
+  for (int i = 0; i < 200; ++i) {
+    auto* p = static_cast<char*>(a.allocate(20000));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x3c, 20000);
+    blocks.push_back(p);
+  }
+  for (void* p : blocks) a.deallocate(p);
 }
 
 TEST(HardenedTest, LargeBlocksEndAgainstAGuardPage) {
