@@ -257,12 +257,11 @@ size_t Heap::Purge(uint64_t max_age_ms, size_t* retained) {
   for (LargeBucket& bucket : large_) unmapped += bucket.Purge(now, max_age_ms);
   unmapped += huge_.Purge(now, max_age_ms);
   RegionCarver::Flush();
-  // With no age (trim, or out of memory), the address space kept for small
-  // regions goes back too: a large or huge mapping may need it.
-  if (max_age_ms == 0) {
-    const size_t released = RegionCarver::ReleaseRetained();
-    if (retained != nullptr) *retained += released;
-  }
+  // The address space kept for small regions goes back when unused for as
+  // long (with no age, trim or out of memory: a large or huge mapping may
+  // need it).
+  const size_t released = RegionCarver::ReleaseRetained(max_age_ms);
+  if (retained != nullptr) *retained += released;
   return unmapped;
 }
 

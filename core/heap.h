@@ -105,9 +105,9 @@ class Heap {
   // Unmaps regions that have stayed empty for `max_age_ms` or longer (0:
   // every empty region), and gives back the slack huge blocks have kept as
   // long. Returns those bytes (the free pages decay gives back inside small
-  // and large regions aside). With no age it also unmaps the address space
-  // kept for small regions (process-wide; no resident pages), and adds
-  // those bytes to `*retained` if given.
+  // and large regions aside). It also unmaps the address space kept for
+  // small regions (process-wide; no resident pages) unused for as long,
+  // and adds those bytes to `*retained` if given.
   size_t Purge(uint64_t max_age_ms, size_t* retained = nullptr);
   // attempt(), and when it fails (out of memory), attempt() again once what
   // the heap keeps for reuse (empty regions, cached mappings, address

@@ -1,6 +1,7 @@
 #include "core/region_carver.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "concurrency/spin_lock.h"
 #include "platform/pages.h"
@@ -16,6 +17,7 @@ constexpr size_t kSmallChunkBytes = platform::kHugePageSize;
 struct Range {
   char* base;
   size_t size;
+  uint64_t since_ms = 0;  // retained ranges: when they were last added to
 };
 
 // Decommitted ranges kept for reuse, sorted by address, neighbours merged.
@@ -24,8 +26,9 @@ struct Retained {
   size_t count = 0;
   size_t bytes = 0;
 
-  // Adds [base, base+size); false if that needs a slot and none is free.
-  bool Add(char* base, size_t size) {
+  // Adds [base, base+size) at `now_ms`; false if that needs a slot and
+  // none is free. A merged range takes the newest time of its parts.
+  bool Add(char* base, size_t size, uint64_t now_ms) {
     const Range* at = std::lower_bound(ranges, ranges + count, base,
                                        [](const Range& r, char* b) { return r.base < b; });
     size_t i = static_cast<size_t>(at - ranges);
@@ -33,21 +36,38 @@ struct Retained {
     const bool joins_next = i < count && base + size == ranges[i].base;
     if (joins_previous && joins_next) {
       ranges[i - 1].size += size + ranges[i].size;
+      ranges[i - 1].since_ms = now_ms;
       std::copy(ranges + i + 1, ranges + count, ranges + i);
       --count;
     } else if (joins_previous) {
       ranges[i - 1].size += size;
+      ranges[i - 1].since_ms = now_ms;
     } else if (joins_next) {
       ranges[i].base = base;
       ranges[i].size += size;
+      ranges[i].since_ms = now_ms;
     } else {
       if (count == RegionCarver::kRetainedRanges) return false;
       std::copy_backward(ranges + i, ranges + count, ranges + count + 1);
-      ranges[i] = {base, size};
+      ranges[i] = {base, size, now_ms};
       ++count;
     }
     bytes += size;
     return true;
+  }
+  // Moves up to `max` ranges added at or before `cutoff_ms` to `out`.
+  size_t TakeOld(uint64_t cutoff_ms, Range* out, size_t max) {
+    size_t taken = 0, kept = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (taken < max && ranges[i].since_ms <= cutoff_ms) {
+        out[taken++] = ranges[i];
+        bytes -= ranges[i].size;
+      } else {
+        ranges[kept++] = ranges[i];
+      }
+    }
+    count = kept;
+    return taken;
   }
   // The front `size` bytes of the lowest range that holds them, or nullptr.
   char* Take(size_t size) {
@@ -101,15 +121,22 @@ void DecommitAndRetain(Range* ranges, size_t count) {
   for (size_t i = 0; i < count;) {
     Range r = ranges[i];
     for (++i; i < count && ranges[i].base == r.base + r.size; ++i) r.size += ranges[i].size;
-    platform::Decommit(r.base, r.size);
-    ranges[merged++] = r;
+    // Where pages cannot be given back (mlockall), the range is unmapped.
+    if (platform::Decommit(r.base, r.size)) {
+      ranges[merged++] = r;
+    } else {
+      platform::Release(r.base, r.size);
+    }
   }
   Range unkept[RegionCarver::kPendingRegions];
   size_t unkept_count = 0;
+  const uint64_t now_ms = platform::CoarseMonotonicMillis();
   {
     SpinLockHolder hold(chunk.lock);
     for (size_t i = 0; i < merged; ++i) {
-      if (!chunk.retained.Add(ranges[i].base, ranges[i].size)) unkept[unkept_count++] = ranges[i];
+      if (!chunk.retained.Add(ranges[i].base, ranges[i].size, now_ms)) {
+        unkept[unkept_count++] = ranges[i];
+      }
     }
   }
   for (size_t i = 0; i < unkept_count; ++i) platform::Release(unkept[i].base, unkept[i].size);
@@ -154,19 +181,18 @@ void RegionCarver::Flush() {
   if (count != 0) DecommitAndRetain(taken, count);
 }
 
-size_t RegionCarver::ReleaseRetained() {
+size_t RegionCarver::ReleaseRetained(uint64_t max_age_ms) {
+  const uint64_t now_ms = platform::CoarseMonotonicMillis();
+  const uint64_t cutoff_ms = max_age_ms == 0 ? UINT64_MAX : now_ms - std::min(now_ms, max_age_ms);
+  if (max_age_ms != 0 && now_ms < max_age_ms) return 0;
   // Unmapped in groups, so that no lock is held across munmap.
   size_t released = 0;
   for (;;) {
     Range taken[64];
-    size_t count = 0;
+    size_t count;
     {
       SpinLockHolder hold(chunk.lock);
-      Retained& r = chunk.retained;
-      count = std::min<size_t>(r.count, 64);
-      std::copy(r.ranges + r.count - count, r.ranges + r.count, taken);
-      r.count -= count;
-      for (size_t i = 0; i < count; ++i) r.bytes -= taken[i].size;
+      count = chunk.retained.TakeOld(cutoff_ms, taken, 64);
     }
     if (count == 0) return released;
     for (size_t i = 0; i < count; ++i) {
@@ -186,27 +212,36 @@ void* RegionCarver::Carve(size_t size) {
   return nullptr;
 #endif
   if (kSmallChunkBytes % size != 0) return nullptr;
-  SpinLockHolder hold(chunk.lock);
-  if (char* reused = chunk.retained.Take(size)) return reused;
-  if (static_cast<size_t>(chunk.end - chunk.next) < size) {
-    // An unused tail (only when region sizes are mixed) is kept too: it
-    // was never touched.
-    if (chunk.next != chunk.end && !chunk.retained.Add(chunk.next, chunk.end - chunk.next)) {
-      platform::Release(chunk.next, chunk.end - chunk.next);
+  Range unkept_tail{nullptr, 0};
+  void* region = nullptr;
+  {
+    SpinLockHolder hold(chunk.lock);
+    region = chunk.retained.Take(size);
+    if (region == nullptr && static_cast<size_t>(chunk.end - chunk.next) < size) {
+      // An unused tail (only when region sizes are mixed) is kept too: it
+      // was never touched.
+      const size_t tail = static_cast<size_t>(chunk.end - chunk.next);
+      if (tail != 0 && !chunk.retained.Add(chunk.next, tail, platform::CoarseMonotonicMillis())) {
+        unkept_tail = {chunk.next, tail};
+      }
+      chunk.next = chunk.end = nullptr;
+      size_t bytes = kChunkBytes;
+      void* fresh = platform::Reserve(bytes, platform::kHugePageSize, /*commit=*/true);
+      if (fresh == nullptr) {
+        bytes = kSmallChunkBytes;
+        fresh = platform::Reserve(bytes, platform::kHugePageSize, /*commit=*/true);
+      }
+      if (fresh != nullptr) {
+        chunk.next = static_cast<char*>(fresh);
+        chunk.end = chunk.next + bytes;
+      }
     }
-    chunk.next = chunk.end = nullptr;
-    size_t bytes = kChunkBytes;
-    void* fresh = platform::Reserve(bytes, platform::kHugePageSize, /*commit=*/true);
-    if (fresh == nullptr) {
-      bytes = kSmallChunkBytes;
-      fresh = platform::Reserve(bytes, platform::kHugePageSize, /*commit=*/true);
+    if (region == nullptr && chunk.next != nullptr) {
+      region = chunk.next;
+      chunk.next += size;
     }
-    if (fresh == nullptr) return nullptr;
-    chunk.next = static_cast<char*>(fresh);
-    chunk.end = chunk.next + bytes;
   }
-  void* region = chunk.next;
-  chunk.next += size;
+  if (unkept_tail.size != 0) platform::Release(unkept_tail.base, unkept_tail.size);
   return region;
 }
 

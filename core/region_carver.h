@@ -16,13 +16,15 @@
 // which, unlike munmap, does not take the lock that other threads' page
 // faults wait on, and the range is kept for the next regions. A purge with
 // no age (trim, or an allocation that ran out of memory) unmaps what is
-// kept. The chunks are not advised as huge pages (see docs/design.md,
+// kept; the decay unmaps what stayed unused for its time. The chunks are
+// not advised as huge pages (see docs/design.md,
 // "Region carving"); on a system whose transparent huge pages are
 // "always", the kernel backs them so anyway.
 #ifndef RULLOC_CORE_REGION_CARVER_H_
 #define RULLOC_CORE_REGION_CARVER_H_
 
 #include <cstddef>
+#include <cstdint>
 
 namespace rulloc::internal {
 
@@ -38,9 +40,10 @@ class RegionCarver {
   static void Return(void* base, size_t size);
   // Gives back every region waiting in the batch now.
   static void Flush();
-  // Unmaps every retained range; returns the bytes.
-  static size_t ReleaseRetained();
-  // Address space retained (no resident pages), for statistics and tests.
+  // Unmaps the retained ranges kept for `max_age_ms` or longer (0: all);
+  // returns the bytes.
+  static size_t ReleaseRetained(uint64_t max_age_ms = 0);
+  // Address space retained (no resident pages).
   static size_t RetainedBytes();
   static constexpr size_t kPendingRegions = 64;
   static constexpr size_t kPendingBytes = size_t{8} << 20;
