@@ -7,6 +7,7 @@
 
 #include "concurrency/thread_cache.h"
 #include "core/allocator.h"
+#include "core/region_carver.h"
 #include "platform/pages.h"
 
 namespace rulloc {
@@ -63,6 +64,7 @@ struct Snapshot {
   internal::LargeBucketStats large[internal::Heap::kLargeBuckets];
   internal::HugeStats huge;
   size_t resident;
+  size_t retained;  // address space kept for small regions, decommitted
 };
 
 void Take(Snapshot* s) {
@@ -76,15 +78,16 @@ void Take(Snapshot* s) {
   for (size_t b = 0; b < internal::Heap::kLargeBuckets; ++b) s->large[b] = heap.LargeStats(b);
   s->huge = heap.HugeBlockStats();
   s->resident = platform::ResidentBytes();
+  s->retained = internal::RegionCarver::RetainedBytes();
 }
 
 void WriteText(FdWriter& out, const Snapshot& s) {
   out.Printf("rulloc: stats: pid %d\n", static_cast<int>(getpid()));
   out.Printf(
       "  totals: %zu KiB mapped, %zu KiB committed, %zu KiB resident, %zu KiB in use; "
-      "%zu regions mapped, %zu unmapped in all\n",
+      "%zu regions mapped, %zu unmapped in all; %zu KiB of address space kept for reuse\n",
       s.heap.bytes_mapped >> 10, s.heap.bytes_committed >> 10, s.resident >> 10,
-      s.heap.bytes_in_use >> 10, s.heap.regions_mapped, s.heap.regions_unmapped);
+      s.heap.bytes_in_use >> 10, s.heap.regions_mapped, s.heap.regions_unmapped, s.retained >> 10);
   out.Printf("  thread caches: %zu threads, %zu blocks cached, %zu refills, %zu flushes in all\n",
              s.process.threads_with_cache, s.process.blocks_in_caches, s.process.refills,
              s.process.flushes);
@@ -117,9 +120,9 @@ void WriteJson(FdWriter& out, const Snapshot& s) {
   out.Printf(
       "{\"pid\":%d,\"totals\":{\"bytes_mapped\":%zu,\"bytes_committed\":%zu,"
       "\"bytes_resident\":%zu,\"bytes_in_use\":%zu,\"regions_mapped\":%zu,"
-      "\"regions_unmapped\":%zu},",
+      "\"regions_unmapped\":%zu,\"bytes_retained\":%zu},",
       static_cast<int>(getpid()), s.heap.bytes_mapped, s.heap.bytes_committed, s.resident,
-      s.heap.bytes_in_use, s.heap.regions_mapped, s.heap.regions_unmapped);
+      s.heap.bytes_in_use, s.heap.regions_mapped, s.heap.regions_unmapped, s.retained);
   out.Printf(
       "\"thread_caches\":{\"threads\":%zu,\"blocks_cached\":%zu,\"refills\":%zu,"
       "\"flushes\":%zu},",

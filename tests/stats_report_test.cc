@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/c_api.h"
+#include "core/region_carver.h"
 #include "gtest/gtest.h"
 
 namespace rulloc {
@@ -39,6 +40,11 @@ TEST(StatsReportTest, JsonCountsBlocksPerBucket) {
   for (size_t i = 0; i < kBlocks; ++i) blocks.push_back(rulloc_malloc(64));
   void* large = rulloc_malloc(300000);
   void* huge = rulloc_malloc(size_t{5} << 20);
+  // A small region's worth of address space, decommitted and kept.
+  void* region = internal::RegionCarver::Carve(size_t{256} << 10);
+  ASSERT_NE(region, nullptr);
+  internal::RegionCarver::Return(region, size_t{256} << 10);
+  internal::RegionCarver::Flush();
   const std::string json = Report(true);
   EXPECT_EQ(json.front(), '{');
   EXPECT_EQ(json.back(), '\n');
@@ -50,6 +56,7 @@ TEST(StatsReportTest, JsonCountsBlocksPerBucket) {
   EXPECT_GE(mapped, kBlocks * 64 + 300000 + (size_t{5} << 20));
   EXPECT_LE(Field(json, "\"totals\":", "bytes_committed"), mapped);
   EXPECT_GT(Field(json, "\"totals\":", "bytes_resident"), 0u);
+  EXPECT_GE(Field(json, "\"totals\":", "bytes_retained"), size_t{256} << 10);
   EXPECT_GE(Field(json, "\"thread_caches\":", "refills"), 1u);
   // Balanced: every object and array closes.
   int depth = 0;
