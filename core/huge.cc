@@ -133,13 +133,9 @@ HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t alignm
   HugeRegion* grown = donor;
   const bool aligned = (reinterpret_cast<uintptr_t>(donor) & (alignment - 1)) == 0;
   if (aligned && platform::ResizePages(donor, old_size, need, /*may_move=*/false) != nullptr) {
-    // Grown in place: its base, its alignment and every page stay.
-    if (!PageMap::Register(donor, need, &donor->header)) {
-      PageMap::Unregister(donor, need);
-      platform::Release(donor, need);
-      return nullptr;
-    }
-    donor->header.size = need;
+    // Grown in place: its base, its alignment and every page stay (it is
+    // on no list: its header is written again).
+    if (InstallRegion(donor, RegionKind::kHuge, need, heap_) == nullptr) return nullptr;
   } else {
     // Moved wherever the kernel finds room, which is page aligned: the
     // region's base must be granule (or `alignment`) aligned, so up to that
@@ -180,6 +176,14 @@ bool HugeBlocks::KeepSlack(HugeRegion* region, size_t slack) {
   region->kept_slack = slack;
   region->slack_since_ms = platform::CoarseMonotonicMillis();
   return true;
+}
+
+void HugeBlocks::ShrinkSlack(Shard& shard, HugeRegion* region, size_t slack) {
+  if (region->kept_slack <= slack) return;
+  const size_t less = region->kept_slack - slack;
+  kept_slack_bytes_.fetch_sub(less, std::memory_order_relaxed);
+  shard.slack -= less;
+  region->kept_slack = slack;
 }
 
 void HugeBlocks::DropSlack(HugeRegion* region) {
@@ -282,12 +286,7 @@ bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
   shard.usable = shard.usable - region->usable + (need - region->payload_offset);
   region->usable = need - region->payload_offset;
   if (region->resident_end < need) region->resident_end = need;
-  const size_t slack = region->resident_end - need;
-  if (region->kept_slack > slack) {  // grown into its kept slack
-    kept_slack_bytes_.fetch_sub(region->kept_slack - slack, std::memory_order_relaxed);
-    shard.slack -= region->kept_slack - slack;
-    region->kept_slack = slack;
-  }
+  ShrinkSlack(shard, region, region->resident_end - need);  // grown into it, if any
   return true;
 }
 
@@ -390,8 +389,7 @@ size_t HugeBlocks::DecommitKeptSlack(uint64_t now_ms, uint64_t max_age_ms) {
       platform::Decommit(reinterpret_cast<char*>(r) + end, r->resident_end - end);
       r->resident_end = end;
       bytes += r->kept_slack;
-      shard.slack -= r->kept_slack;
-      DropSlack(r);
+      ShrinkSlack(shard, r, 0);
     }
   }
   return bytes;

@@ -130,6 +130,9 @@ class HugeBlocks {
   // Takes `region`'s kept slack out of the budget (not out of its shard's
   // total: the caller sees to that, under the shard's lock).
   void DropSlack(HugeRegion* region);
+  // Lowers the kept slack of `region`, a live block of `shard` (its lock
+  // held), to at most `slack` bytes, in the budget and the shard's total.
+  void ShrinkSlack(Shard& shard, HugeRegion* region, size_t slack);
   // Gives back the kept slack of live blocks kept `max_age_ms` or more ago
   // (0: all); returns its bytes.
   size_t DecommitKeptSlack(uint64_t now_ms, uint64_t max_age_ms);
