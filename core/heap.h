@@ -111,9 +111,10 @@ class Heap {
   size_t Purge(uint64_t max_age_ms, size_t* retained = nullptr);
   // attempt(), and when it fails (out of memory), attempt() again once what
   // the heap keeps for reuse (empty regions, cached mappings, address
-  // space kept for small regions) went back to the OS, if anything did. Thread and transfer caches
-  // keep their blocks, which still serve their sizes: flushing them too left a program at the limit
-  // without a block for its next small request.
+  // space kept for small regions) went back to the OS, if anything did.
+  // Thread and transfer caches keep their blocks, which still serve their
+  // sizes: flushing them too left a program at the limit without a block
+  // for its next small request.
   template <typename Attempt>
   auto RetryAfterPurge(Attempt attempt) {
     auto result = attempt();

@@ -10,39 +10,32 @@ namespace {
 
 constinit SpinLock global_lock;  // constant-initialisable
 
-TEST(SpinLockTest, MutualExclusion) {
-  SpinLock lock;
-  long counter = 0;  // plain: a race here is a TSan report
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 100000; ++i) {
-        SpinLockHolder hold(lock);
-        ++counter;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(counter, 800000);
-}
-
-// Holders that leave the CPU inside the lock push waiters past their spins
-// into the yielding path; every increment must still be seen.
-TEST(SpinLockTest, MutualExclusionWhenHoldersYield) {
+// Eight threads each increment a plain counter `rounds` times under one
+// lock (a race there is a TSan report), yielding the CPU inside the lock if
+// asked; returns the count.
+long CountUnderLock(int rounds, bool yield_inside) {
   SpinLock lock;
   long counter = 0;
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 2000; ++i) {
+      for (int i = 0; i < rounds; ++i) {
         SpinLockHolder hold(lock);
         ++counter;
-        std::this_thread::yield();
+        if (yield_inside) std::this_thread::yield();
       }
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(counter, 16000);
+  return counter;
+}
+
+TEST(SpinLockTest, MutualExclusion) { EXPECT_EQ(CountUnderLock(100000, false), 800000); }
+
+// Holders that leave the CPU inside the lock push waiters past their spins
+// into the yielding path; every increment must still be seen.
+TEST(SpinLockTest, MutualExclusionWhenHoldersYield) {
+  EXPECT_EQ(CountUnderLock(2000, true), 16000);
 }
 
 TEST(SpinLockTest, TryLock) {
