@@ -307,17 +307,21 @@ TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {
   EXPECT_EQ(s.bytes_mapped, 0u);
 }
 
+// A huge block of `small` bytes that reuses a freed `mapping`-byte one,
+// whose pages were all written with `fill`: the rest is resident slack.
+unsigned char* ReuseWithSlack(Allocator& a, size_t mapping, size_t small, unsigned char fill) {
+  void* big = a.allocate(mapping);
+  std::memset(big, fill, mapping);
+  a.deallocate(big);
+  auto* p = static_cast<unsigned char*>(a.allocate(small));
+  EXPECT_EQ(p, big);
+  return p;
+}
+
 TEST(AllocatorTest, SlackPastTheBudgetIsGivenBack) {
   Allocator a;
   constexpr size_t kSmall = size_t{4} << 20;
-  auto reuse_with_slack = [&](size_t mapping) {
-    void* big = a.allocate(mapping);
-    std::memset(big, 0x77, mapping);
-    a.deallocate(big);
-    auto* p = static_cast<unsigned char*>(a.allocate(kSmall));
-    EXPECT_EQ(p, big);
-    return p;
-  };
+  auto reuse_with_slack = [&](size_t mapping) { return ReuseWithSlack(a, mapping, kSmall, 0x77); };
   unsigned char* first = reuse_with_slack(size_t{48} << 20);
   const size_t kept = a.heap().HugeBlockStats().bytes_kept_slack;
   EXPECT_GT(kept, size_t{40} << 20);
@@ -340,11 +344,7 @@ TEST(AllocatorTest, SlackPastTheBudgetIsGivenBack) {
 
 TEST(AllocatorTest, GrowingIntoKeptSlackStaysInPlaceAndUncountsIt) {
   Allocator a;
-  void* big = a.allocate(size_t{48} << 20);
-  std::memset(big, 0x21, size_t{48} << 20);
-  a.deallocate(big);
-  void* p = a.allocate(size_t{4} << 20);
-  ASSERT_EQ(p, big);
+  void* p = ReuseWithSlack(a, size_t{48} << 20, size_t{4} << 20, 0x21);
   const size_t kept = a.heap().HugeBlockStats().bytes_kept_slack;
   void* grown = a.reallocate(p, size_t{8} << 20);
   EXPECT_EQ(grown, p);  // in place, into its resident slack
@@ -401,16 +401,21 @@ TEST(AllocatorTest, AMissGrowsTheLargestCachedMappingInsteadOfMappingAnew) {
 }
 
 #ifdef __linux__
+// Splits the mapping of the huge block at `block` in three, as a program
+// may (madvise on one page 1 MiB in): mremap then refuses to move or grow it.
+bool SplitMapping(void* block) {
+  const uintptr_t page = platform::PageSize();
+  void* inside =
+      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(block) + (1 << 20)) & ~(page - 1));
+  return madvise(inside, page, MADV_DONTDUMP) == 0;
+}
+
 TEST(AllocatorTest, ACachedMappingThatCannotGrowIsUnmappedAndNothingLeaks) {
   Allocator a;
   constexpr size_t kOld = size_t{4} << 20, kNew = size_t{10} << 20;
   const size_t before = platform::AddressSpaceBytes();
   auto* old = static_cast<char*>(a.allocate(kOld));
-  // The program splits the block's mapping (in three): mremap then refuses it.
-  const uintptr_t page = platform::PageSize();
-  void* inside =
-      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(old) + (1 << 20)) & ~(page - 1));
-  ASSERT_EQ(madvise(inside, page, MADV_DONTDUMP), 0);
+  ASSERT_TRUE(SplitMapping(old));
   a.deallocate(old);
   void* p = a.allocate(kNew);
   ASSERT_NE(p, nullptr);
@@ -493,12 +498,7 @@ TEST(AllocatorTest, AHugeBlockThatCannotMoveIsCopiedAndNothingLeaks) {
   const size_t before = platform::AddressSpaceBytes();
   auto* old = static_cast<unsigned char*>(a.allocate(kOld));
   for (size_t i = 0; i < kOld; ++i) old[i] = static_cast<unsigned char>(i * 7);
-  // The program splits the block's mapping (in three): mremap refuses to
-  // move it, and realloc copies instead.
-  const uintptr_t page = platform::PageSize();
-  void* inside =
-      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(old) + (1 << 20)) & ~(page - 1));
-  ASSERT_EQ(madvise(inside, page, MADV_DONTDUMP), 0);
+  ASSERT_TRUE(SplitMapping(old));  // realloc copies instead of moving
   auto* p = static_cast<unsigned char*>(a.reallocate(old, kNew));
   ASSERT_NE(p, nullptr);
   for (size_t i = 0; i < kOld; ++i) ASSERT_EQ(p[i], static_cast<unsigned char>(i * 7)) << i;
