@@ -183,8 +183,8 @@ void RegionCarver::Flush() {
 
 size_t RegionCarver::ReleaseRetained(uint64_t max_age_ms) {
   const uint64_t now_ms = platform::CoarseMonotonicMillis();
-  const uint64_t cutoff_ms = max_age_ms == 0 ? UINT64_MAX : now_ms - std::min(now_ms, max_age_ms);
   if (max_age_ms != 0 && now_ms < max_age_ms) return 0;
+  const uint64_t cutoff_ms = max_age_ms == 0 ? UINT64_MAX : now_ms - max_age_ms;
   // Unmapped in groups, so that no lock is held across munmap.
   size_t released = 0;
   for (;;) {
