@@ -143,7 +143,17 @@ size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
     got += transfer[(arena + i) % used][bucket].Take(out + got, n - got);
   }
   if (got == n) return got;
-  return got + BucketAt(arena, bucket).AllocateBatch(out + got, n - got);
+  // Before the bucket cuts new blocks (new pages), blocks freed to another
+  // arena's regions: a producer on one CPU whose consumer frees on the
+  // other would otherwise grow both arenas to the data in flight.
+  SmallBucket& own = BucketAt(arena, bucket);
+  if (used > 1 && own.reusable() == 0) {
+    for (size_t i = 1; i < used && got < n; ++i) {
+      got += BucketAt((arena + i) % used, bucket).AllocateFreed(out + got, n - got);
+    }
+    if (got == n) return got;
+  }
+  return got + own.AllocateBatch(out + got, n - got);
 }
 
 // Moves what `take` removes from each transfer cache back to its bucket.

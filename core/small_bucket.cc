@@ -108,6 +108,7 @@ SmallRegion* SmallBucket::RegionWithFreeBlock() {
 
 void SmallBucket::UnmapEmpty(SmallRegion* r, Unmapper* later) {
   blocks_free_ -= r->layout.capacity;
+  reusable_.store(reusable_.load(std::memory_order_relaxed) - r->carved, std::memory_order_relaxed);
   ++regions_unmapped_;
   if (later != nullptr && later->count < Unmapper::kCapacity) {
     later->regions[later->count++] = &r->header;
@@ -164,8 +165,9 @@ uint64_t FreeBelowCarved(const SmallRegion* r, uint32_t w) {
 // Takes up to n blocks of `r` (which has a free or uncarved block) into
 // out: the free ones below the bump index lowest first, found in the
 // allocated bitmap from the region's hint (no block holds free-list
-// metadata), then uncarved ones; a batch sets a bitmap word at a time.
-size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n) {
+// metadata), then, if `carve`, uncarved ones; a batch sets a bitmap word at
+// a time.
+size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) {
   size_t got = 0;
   if (n == 1) {  // an allocator with no thread cache: one block at a time
     uint32_t index;
@@ -174,8 +176,11 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n) {
       while (FreeBelowCarved(r, w) == 0) ++w;
       r->free_hint = w;
       index = w * 64 + static_cast<uint32_t>(__builtin_ctzll(FreeBelowCarved(r, w)));
-    } else {
+      reusable_.store(reusable_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    } else if (carve) {
       index = r->carved++;
+    } else {
+      return 0;
     }
     SetBit(r->allocated_bits, index, true);
     out[got++] = r->BlockAt(index);
@@ -197,8 +202,10 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n) {
       }
     }
     r->used += static_cast<uint32_t>(got);
+    reusable_.store(reusable_.load(std::memory_order_relaxed) - got, std::memory_order_relaxed);
     const uint32_t bump =
-        static_cast<uint32_t>(std::min<size_t>(n - got, r->layout.capacity - r->carved));
+        carve ? static_cast<uint32_t>(std::min<size_t>(n - got, r->layout.capacity - r->carved))
+              : 0;
     for (uint32_t i = r->carved, end = r->carved + bump; i < end;) {
       const uint32_t word_end = std::min(end, (i & ~63u) + 64);
       const uint64_t bits = word_end - i == 64 ? ~uint64_t{0} : (uint64_t{1} << (word_end - i)) - 1;
@@ -224,6 +231,26 @@ size_t SmallBucket::AllocateBatch(void** out, size_t n) {
     SmallRegion* r = RegionWithFreeBlock();
     if (r == nullptr) break;
     got += PopLocked(r, out + got, n - got);
+  }
+  blocks_in_use_ += got;
+  blocks_free_ -= got;
+  return got;
+}
+
+size_t SmallBucket::AllocateFreed(void** out, size_t n) {
+  if (reusable() == 0) return 0;
+  SpinLockHolder hold(lock_);
+  size_t got = 0;
+  for (RegionHeader* h = partial_.front(); h != nullptr && got < n;) {
+    auto* r = reinterpret_cast<SmallRegion*>(h);
+    h = h->next;  // PopLocked may move r to the full list
+    if (r->used < r->carved) got += PopLocked(r, out + got, n - got, /*carve=*/false);
+  }
+  while (got < n) {
+    RegionHeader* empty = empty_.PopFront();
+    if (empty == nullptr) break;
+    partial_.PushFront(empty);
+    got += PopLocked(reinterpret_cast<SmallRegion*>(empty), out + got, n - got, /*carve=*/false);
   }
   blocks_in_use_ += got;
   blocks_free_ -= got;
@@ -293,6 +320,7 @@ const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later, S
   }
   ++blocks_free_;
   --blocks_in_use_;
+  reusable_.store(reusable_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (--r->used == 0) {
     partial_.Remove(&r->header);
     // Keep at most as many empty bytes as are in use (at least the floor):
@@ -354,6 +382,7 @@ void SmallBucket::ReleaseAll() {
   }
   regions_unmapped_ += regions_mapped_ - regions_unmapped_;
   blocks_in_use_ = blocks_free_ = 0;
+  reusable_.store(0, std::memory_order_relaxed);
 }
 
 SmallBucketStats SmallBucket::Stats() {

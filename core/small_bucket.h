@@ -207,6 +207,12 @@ class alignas(64) SmallBucket {
   // Fills out[0..n) with blocks; returns how many it got (0 when the OS
   // refuses memory). One lock acquisition for the whole batch.
   size_t AllocateBatch(void** out, size_t n);
+  // As AllocateBatch, but only blocks that were handed out and freed since
+  // (their pages were touched): never a new block or region. No lock is
+  // taken when reusable() is 0.
+  size_t AllocateFreed(void** out, size_t n);
+  // Freed blocks in the bucket's regions, read without the lock (a hint).
+  size_t reusable() const { return reusable_.load(std::memory_order_relaxed); }
   // A block whose address is `alignment`-aligned (alignment <= block size);
   // the pointer may be inside the block.
   void* AllocateAligned(size_t alignment);
@@ -243,7 +249,7 @@ class alignas(64) SmallBucket {
   // Returns the fault (for a report once the lock is released), or nullptr.
   // `last`: the region of the batch's previous block (nullptr at first).
   const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
-  size_t PopLocked(SmallRegion* r, void** out, size_t n);
+  size_t PopLocked(SmallRegion* r, void** out, size_t n, bool carve = true);
 
   SpinLock lock_;
   const uint32_t block_size_;
@@ -256,6 +262,9 @@ class alignas(64) SmallBucket {
   RegionList empty_;
   size_t blocks_in_use_ = 0;
   size_t blocks_free_ = 0;
+  // Σ carved − used over the regions: blocks below the bump index that are
+  // free. Written under the lock; read without it by reusable().
+  std::atomic<size_t> reusable_{0};
   size_t regions_mapped_ = 0;
   size_t regions_unmapped_ = 0;
   size_t pages_decommitted_ = 0;  // cumulative bytes of free-block pages given back

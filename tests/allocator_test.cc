@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -565,6 +566,34 @@ TEST(AllocatorTest, HugeBlocksGrowInPlaceWithinTheirMapping) {
   EXPECT_EQ(static_cast<unsigned char*>(grown)[(size_t{17} << 20) - 1], 0x33);
   std::memset(grown, 0x44, size_t{30} << 20);
   a.deallocate(grown);
+}
+
+TEST(AllocatorTest, AllocateFreedHandsOutOnlyBlocksThatWereFreed) {
+  Allocator a;
+  internal::SmallBucket& bucket = a.heap().SmallBucketFor(48);
+  void* taken[64];
+  EXPECT_EQ(bucket.AllocateFreed(taken, 8), 0u);
+  EXPECT_EQ(a.stats().bytes_mapped, 0u);  // no region was mapped for it
+  void* blocks[64];
+  ASSERT_EQ(bucket.AllocateBatch(blocks, 64), 64u);
+  bucket.FreeBatch(blocks + 10, 3);
+  EXPECT_EQ(bucket.reusable(), 3u);
+  // Only the three freed blocks, not the uncut rest of the region.
+  ASSERT_EQ(bucket.AllocateFreed(taken, 8), 3u);
+  EXPECT_EQ(std::set<void*>(taken, taken + 3), std::set<void*>(blocks + 10, blocks + 13));
+  EXPECT_EQ(bucket.reusable(), 0u);
+  EXPECT_EQ(bucket.AllocateFreed(taken + 3, 5), 0u);
+  // A region that emptied still holds them...
+  bucket.FreeBatch(blocks, 64);
+  EXPECT_EQ(bucket.reusable(), 64u);
+  ASSERT_EQ(bucket.AllocateFreed(taken, 64), 64u);
+  EXPECT_EQ(std::set<void*>(taken, taken + 64), std::set<void*>(blocks, blocks + 64));
+  bucket.FreeBatch(taken, 64);
+  // ...until it is unmapped.
+  a.trim();
+  EXPECT_EQ(a.stats().bytes_mapped, 0u);
+  EXPECT_EQ(bucket.reusable(), 0u);
+  EXPECT_EQ(bucket.AllocateFreed(taken, 8), 0u);
 }
 
 TEST(AllocatorTest, EmptyRegionsAreKeptWithinABoundThenTrimmed) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -113,6 +114,63 @@ TEST(ThreadCacheTest, NewBlocksComeInAddressOrder) {
     rulloc_free(first);
     rulloc_free(second);
     rulloc_free(third);
+    rulloc_thread_cache_flush();
+  })
+      .join();
+}
+
+void PinTo(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof(one), &one), 0);
+}
+
+// A refill whose arena has no freed block takes the blocks freed to another
+// arena's regions before it cuts new ones: a producer on one CPU whose
+// consumer frees on another would otherwise touch new memory for every
+// block in flight.
+TEST(ThreadCacheTest, RefillsReuseBlocksFreedToAnotherArenaBeforeCuttingNewOnes) {
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  int cpus[2] = {-1, -1};
+  for (int c = 0; c < CPU_SETSIZE && cpus[1] < 0; ++c) {
+    if (!CPU_ISSET(c, &allowed)) continue;
+    if (cpus[0] < 0) {
+      cpus[0] = c;
+    } else if (static_cast<size_t>(c) % internal::kProcessArenas !=
+               static_cast<size_t>(cpus[0]) % internal::kProcessArenas) {
+      cpus[1] = c;
+    }
+  }
+  ASSERT_GE(cpus[1], 0) << "needs two CPUs of different arenas";
+  constexpr size_t kSize = 3000;
+  const size_t bucket = internal::DefaultClasses::BucketFor(kSize);
+  std::set<void*> freed;
+  std::thread([&] {  // allocates and frees on the first CPU: its arena's regions
+    PinTo(cpus[0]);
+    std::vector<void*> blocks;
+    for (int i = 0; i < 100; ++i) blocks.push_back(rulloc_malloc(kSize));
+    for (void* p : blocks) rulloc_free(p);
+    freed.insert(blocks.begin(), blocks.end());
+    rulloc_thread_cache_flush();
+  })
+      .join();
+  DrainTransferCaches();  // every freed block is in its region now
+  std::thread([&] {       // on the other CPU, in an arena with no freed block of that size
+    PinTo(cpus[1]);
+    internal::SmallBucket& own = internal::DefaultHeap().SmallBucketAt(
+        static_cast<size_t>(cpus[1]) % internal::kProcessArenas, bucket);
+    std::vector<void*> parked(64);  // what earlier tests left there
+    std::vector<void*> held;
+    while (size_t n = own.AllocateFreed(parked.data(), parked.size())) {
+      held.insert(held.end(), parked.begin(), parked.begin() + static_cast<ptrdiff_t>(n));
+    }
+    ASSERT_EQ(own.reusable(), 0u);
+    void* p = rulloc_malloc(kSize);
+    EXPECT_TRUE(freed.count(p)) << p << " was cut anew";
+    rulloc_free(p);
+    for (void* q : held) rulloc_free(q);
     rulloc_thread_cache_flush();
   })
       .join();
