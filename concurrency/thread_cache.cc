@@ -144,8 +144,9 @@ size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
   }
   if (got == n) return got;
   // Before the bucket cuts new blocks (new pages), blocks freed to another
-  // arena's regions: a producer on one CPU whose consumer frees on the
-  // other would otherwise grow both arenas to the data in flight.
+  // arena's regions. Frees go back to a block's own arena: producers that
+  // run on both CPUs would otherwise cut new blocks in one arena while the
+  // other's regions hold freed ones, and grow both to the data in flight.
   SmallBucket& own = BucketAt(arena, bucket);
   if (used > 1 && own.reusable() == 0) {
     for (size_t i = 1; i < used && got < n; ++i) {

@@ -208,8 +208,8 @@ class alignas(64) SmallBucket {
   // refuses memory). One lock acquisition for the whole batch.
   size_t AllocateBatch(void** out, size_t n);
   // As AllocateBatch, but only blocks that were handed out and freed since
-  // (their pages were touched): never a new block or region. No lock is
-  // taken when reusable() is 0.
+  // (their pages were touched, unless a purge gave them back): never a new
+  // block or region. No lock is taken when reusable() is 0.
   size_t AllocateFreed(void** out, size_t n);
   // Freed blocks in the bucket's regions, read without the lock (a hint).
   size_t reusable() const { return reusable_.load(std::memory_order_relaxed); }
