@@ -24,14 +24,17 @@ namespace {
 
 constexpr int kScale = test_support::kUnderSanitizer ? 1 : 10;
 
-// Keeps the calling thread on the CPU it runs on: refills come from the
-// arena of the current CPU, and a move would switch arenas mid-test.
-void PinToCurrentCpu() {
+// Keeps the calling thread on `cpu`.
+void PinTo(int cpu) {
   cpu_set_t one;
   CPU_ZERO(&one);
-  CPU_SET(platform::CurrentCpu(), &one);
+  CPU_SET(cpu, &one);
   ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof(one), &one), 0);
 }
+
+// Keeps the calling thread on the CPU it runs on: refills come from the
+// arena of the current CPU, and a move would switch arenas mid-test.
+void PinToCurrentCpu() { PinTo(static_cast<int>(platform::CurrentCpu())); }
 
 // Every block handed out by a bucket is either in some cache or held by the
 // program: with nothing held, the program's share must be zero.
@@ -137,13 +140,6 @@ TEST(ThreadCacheTest, NewBlocksComeInAddressOrder) {
   })
       .join();
   ReleaseHeld(held);
-}
-
-void PinTo(int cpu) {
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof(one), &one), 0);
 }
 
 // A refill whose arena has no freed block takes the blocks freed to another
