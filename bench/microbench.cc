@@ -51,9 +51,10 @@ void RandomSizes(benchmark::State& state, PeerAllocator a, size_t max) {
   state.SetItemsProcessed(state.iterations());
 }
 
-// Allocate a batch of blocks, then free them all.
-void BatchThenFree(benchmark::State& state, PeerAllocator a, size_t size) {
-  constexpr size_t kBatch = 10000;
+// Allocate a batch of blocks, then free them all: a request's objects. At
+// 200000 blocks of 64 B, each cycle builds and drops 12.8 MB.
+void BatchThenFree(benchmark::State& state, PeerAllocator a, size_t size, size_t batch) {
+  const size_t kBatch = batch;
   std::vector<void*> blocks(kBatch);
   for (auto _ : state) {
     for (void*& p : blocks) p = a.malloc(size);
@@ -190,7 +191,10 @@ void RegisterAll() {
     }
     benchmark::RegisterBenchmark(("random_sizes_1k/" + a.name).c_str(), RandomSizes, a, 1024);
     benchmark::RegisterBenchmark(("random_sizes_32k/" + a.name).c_str(), RandomSizes, a, 32768);
-    benchmark::RegisterBenchmark(("batch_then_free_64/" + a.name).c_str(), BatchThenFree, a, 64);
+    benchmark::RegisterBenchmark(("batch_then_free_64/" + a.name).c_str(), BatchThenFree, a, 64,
+                                 10000);
+    benchmark::RegisterBenchmark(("batch_then_free_64_200k/" + a.name).c_str(), BatchThenFree, a,
+                                 64, 200000);
     benchmark::RegisterBenchmark(("producer_consumer_64/" + a.name).c_str(), ProducerConsumer, a,
                                  64)
         ->UseRealTime();

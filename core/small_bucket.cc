@@ -234,12 +234,14 @@ size_t SmallBucket::AllocateBatch(void** out, size_t n) {
   }
   blocks_in_use_ += got;
   blocks_free_ -= got;
+  NoteAllocation();
   return got;
 }
 
 size_t SmallBucket::AllocateFreed(void** out, size_t n) {
   if (reusable() == 0) return 0;
   SpinLockHolder hold(lock_);
+  NoteAllocation();
   size_t got = 0;
   for (RegionHeader* h = partial_.front(); h != nullptr && got < n;) {
     auto* r = reinterpret_cast<SmallRegion*>(h);
@@ -324,12 +326,23 @@ const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later, S
   if (--r->used == 0) {
     partial_.Remove(&r->header);
     // Keep at most as many empty bytes as are in use (at least the floor):
-    // enough to ride out oscillations, never more than the live data.
+    // enough to ride out oscillations, never more than the live data. In a
+    // program that builds and drops its data in cycles, the rest waits
+    // kCycleMillis first: the next cycle would fault its pages back in. A
+    // bucket that only frees gives it back at once, so that memory returns
+    // before the program goes idle.
     const size_t keep = std::max(kEmptyBytesLimit, blocks_in_use_ * block_size_);
+    if (allocated_since_emptying_) {  // no clock on the allocation path: "by now"
+      allocated_since_emptying_ = false;
+      last_allocation_ms_ = now_ms;
+    }
+    emptied_before_ = true;
+    const bool cycling = cycled_ && now_ms < last_allocation_ms_ + kCycleMillis;
     r->header.empty_since_ms = now_ms;
     empty_.PushFront(&r->header);
     while (empty_.size() > 1 && empty_.size() * region_size_ > keep) {
       RegionHeader* oldest = empty_.back();
+      if (cycling && now_ms < oldest->empty_since_ms + kCycleMillis) break;
       empty_.Remove(oldest);
       UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), later);
     }
@@ -359,11 +372,14 @@ size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
 }
 
 void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
+  FreeBatchAt(blocks, n, platform::CoarseMonotonicMillis());
+}
+
+void SmallBucket::FreeBatchAt(void* const* blocks, size_t n, uint64_t now_ms) {
   const char* fault = nullptr;
   void* culprit = nullptr;
   {
     Unmapper later;  // unmaps after the lock is released: munmap is slow
-    const uint64_t now_ms = platform::CoarseMonotonicMillis();
     SpinLockHolder hold(lock_);
     SmallRegion* last = nullptr;
     for (size_t i = 0; i < n && fault == nullptr; ++i) {

@@ -20,7 +20,8 @@
 //              └── empty:   regions with no block in use, newest first ─► R ⇄ R
 //
 // Empty regions stay mapped for reuse, as many bytes as the bucket has in use
-// (at least kEmptyBytesLimit); Purge() unmaps those that have stayed empty
+// (at least kEmptyBytesLimit), the rest for kCycleMillis in a bucket that
+// allocates and frees in cycles; Purge() unmaps those that have stayed empty
 // longer than a decay time.
 #ifndef RULLOC_CORE_SMALL_BUCKET_H_
 #define RULLOC_CORE_SMALL_BUCKET_H_
@@ -182,8 +183,12 @@ class alignas(64) SmallBucket {
  public:
   // A region that becomes empty is unmapped at once if the bucket's empty
   // regions would exceed both this floor and the bytes the bucket has in
-  // use (one empty region is always kept).
+  // use (one empty region is always kept)...
   static constexpr size_t kEmptyBytesLimit = size_t{1} << 20;
+  // ... unless the bucket is cycling (it handed out blocks after a region
+  // emptied, and did so this recently): then once it has been empty this
+  // long (mimalloc's purge delay is as long).
+  static constexpr uint64_t kCycleMillis = 10;
 
   // `arena`: which of its heap's sets of buckets this one belongs to.
   constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap, uint32_t arena = 0)
@@ -220,6 +225,8 @@ class alignas(64) SmallBucket {
   // handed out; anything else is reported as heap misuse.
   void FreeBatch(void* const* blocks, size_t n);
   void Free(void* block) { FreeBatch(&block, 1); }
+  // As FreeBatch, at the time `now_ms` (CoarseMonotonicMillis's clock).
+  void FreeBatchAt(void* const* blocks, size_t n, uint64_t now_ms);
 
   // Unmaps the empty regions that became empty at or before
   // `now_ms - max_age_ms`, and gives back the pages of free blocks in
@@ -250,6 +257,10 @@ class alignas(64) SmallBucket {
   // `last`: the region of the batch's previous block (nullptr at first).
   const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
   size_t PopLocked(SmallRegion* r, void** out, size_t n, bool carve = true);
+  void NoteAllocation() {
+    cycled_ |= emptied_before_;
+    allocated_since_emptying_ = true;
+  }
 
   SpinLock lock_;
   const uint32_t block_size_;
@@ -268,6 +279,12 @@ class alignas(64) SmallBucket {
   size_t regions_mapped_ = 0;
   size_t regions_unmapped_ = 0;
   size_t pages_decommitted_ = 0;  // cumulative bytes of free-block pages given back
+  // For the release of empty regions (see kCycleMillis). The time of the
+  // last allocation is taken when a region next empties.
+  uint64_t last_allocation_ms_ = 0;
+  bool allocated_since_emptying_ = false;
+  bool emptied_before_ = false;  // a region has emptied
+  bool cycled_ = false;          // and blocks were handed out after that
 };
 
 // The layouts of unguarded regions of a bucket table, by bucket.

@@ -615,6 +615,49 @@ TEST(AllocatorTest, EmptyRegionsAreKeptWithinABoundThenTrimmed) {
   EXPECT_EQ(a.stats().bytes_mapped, 0u);
 }
 
+TEST(AllocatorTest, CyclingBucketKeepsItsEmptyRegionsForTheNextCycle) {
+  using internal::SmallBucket;
+  Allocator a;
+  SmallBucket& bucket = a.heap().SmallBucketFor(64);
+  const size_t n = (size_t{8} << 20) / 64;  // far beyond the floor of empty regions
+  std::vector<void*> blocks(n);
+  const auto fill = [&] { ASSERT_EQ(bucket.AllocateBatch(blocks.data(), n), n); };
+  const auto mapped = [&] { return bucket.Stats().bytes_mapped; };
+  constexpr uint64_t kCycle = SmallBucket::kCycleMillis;
+  uint64_t t = 1000;
+
+  // The first time the data is dropped, nothing says it comes back.
+  fill();
+  bucket.FreeBatchAt(blocks.data(), n, t);
+  EXPECT_LE(mapped(), SmallBucket::kEmptyBytesLimit);
+
+  // Built again after regions emptied: a cycle. Dropped again, it stays.
+  fill();
+  t += 100;
+  bucket.FreeBatchAt(blocks.data(), n, t);
+  const size_t kept = mapped();
+  EXPECT_GE(kept, n * 64);
+  // Another region that empties just short of kCycle later keeps them...
+  void* one;
+  ASSERT_EQ(bucket.AllocateBatch(&one, 1), 1u);
+  bucket.FreeBatchAt(&one, 1, t + kCycle - 1);
+  EXPECT_EQ(mapped(), kept);
+  // ...and one that empties kCycle later gives back those as old.
+  ASSERT_EQ(bucket.AllocateBatch(&one, 1), 1u);
+  bucket.FreeBatchAt(&one, 1, t + kCycle);
+  EXPECT_LE(mapped(), SmallBucket::kEmptyBytesLimit);
+
+  // A drop that goes on for kCycle with no allocation is no cycle: the
+  // regions that empty then go back at once, with those that waited.
+  fill();
+  t += 1000;
+  bucket.FreeBatchAt(blocks.data(), n / 2, t);
+  EXPECT_GE(mapped(), n / 2 * 64);
+  bucket.FreeBatchAt(blocks.data() + n / 2, n - n / 2, t + kCycle);
+  EXPECT_LE(mapped(), SmallBucket::kEmptyBytesLimit);
+  EXPECT_EQ(bucket.Stats().blocks_in_use, 0u);
+}
+
 TEST(AllocatorTest, EmptyRegionsAreReusedBeforeNewOnesAreMapped) {
   Allocator a;
   std::vector<void*> blocks;
