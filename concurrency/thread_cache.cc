@@ -116,8 +116,18 @@ void ReleaseToArena(size_t arena, size_t bucket, void* const* blocks, uint32_t n
 void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
   uint8_t arena_of[64];
   bool mixed = false;
+  // A batch mostly holds neighbours: a block of the previous block's region
+  // needs no look at the region's header.
+  const RegionHeader* last_region = nullptr;
+  uint8_t last_arena = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    arena_of[i] = static_cast<uint8_t>(OwnerOf(blocks[i]).arena());
+    const RegionHeader* region = PageMap::Lookup(blocks[i]);
+    if (region != last_region) {
+      last_region = region;
+      last_arena =
+          static_cast<uint8_t>(reinterpret_cast<const SmallRegion*>(region)->bucket->arena());
+    }
+    arena_of[i] = last_arena;
     mixed |= arena_of[i] != arena_of[0];
   }
   if (!mixed) return ReleaseToArena(arena_of[0], bucket, blocks, n);

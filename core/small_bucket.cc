@@ -279,7 +279,9 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   return reinterpret_cast<void*>(aligned);
 }
 
-const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last) {
+__attribute__((always_inline)) inline const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms,
+                                                                          Unmapper* later,
+                                                                          SmallRegion** last) {
   // A batch mostly holds neighbours: the previous block's region, checked
   // then, needs no page-map lookup.
   SmallRegion* r = *last;
