@@ -97,13 +97,20 @@ SmallRegion* SmallBucket::NewRegion() {
   return r;
 }
 
-SmallRegion* SmallBucket::RegionWithFreeBlock() {
+SmallRegion* SmallBucket::RegionWithFreeBlock(uint64_t now_ms) {
   if (RegionHeader* partial = partial_.front()) return reinterpret_cast<SmallRegion*>(partial);
+  NoteRegionTaken(now_ms);
   if (RegionHeader* empty = empty_.PopFront()) {  // the most recently used one
     partial_.PushFront(empty);
     return reinterpret_cast<SmallRegion*>(empty);
   }
   return NewRegion();
+}
+
+void SmallBucket::NoteRegionTaken(uint64_t now_ms) {
+  // The clock is read here, once per region, not once per allocation.
+  if (now_ms == kReadClock) now_ms = platform::CoarseMonotonicMillis();
+  if (now_ms > region_taken_ms_) region_taken_ms_ = now_ms;
 }
 
 void SmallBucket::UnmapEmpty(SmallRegion* r, Unmapper* later) {
@@ -225,23 +232,26 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) 
 }
 
 size_t SmallBucket::AllocateBatch(void** out, size_t n) {
+  return AllocateBatchAt(out, n, kReadClock);
+}
+
+size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms) {
   SpinLockHolder hold(lock_);
   size_t got = 0;
   while (got < n) {
-    SmallRegion* r = RegionWithFreeBlock();
+    SmallRegion* r = RegionWithFreeBlock(now_ms);
     if (r == nullptr) break;
     got += PopLocked(r, out + got, n - got);
   }
   blocks_in_use_ += got;
   blocks_free_ -= got;
-  NoteAllocation();
+  if (got != 0) cycled_ |= emptied_before_;
   return got;
 }
 
 size_t SmallBucket::AllocateFreed(void** out, size_t n) {
   if (reusable() == 0) return 0;
   SpinLockHolder hold(lock_);
-  NoteAllocation();
   size_t got = 0;
   for (RegionHeader* h = partial_.front(); h != nullptr && got < n;) {
     auto* r = reinterpret_cast<SmallRegion*>(h);
@@ -251,11 +261,13 @@ size_t SmallBucket::AllocateFreed(void** out, size_t n) {
   while (got < n) {
     RegionHeader* empty = empty_.PopFront();
     if (empty == nullptr) break;
+    NoteRegionTaken(kReadClock);
     partial_.PushFront(empty);
     got += PopLocked(reinterpret_cast<SmallRegion*>(empty), out + got, n - got, /*carve=*/false);
   }
   blocks_in_use_ += got;
   blocks_free_ -= got;
+  if (got != 0) cycled_ |= emptied_before_;
   return got;
 }
 
@@ -279,9 +291,9 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   return reinterpret_cast<void*>(aligned);
 }
 
-__attribute__((always_inline)) inline const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms,
-                                                                          Unmapper* later,
-                                                                          SmallRegion** last) {
+__attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms,
+                                                                   Unmapper* later,
+                                                                   SmallRegion** last) {
   // A batch mostly holds neighbours: the previous block's region, checked
   // then, needs no page-map lookup.
   SmallRegion* r = *last;
@@ -327,34 +339,39 @@ __attribute__((always_inline)) inline const char* SmallBucket::FreeLocked(void* 
   reusable_.store(reusable_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (--r->used == 0) {
     partial_.Remove(&r->header);
-    // Keep at most as many empty bytes as are in use (at least the floor):
-    // enough to ride out oscillations, never more than the live data. In a
-    // program that builds and drops its data in cycles, the rest waits
-    // kCycleMillis first: the next cycle would fault its pages back in. A
-    // bucket that only frees gives it back at once, so that memory returns
-    // before the program goes idle.
-    const size_t keep = std::max(kEmptyBytesLimit, blocks_in_use_ * block_size_);
-    if (allocated_since_emptying_) {  // no clock on the allocation path: "by now"
-      allocated_since_emptying_ = false;
-      last_allocation_ms_ = now_ms;
-    }
-    emptied_before_ = true;
-    const bool cycling = cycled_ && now_ms < last_allocation_ms_ + kCycleMillis;
     r->header.empty_since_ms = now_ms;
     empty_.PushFront(&r->header);
-    while (empty_.size() > 1 && empty_.size() * region_size_ > keep) {
-      RegionHeader* oldest = empty_.back();
-      if (cycling && now_ms < oldest->empty_since_ms + kCycleMillis) break;
-      empty_.Remove(oldest);
-      UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), later);
-    }
+    emptied_before_ = true;
+    UnmapExcessLocked(now_ms, later);
   }
   return nullptr;
 }
 
+void SmallBucket::UnmapExcessLocked(uint64_t now_ms, Unmapper* later) {
+  // Keep at most as many empty bytes as are in use (at least the floor):
+  // enough to ride out oscillations, never more than the live data. In a
+  // program that builds and drops its data in cycles, the rest waits until
+  // it has been empty for kCycleMillis (the next cycle would fault its pages
+  // back in); a bucket that took no empty or new region for its blocks in
+  // the last kCycleMillis gives it back at once, so that a program that
+  // drops data it built a while ago, then goes idle, returns it first.
+  const size_t keep = std::max(kEmptyBytesLimit, blocks_in_use_ * block_size_);
+  const bool cycling = cycled_ && now_ms < region_taken_ms_ + kCycleMillis;
+  while (empty_.size() > 1 && empty_.size() * region_size_ > keep) {
+    RegionHeader* oldest = empty_.back();
+    if (cycling && now_ms < oldest->empty_since_ms + kCycleMillis) break;
+    // Bounded work under the lock: the rest goes at the next call.
+    if (later != nullptr && later->count == Unmapper::kCapacity) break;
+    empty_.Remove(oldest);
+    UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), later);
+  }
+}
+
 size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   SpinLockHolder hold(lock_);
-  size_t unmapped = 0;
+  const size_t regions_before = regions_unmapped_;
+  UnmapExcessLocked(now_ms, nullptr);
+  size_t unmapped = (regions_unmapped_ - regions_before) * region_size_;
   // Partial regions that saw no free for the decay time give back the pages
   // that only free blocks cover.
   for (RegionHeader* h = partial_.front(); h != nullptr; h = h->next) {

@@ -185,9 +185,10 @@ class alignas(64) SmallBucket {
   // regions would exceed both this floor and the bytes the bucket has in
   // use (one empty region is always kept)...
   static constexpr size_t kEmptyBytesLimit = size_t{1} << 20;
-  // ... unless the bucket is cycling (it handed out blocks after a region
-  // emptied, and did so this recently): then once it has been empty this
-  // long (mimalloc's purge delay is as long).
+  // ... unless the bucket is cycling (it handed out blocks after a region of
+  // it had emptied, and took an empty or new region for them less than this
+  // long ago): then once it has been empty this long, at the next emptying
+  // or purge (mimalloc's purge delay is as long).
   static constexpr uint64_t kCycleMillis = 10;
 
   // `arena`: which of its heap's sets of buckets this one belongs to.
@@ -212,6 +213,10 @@ class alignas(64) SmallBucket {
   // Fills out[0..n) with blocks; returns how many it got (0 when the OS
   // refuses memory). One lock acquisition for the whole batch.
   size_t AllocateBatch(void** out, size_t n);
+  // As AllocateBatch, at the time `now_ms` (CoarseMonotonicMillis's clock;
+  // kReadClock: read it if needed).
+  static constexpr uint64_t kReadClock = 0;
+  size_t AllocateBatchAt(void** out, size_t n, uint64_t now_ms);
   // As AllocateBatch, but only blocks that were handed out and freed since
   // (their pages were touched, unless a purge gave them back): never a new
   // block or region. No lock is taken when reusable() is 0.
@@ -249,18 +254,18 @@ class alignas(64) SmallBucket {
   };
 
   SmallRegion* NewRegion();
-  SmallRegion* RegionWithFreeBlock();
+  SmallRegion* RegionWithFreeBlock(uint64_t now_ms);
+  void NoteRegionTaken(uint64_t now_ms);
   // Takes an empty region off the bucket's counts and unmaps it, at once or
   // through `later`.
   void UnmapEmpty(SmallRegion* r, Unmapper* later);
   // Returns the fault (for a report once the lock is released), or nullptr.
   // `last`: the region of the batch's previous block (nullptr at first).
-  const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
+  // Inline: FreeBatchAt, in small_bucket.cc, is its only caller.
+  inline const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
   size_t PopLocked(SmallRegion* r, void** out, size_t n, bool carve = true);
-  void NoteAllocation() {
-    cycled_ |= emptied_before_;
-    allocated_since_emptying_ = true;
-  }
+  // Unmaps the oldest empty regions past the bucket's bound (kCycleMillis).
+  void UnmapExcessLocked(uint64_t now_ms, Unmapper* later);
 
   SpinLock lock_;
   const uint32_t block_size_;
@@ -279,12 +284,10 @@ class alignas(64) SmallBucket {
   size_t regions_mapped_ = 0;
   size_t regions_unmapped_ = 0;
   size_t pages_decommitted_ = 0;  // cumulative bytes of free-block pages given back
-  // For the release of empty regions (see kCycleMillis). The time of the
-  // last allocation is taken when a region next empties.
-  uint64_t last_allocation_ms_ = 0;
-  bool allocated_since_emptying_ = false;
-  bool emptied_before_ = false;  // a region has emptied
-  bool cycled_ = false;          // and blocks were handed out after that
+  // For the release of empty regions (see kCycleMillis).
+  uint64_t region_taken_ms_ = 0;  // an allocation last took an empty or new region
+  bool emptied_before_ = false;   // a region has emptied
+  bool cycled_ = false;           // and blocks were handed out after that
 };
 
 // The layouts of unguarded regions of a bucket table, by bucket.

@@ -621,40 +621,46 @@ TEST(AllocatorTest, CyclingBucketKeepsItsEmptyRegionsForTheNextCycle) {
   SmallBucket& bucket = a.heap().SmallBucketFor(64);
   const size_t n = (size_t{8} << 20) / 64;  // far beyond the floor of empty regions
   std::vector<void*> blocks(n);
-  const auto fill = [&] { ASSERT_EQ(bucket.AllocateBatch(blocks.data(), n), n); };
+  const auto fill = [&](uint64_t t) { ASSERT_EQ(bucket.AllocateBatchAt(blocks.data(), n, t), n); };
+  // In batches of 64, as thread caches flush.
+  const auto drop = [&](size_t from, size_t count, uint64_t t) {
+    for (size_t i = from; i < from + count; i += 64) {
+      bucket.FreeBatchAt(blocks.data() + i, std::min<size_t>(64, from + count - i), t);
+    }
+  };
   const auto mapped = [&] { return bucket.Stats().bytes_mapped; };
   constexpr uint64_t kCycle = SmallBucket::kCycleMillis;
-  uint64_t t = 1000;
+  constexpr size_t kFloor = SmallBucket::kEmptyBytesLimit;
 
   // The first time the data is dropped, nothing says it comes back.
-  fill();
-  bucket.FreeBatchAt(blocks.data(), n, t);
-  EXPECT_LE(mapped(), SmallBucket::kEmptyBytesLimit);
+  fill(1000);
+  drop(0, n, 1000);
+  EXPECT_LE(mapped(), kFloor);
 
-  // Built again after regions emptied: a cycle. Dropped again, it stays.
-  fill();
-  t += 100;
-  bucket.FreeBatchAt(blocks.data(), n, t);
+  // Built again after regions emptied, and dropped right away: a cycle.
+  // Three quarters dropped: all their regions stay (the bound alone, as
+  // much as is in use, would keep half of them).
+  fill(2000);
+  drop(0, n / 4 * 3, 2000 + kCycle - 1);
+  EXPECT_GE(mapped(), n * 64);
+  drop(n / 4 * 3, n - n / 4 * 3, 2000 + kCycle - 1);
   const size_t kept = mapped();
   EXPECT_GE(kept, n * 64);
-  // Another region that empties just short of kCycle later keeps them...
+  // A region that empties, just short of kCycle after it emptied, with an
+  // allocation since, keeps them...
   void* one;
-  ASSERT_EQ(bucket.AllocateBatch(&one, 1), 1u);
-  bucket.FreeBatchAt(&one, 1, t + kCycle - 1);
+  ASSERT_EQ(bucket.AllocateBatchAt(&one, 1, 2010), 1u);
+  bucket.FreeBatchAt(&one, 1, 2000 + 2 * kCycle - 2);
   EXPECT_EQ(mapped(), kept);
-  // ...and one that empties kCycle later gives back those as old.
-  ASSERT_EQ(bucket.AllocateBatch(&one, 1), 1u);
-  bucket.FreeBatchAt(&one, 1, t + kCycle);
-  EXPECT_LE(mapped(), SmallBucket::kEmptyBytesLimit);
+  // ...a purge then gives back those empty for kCycle...
+  a.heap().SmallBucketFor(64).Purge(2000 + 2 * kCycle - 1, /*max_age_ms=*/3600 * 1000);
+  EXPECT_LE(mapped(), kFloor);
 
-  // A drop that goes on for kCycle with no allocation is no cycle: the
-  // regions that empty then go back at once, with those that waited.
-  fill();
-  t += 1000;
-  bucket.FreeBatchAt(blocks.data(), n / 2, t);
-  EXPECT_GE(mapped(), n / 2 * 64);
-  bucket.FreeBatchAt(blocks.data() + n / 2, n - n / 2, t + kCycle);
-  EXPECT_LE(mapped(), SmallBucket::kEmptyBytesLimit);
+  // ...and a drop that comes long after the last allocation is no cycle:
+  // its regions go back at once, as the first time.
+  fill(3000);
+  drop(0, n, 60000);
+  EXPECT_LE(mapped(), kFloor);
   EXPECT_EQ(bucket.Stats().blocks_in_use, 0u);
 }
 
