@@ -649,11 +649,11 @@ TEST(AllocatorTest, CyclingBucketKeepsItsEmptyRegionsForTheNextCycle) {
   // A region that empties, just short of kCycle after it emptied, with an
   // allocation since, keeps them...
   void* one;
-  ASSERT_EQ(bucket.AllocateBatchAt(&one, 1, 2010), 1u);
+  ASSERT_EQ(bucket.AllocateBatchAt(&one, 1, 2000 + kCycle), 1u);
   bucket.FreeBatchAt(&one, 1, 2000 + 2 * kCycle - 2);
   EXPECT_EQ(mapped(), kept);
   // ...a purge then gives back those empty for kCycle...
-  a.heap().SmallBucketFor(64).Purge(2000 + 2 * kCycle - 1, /*max_age_ms=*/3600 * 1000);
+  bucket.Purge(2000 + 2 * kCycle - 1, /*max_age_ms=*/3600 * 1000);
   EXPECT_LE(mapped(), kFloor);
 
   // ...and a drop that comes long after the last allocation is no cycle:
