@@ -99,25 +99,25 @@ SmallRegion* SmallBucket::NewRegion() {
 
 SmallRegion* SmallBucket::RegionWithFreeBlock(uint64_t now_ms) {
   if (RegionHeader* partial = partial_.front()) return reinterpret_cast<SmallRegion*>(partial);
-  if (RegionHeader* empty = empty_.PopFront()) {  // the most recently used one
-    NoteEmptyRegionTaken(now_ms);
-    partial_.PushFront(empty);
-    return reinterpret_cast<SmallRegion*>(empty);
-  }
+  if (SmallRegion* empty = TakeEmptyRegion(now_ms)) return empty;
   NoteRegionTaken(now_ms);
   return NewRegion();
+}
+
+SmallRegion* SmallBucket::TakeEmptyRegion(uint64_t now_ms) {
+  RegionHeader* empty = empty_.PopFront();  // the most recently used one
+  if (empty == nullptr) return nullptr;
+  // Only a bucket with empty regions past the floor has a use for the time:
+  // one region that empties and fills again with every call reads no clock.
+  if ((empty_.size() + 1) * region_size_ > kEmptyBytesLimit) NoteRegionTaken(now_ms);
+  partial_.PushFront(empty);
+  return reinterpret_cast<SmallRegion*>(empty);
 }
 
 void SmallBucket::NoteRegionTaken(uint64_t now_ms) {
   // The clock is read here, once per region, not once per allocation.
   if (now_ms == kReadClock) now_ms = platform::CoarseMonotonicMillis();
   if (now_ms > region_taken_ms_) region_taken_ms_ = now_ms;
-}
-
-void SmallBucket::NoteEmptyRegionTaken(uint64_t now_ms) {
-  // Only a bucket with empty regions past the floor has a use for the time:
-  // one region that empties and fills again with every call reads no clock.
-  if ((empty_.size() + 1) * region_size_ > kEmptyBytesLimit) NoteRegionTaken(now_ms);
 }
 
 void SmallBucket::UnmapEmpty(SmallRegion* r, Unmapper* later) {
@@ -266,11 +266,9 @@ size_t SmallBucket::AllocateFreed(void** out, size_t n) {
     if (r->used < r->carved) got += PopLocked(r, out + got, n - got, /*carve=*/false);
   }
   while (got < n) {
-    RegionHeader* empty = empty_.PopFront();
+    SmallRegion* empty = TakeEmptyRegion(kReadClock);
     if (empty == nullptr) break;
-    NoteEmptyRegionTaken(kReadClock);
-    partial_.PushFront(empty);
-    got += PopLocked(reinterpret_cast<SmallRegion*>(empty), out + got, n - got, /*carve=*/false);
+    got += PopLocked(empty, out + got, n - got, /*carve=*/false);
   }
   blocks_in_use_ += got;
   blocks_free_ -= got;

@@ -255,8 +255,9 @@ class alignas(64) SmallBucket {
 
   SmallRegion* NewRegion();
   SmallRegion* RegionWithFreeBlock(uint64_t now_ms);
+  // Moves the newest empty region to the partial list, or returns nullptr.
+  SmallRegion* TakeEmptyRegion(uint64_t now_ms);
   void NoteRegionTaken(uint64_t now_ms);
-  void NoteEmptyRegionTaken(uint64_t now_ms);
   // Takes an empty region off the bucket's counts and unmaps it, at once or
   // through `later`.
   void UnmapEmpty(SmallRegion* r, Unmapper* later);
