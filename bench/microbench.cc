@@ -54,14 +54,13 @@ void RandomSizes(benchmark::State& state, PeerAllocator a, size_t max) {
 // Allocate a batch of blocks, then free them all: a request's objects. At
 // 200000 blocks of 64 B, each cycle builds and drops 12.8 MB.
 void BatchThenFree(benchmark::State& state, PeerAllocator a, size_t size, size_t batch) {
-  const size_t kBatch = batch;
-  std::vector<void*> blocks(kBatch);
+  std::vector<void*> blocks(batch);
   for (auto _ : state) {
     for (void*& p : blocks) p = a.malloc(size);
     benchmark::DoNotOptimize(blocks.data());
     for (void* p : blocks) a.free(p);
   }
-  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.SetItemsProcessed(state.iterations() * batch);
 }
 
 // A buffer grown by realloc from 1 MiB to 64 MiB in 1.5x steps, each new
