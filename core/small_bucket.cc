@@ -122,7 +122,7 @@ void SmallBucket::NoteRegionTaken(uint64_t now_ms) {
 
 void SmallBucket::UnmapEmpty(SmallRegion* r, Unmapper* later) {
   blocks_free_ -= r->layout.capacity;
-  reusable_.store(reusable_.load(std::memory_order_relaxed) - r->carved, std::memory_order_relaxed);
+  AddReusable(-static_cast<ptrdiff_t>(r->carved));
   ++regions_unmapped_;
   if (later != nullptr && later->count < Unmapper::kCapacity) {
     later->regions[later->count++] = &r->header;
@@ -190,7 +190,7 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) 
       while (FreeBelowCarved(r, w) == 0) ++w;
       r->free_hint = w;
       index = w * 64 + static_cast<uint32_t>(__builtin_ctzll(FreeBelowCarved(r, w)));
-      reusable_.store(reusable_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      AddReusable(-1);
     } else if (carve) {
       index = r->carved++;
     } else {
@@ -216,7 +216,7 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) 
       }
     }
     r->used += static_cast<uint32_t>(got);
-    reusable_.store(reusable_.load(std::memory_order_relaxed) - got, std::memory_order_relaxed);
+    AddReusable(-static_cast<ptrdiff_t>(got));
     const uint32_t bump =
         carve ? static_cast<uint32_t>(std::min<size_t>(n - got, r->layout.capacity - r->carved))
               : 0;
@@ -341,7 +341,7 @@ __attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint
   }
   ++blocks_free_;
   --blocks_in_use_;
-  reusable_.store(reusable_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  AddReusable(1);
   if (--r->used == 0) {
     partial_.Remove(&r->header);
     r->header.empty_since_ms = now_ms;

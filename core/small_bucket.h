@@ -266,6 +266,10 @@ class alignas(64) SmallBucket {
   // Inline: FreeBatchAt, in small_bucket.cc, is its only caller.
   inline const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
   size_t PopLocked(SmallRegion* r, void** out, size_t n, bool carve = true);
+  // Under the lock: a plain load and store, no read-modify-write.
+  void AddReusable(ptrdiff_t delta) {
+    reusable_.store(reusable_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
   // Unmaps the oldest empty regions past the bucket's bound (kCycleMillis).
   void UnmapExcessLocked(uint64_t now_ms, Unmapper* later);
 
