@@ -6,10 +6,15 @@ Debian packages) and Rulloc (librulloc.so), each through LD_PRELOAD; also
 Rulloc in hardened mode (RULLOC_HARDENED=1), to show what it costs. The
 hardened column is left out when the best of each row is chosen. Runs are
 interleaved (every allocator runs a configuration before any repeats it) and
-repeated; each figure is the median of the repetitions. Prints a table per
-workload, a geometric-mean summary, and writes results.csv, results.json and
-a Markdown table (results.md) and a chart (chart.png, drawn by gnuplot) to
---out.
+repeated; each figure is the median of the repetitions. A time ratio is
+paired: the median, over the repetitions, of a run's time over the best time
+of the same repetition, so that a slow spell of a shared machine, which
+slows every allocator of the repetitions it covers, cancels out instead of
+deciding a row by which allocators' medians it reaches. Prints a table per
+workload, a geometric-mean summary and, for each peer, the rows where Rulloc
+is slower, and writes results.csv, results.json (with every repetition's
+time) and a Markdown table (results.md) and a chart (chart.png, drawn by
+gnuplot) to --out.
 """
 
 import argparse
@@ -81,10 +86,59 @@ def best(results, workload, threads, allocators, key):
     return min(results[(workload, threads, a)][key] for a in allocators if a != HARDENED)
 
 
+def time_ratio(results, workload, threads, a, allocators):
+    """The paired time ratio to the best of the row, or, for results saved
+    without the repetitions' times, the ratio of the medians."""
+    r = results[(workload, threads, a)]
+    if "time_ratio" in r:
+        return r["time_ratio"]
+    return r["wall_s"] / best(results, workload, threads, allocators, "wall_s")
+
+
+def paired_ratio(walls, best_walls):
+    return statistics.median(w / b for w, b in zip(walls, best_walls))
+
+
+def add_paired_ratios(results, allocators, configs):
+    """Sets each result's time_ratio from the repetitions' times (wall_samples)."""
+    for workload, threads in configs:
+        competing = [results[(workload, threads, a)]["wall_samples"]
+                     for a in allocators if a != HARDENED]
+        best_walls = [min(walls) for walls in zip(*competing)]
+        for a in allocators:
+            r = results[(workload, threads, a)]
+            r["time_ratio"] = paired_ratio(r["wall_samples"], best_walls)
+
+
+def fastest(results, workload, threads, allocators):
+    return min((a for a in allocators if a != HARDENED),
+               key=lambda a: time_ratio(results, workload, threads, a, allocators))
+
+
+def print_rulloc_against_peers(results, allocators, configs):
+    """For each peer, the rows where Rulloc's time is above the peer's
+    (median of the per-repetition ratios)."""
+    if "rulloc" not in allocators or not all(
+            "wall_samples" in results[(w, t, "rulloc")] for w, t in configs):
+        return
+    print("\nRulloc's time over each peer's (median of the repetitions' ratios): rows where "
+          "Rulloc is slower")
+    for peer in allocators:
+        if peer in ("rulloc", HARDENED):
+            continue
+        slower = []
+        for w, t in configs:
+            ratio = paired_ratio(results[(w, t, "rulloc")]["wall_samples"],
+                                 results[(w, t, peer)]["wall_samples"])
+            if ratio > 1:
+                spread = results[(w, t, "rulloc")].get("wall_mad_pct", 0)
+                slower.append(f"{w} {t}t {ratio:.3f} (±{spread:.1f}%)")
+        print(f"  {peer:<15} " + (", ".join(slower) if slower else "none"))
+
+
 def print_tables(results, allocators, configs):
     for workload, threads in configs:
         rows = {a: results[(workload, threads, a)] for a in allocators}
-        best_wall = best(results, workload, threads, allocators, "wall_s")
         best_rss = best(results, workload, threads, allocators, "peak_rss_mb")
         print(f"\n{workload}, {threads} thread(s)")
         print(f"  {'allocator':<15} {'wall s':>8} {'±%':>5} {'ratio':>6} {'cpu s':>8} "
@@ -94,18 +148,19 @@ def print_tables(results, allocators, configs):
             idle = f"{r['after_idle_rss_mb']:8.1f}" if workload == "peakidle" else f"{'-':>8}"
             spread = r.get("wall_mad_pct")
             spread = f"{spread:5.1f}" if spread is not None else f"{'-':>5}"
-            print(f"  {a:<15} {r['wall_s']:8.3f} {spread} {r['wall_s'] / best_wall:6.2f} "
+            ratio = time_ratio(results, workload, threads, a, allocators)
+            print(f"  {a:<15} {r['wall_s']:8.3f} {spread} {ratio:6.2f} "
                   f"{r['cpu_s']:8.3f} {r['peak_rss_mb']:8.1f} {r['peak_rss_mb'] / best_rss:6.2f} {idle}")
     print("\n±%: median absolute deviation of the wall times of the repetitions, in % of "
-          "their median:\nallocators whose ratios differ by less than that are within the noise of the row.")
+          "their median:\nallocators whose ratios differ by less than that are within the noise of the row."
+          "\nTime ratio: median over the repetitions of the run's time over the repetition's best.")
     print("\nGeometric mean over all workloads (ratio to the best allocator of each workload)")
     print(f"  {'allocator':<15} {'time':>6} {'peak RSS':>9}")
     summary = {}
     for a in allocators:
         time_ratios, rss_ratios = [], []
         for workload, threads in configs:
-            time_ratios.append(results[(workload, threads, a)]["wall_s"] /
-                               best(results, workload, threads, allocators, "wall_s"))
+            time_ratios.append(time_ratio(results, workload, threads, a, allocators))
             rss_ratios.append(results[(workload, threads, a)]["peak_rss_mb"] /
                               best(results, workload, threads, allocators, "peak_rss_mb"))
         summary[a] = (geomean(time_ratios), geomean(rss_ratios))
@@ -114,6 +169,7 @@ def print_tables(results, allocators, configs):
         cost = geomean([results[(w, t, HARDENED)]["wall_s"] / results[(w, t, "rulloc")]["wall_s"]
                         for w, t in configs])
         print(f"\nHardened mode costs {cost:.2f}x Rulloc's time (geometric mean over the rows)")
+    print_rulloc_against_peers(results, allocators, configs)
     return summary
 
 
@@ -122,6 +178,10 @@ def write_outputs(out_dir, results, allocators, configs, meta):
     keys = ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb"]
     if all("wall_mad_pct" in r for r in results.values()):
         keys.append("wall_mad_pct")
+    if all("time_ratio" in r for r in results.values()):
+        keys.append("time_ratio")
+    json_keys = keys + (["wall_samples"] if all("wall_samples" in r for r in results.values())
+                        else [])
     with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["workload", "threads", "allocator"] + keys)
@@ -129,23 +189,23 @@ def write_outputs(out_dir, results, allocators, configs, meta):
             writer.writerow([workload, threads, a] + [f"{r[k]:.4f}" for k in keys])
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": [
-            dict(workload=w, threads=t, allocator=a, **{k: r[k] for k in keys})
+            dict(workload=w, threads=t, allocator=a, **{k: r[k] for k in json_keys})
             for (w, t, a), r in sorted(results.items())]}, f, indent=1)
     # Markdown: one row per configuration, wall time and peak RSS per allocator.
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write("| workload | " + " | ".join(allocators) + " |\n")
         f.write("| --- |" + " --- |" * len(allocators) + "\n")
         for workload, threads in configs:
-            rows = [results[(workload, threads, b)] for b in allocators]
-            best_wall = best(results, workload, threads, allocators, "wall_s")
+            winner = fastest(results, workload, threads, allocators)
             cells = []
-            for r in rows:
+            for b in allocators:
+                r = results[(workload, threads, b)]
                 spread = f" ±{r['wall_mad_pct']:.1f}%" if "wall_mad_pct" in r else ""
-                cell = (f"{r['wall_s']:.3f} s{spread} ({r['wall_s'] / best_wall:.2f}×), "
-                        f"{r['peak_rss_mb']:.0f} MB")
+                ratio = time_ratio(results, workload, threads, b, allocators)
+                cell = f"{r['wall_s']:.3f} s{spread} ({ratio:.2f}×), {r['peak_rss_mb']:.0f} MB"
                 if workload == "peakidle":
                     cell += f", idle {r['after_idle_rss_mb']:.0f} MB"
-                cells.append(("**" + cell + "**") if r["wall_s"] == best_wall else cell)
+                cells.append(("**" + cell + "**") if b == winner else cell)
             f.write(f"| {workload}, {threads}t | " + " | ".join(cells) + " |\n")
         f.write("| geometric mean of ratios to the best (time, peak RSS) | " + " | ".join(
             f"{meta['summary'][a]['time_geomean']:.2f}, {meta['summary'][a]['rss_geomean']:.2f}"
@@ -155,12 +215,12 @@ def write_outputs(out_dir, results, allocators, configs, meta):
     with open(data, "w") as f:
         f.write("config " + " ".join(f"{a}_time {a}_rss" for a in allocators) + "\n")
         for workload, threads in configs:
-            best_wall = best(results, workload, threads, allocators, "wall_s")
             best_rss = best(results, workload, threads, allocators, "peak_rss_mb")
             values = []
             for a in allocators:
                 r = results[(workload, threads, a)]
-                values += [f"{r['wall_s'] / best_wall:.3f}", f"{r['peak_rss_mb'] / best_rss:.3f}"]
+                values += [f"{time_ratio(results, workload, threads, a, allocators):.3f}",
+                           f"{r['peak_rss_mb'] / best_rss:.3f}"]
             f.write(f"{workload}/{threads}t " + " ".join(values) + "\n")
     n = len(allocators)
     plots_time = ", ".join(
@@ -190,7 +250,8 @@ unset multiplot
 def render(path, out_dir):
     with open(path) as f:
         saved = json.load(f)
-    keys = ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb", "wall_mad_pct"]
+    keys = ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb", "wall_mad_pct",
+            "time_ratio", "wall_samples"]
     results, names, configs = {}, [], []
     for row in saved["results"]:
         results[(row["workload"], row["threads"], row["allocator"])] = {
@@ -262,6 +323,7 @@ def main():
         results[key] = {k: statistics.median(r[k] for r in runs)
                         for k in ["wall_s", "cpu_s", "peak_rss_mb", "after_idle_rss_mb"]}
         walls = [r["wall_s"] for r in runs]
+        results[key]["wall_samples"] = walls
         results[key]["wall_mad_pct"] = 100 * statistics.median(
             abs(w - results[key]["wall_s"]) for w in walls) / results[key]["wall_s"]
     for workload, threads in configs:
@@ -269,6 +331,7 @@ def main():
                 (samples[(workload, threads, a)][0]["checksum"] for a in names)}
         if len(sums) != 1:
             raise RuntimeError(f"{workload}/{threads}: allocators disagree on the checksum")
+    add_paired_ratios(results, names, configs)
 
     print(f"\n{args.mode} mode: {repetitions} repetitions, medians; scale {scale}")
     summary = print_tables(results, names, configs)

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Checks the comparison runner's statistics on made-up repetitions."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402
+
+NAMES = ["glibc", "jemalloc", "rulloc", compare.HARDENED]
+CONFIGS = [("larson", 2)]
+
+
+def results_from(walls_by_allocator):
+    results = {}
+    for a, walls in walls_by_allocator.items():
+        results[("larson", 2, a)] = {"wall_s": sorted(walls)[len(walls) // 2],
+                                     "peak_rss_mb": 1.0, "wall_samples": walls}
+    return results
+
+
+class PairedRatioTest(unittest.TestCase):
+    def test_a_slow_spell_over_whole_repetitions_cancels_out(self):
+        # Repetitions 1, 2 and 4 ran in a slow spell that tripled every time,
+        # but reached only glibc's and rulloc's runs of repetition 3: their
+        # medians land in the spell, jemalloc's does not.
+        results = results_from({
+            "glibc":    [1.00, 3.00, 3.00, 3.00, 1.00],
+            "jemalloc": [1.20, 3.60, 3.60, 1.20, 1.20],
+            "rulloc":   [0.90, 2.70, 2.70, 2.70, 0.90],
+            compare.HARDENED: [2.0, 6.0, 6.0, 6.0, 2.0],
+        })
+        # The medians alone rank rulloc last of the three.
+        self.assertGreater(results[("larson", 2, "rulloc")]["wall_s"],
+                           results[("larson", 2, "jemalloc")]["wall_s"])
+        compare.add_paired_ratios(results, NAMES, CONFIGS)
+        ratio = {a: results[("larson", 2, a)]["time_ratio"] for a in NAMES}
+        self.assertAlmostEqual(ratio["rulloc"], 1.0)
+        self.assertAlmostEqual(ratio["glibc"], 1.0 / 0.9)
+        self.assertAlmostEqual(ratio["jemalloc"], 1.2 / 0.9)
+        self.assertEqual(compare.fastest(results, "larson", 2, NAMES), "rulloc")
+
+    def test_the_hardened_column_never_sets_the_best(self):
+        results = results_from({
+            "glibc": [1.0, 1.0, 1.0], "jemalloc": [2.0, 2.0, 2.0], "rulloc": [1.5, 1.5, 1.5],
+            compare.HARDENED: [0.5, 0.5, 0.5],
+        })
+        compare.add_paired_ratios(results, NAMES, CONFIGS)
+        self.assertAlmostEqual(results[("larson", 2, "glibc")]["time_ratio"], 1.0)
+        self.assertAlmostEqual(results[("larson", 2, compare.HARDENED)]["time_ratio"], 0.5)
+        self.assertEqual(compare.fastest(results, "larson", 2, NAMES), "glibc")
+
+    def test_results_saved_without_repetitions_use_the_medians(self):
+        results = results_from({"glibc": [2.0], "jemalloc": [3.0], "rulloc": [1.0],
+                                compare.HARDENED: [4.0]})
+        for r in results.values():
+            del r["wall_samples"]
+        self.assertAlmostEqual(compare.time_ratio(results, "larson", 2, "jemalloc", NAMES), 3.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
