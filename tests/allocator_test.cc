@@ -9,10 +9,12 @@
 #include <cstring>
 #include <memory>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "core/page_map.h"
+#include "core/runtime_options.h"
 #include "gtest/gtest.h"
 #include "platform/pages.h"
 #include "tests/sanitizers.h"
@@ -566,6 +568,68 @@ TEST(AllocatorTest, HugeBlocksGrowInPlaceWithinTheirMapping) {
   EXPECT_EQ(static_cast<unsigned char*>(grown)[(size_t{17} << 20) - 1], 0x33);
   std::memset(grown, 0x44, size_t{30} << 20);
   a.deallocate(grown);
+}
+
+// The VmFlags line of the mapping that holds `p`, from /proc/self/smaps.
+std::string VmFlagsOf(const void* p) {
+  FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (f == nullptr) return "";
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  char line[512];
+  bool inside = false;
+  std::string flags;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    uintptr_t start, end;
+    if (std::sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+      inside = start <= addr && addr < end;
+    } else if (inside && std::strncmp(line, "VmFlags:", 8) == 0) {
+      flags = line + 8;
+      break;
+    }
+  }
+  std::fclose(f);
+  return flags;
+}
+
+bool KernelHasTransparentHugePages() {
+  FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == nullptr) return false;
+  char mode[128] = {};
+  const bool read = std::fgets(mode, sizeof(mode), f) != nullptr;
+  std::fclose(f);
+  return read && std::strstr(mode, "[never]") == nullptr;
+}
+
+// Huge blocks are advised as transparent huge pages (the "hg" flag of
+// their mapping) only when the option asks for it; it is off by default.
+TEST(AllocatorTest, HugePagesAreAdvisedOnlyWhenAskedFor) {
+  ASSERT_FALSE(runtime_options.huge_pages);
+  const size_t size = size_t{8} << 20;
+  {
+    Allocator a;
+    void* p = a.allocate(size);
+    ASSERT_NE(p, nullptr);
+    const std::string flags = VmFlagsOf(p);
+    ASSERT_NE(flags, "") << "no mapping holds the block";
+    EXPECT_EQ(flags.find(" hg"), std::string::npos) << flags;
+    a.deallocate(p);
+  }
+  runtime_options.huge_pages = true;
+  {
+    Allocator a;
+    void* p = a.allocate(size);
+    ASSERT_NE(p, nullptr);
+    const std::string flags = VmFlagsOf(p);
+    ASSERT_NE(flags, "") << "no mapping holds the block";
+    // The whole mapping is 2 MiB-aligned, so that it can be backed by huge pages.
+    const auto* region = internal::PageMap::Lookup(p);
+    ASSERT_NE(region, nullptr);
+    EXPECT_TRUE(IsAligned(region, platform::kHugePageSize));
+    EXPECT_EQ(flags.find(" hg") != std::string::npos, KernelHasTransparentHugePages()) << flags;
+    std::memset(p, 0x5a, size);
+    a.deallocate(p);
+  }
+  runtime_options.huge_pages = false;
 }
 
 TEST(AllocatorTest, AllocateFreedHandsOutOnlyBlocksThatWereFreed) {
