@@ -10,8 +10,8 @@ struct RuntimeOptions {
   // Advise huge blocks (mappings of 2 MiB and more) as transparent huge
   // pages: one fault per 2 MiB instead of per 4 KiB, when the kernel has a
   // free huge page at hand; when it has to compact memory first, the fault
-  // waits for that (docs/design.md, "Huge blocks"). Off, as in the peers.
-  bool huge_pages = false;
+  // waits for that (docs/design.md, "Huge blocks", weighs the two).
+  bool huge_pages = true;
   // Hardened mode (docs/hardening.md): guard pages around region metadata
   // and around every block above the small sizes (each then gets its own
   // mapping, unmapped on free), random order of the blocks a thread cache

@@ -8,7 +8,7 @@
 //   hardened     RULLOC_HARDENED     guard pages, random block order, zero on
 //                                    free (docs/hardening.md)
 //   huge_pages   RULLOC_HUGE_PAGES   advise huge blocks (2 MiB and more) as
-//                                    transparent huge pages (default 0)
+//                                    transparent huge pages (default 1)
 //   background_purge                 run the decay step every 100 ms from a
 //                RULLOC_BACKGROUND_PURGE  thread of Rulloc's own (default 0)
 //
@@ -29,7 +29,7 @@ struct Options {
   StatsFormat stats = StatsFormat::kNone;
   bool verbose = false;
   bool hardened = false;
-  bool huge_pages = false;
+  bool huge_pages = true;
   bool background_purge = false;
   char stats_file[256] = {};  // empty: stderr
 };

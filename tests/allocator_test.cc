@@ -601,20 +601,11 @@ bool KernelHasTransparentHugePages() {
 }
 
 // Huge blocks are advised as transparent huge pages (the "hg" flag of
-// their mapping) only when the option asks for it; it is off by default.
+// their mapping) when the option is on, as it is by default, and not when
+// it is off.
 TEST(AllocatorTest, HugePagesAreAdvisedOnlyWhenAskedFor) {
-  ASSERT_FALSE(runtime_options.huge_pages);
+  ASSERT_TRUE(runtime_options.huge_pages);
   const size_t size = size_t{8} << 20;
-  {
-    Allocator a;
-    void* p = a.allocate(size);
-    ASSERT_NE(p, nullptr);
-    const std::string flags = VmFlagsOf(p);
-    ASSERT_NE(flags, "") << "no mapping holds the block";
-    EXPECT_EQ(flags.find(" hg"), std::string::npos) << flags;
-    a.deallocate(p);
-  }
-  runtime_options.huge_pages = true;
   {
     Allocator a;
     void* p = a.allocate(size);
@@ -630,6 +621,16 @@ TEST(AllocatorTest, HugePagesAreAdvisedOnlyWhenAskedFor) {
     a.deallocate(p);
   }
   runtime_options.huge_pages = false;
+  {
+    Allocator a;
+    void* p = a.allocate(size);
+    ASSERT_NE(p, nullptr);
+    const std::string flags = VmFlagsOf(p);
+    ASSERT_NE(flags, "") << "no mapping holds the block";
+    EXPECT_EQ(flags.find(" hg"), std::string::npos) << flags;
+    a.deallocate(p);
+  }
+  runtime_options.huge_pages = true;
 }
 
 TEST(AllocatorTest, AllocateFreedHandsOutOnlyBlocksThatWereFreed) {

@@ -24,19 +24,19 @@ TEST(OptionsTest, DefaultsServeAProgramThatSetsNothing) {
   EXPECT_EQ(options.stats, StatsFormat::kNone);
   EXPECT_FALSE(options.verbose);
   EXPECT_FALSE(options.hardened);
-  EXPECT_FALSE(options.huge_pages);
+  EXPECT_TRUE(options.huge_pages);
   EXPECT_STREQ(options.stats_file, "");
 }
 
 TEST(OptionsTest, ParsesEveryKey) {
   Options options;
-  EXPECT_EQ(Parse("stats=json,stats_file=/tmp/x y,verbose=ON,hardened=yes,huge_pages=1", &options),
+  EXPECT_EQ(Parse("stats=json,stats_file=/tmp/x y,verbose=ON,hardened=yes,huge_pages=0", &options),
             0u);
   EXPECT_EQ(options.stats, StatsFormat::kJson);
   EXPECT_STREQ(options.stats_file, "/tmp/x y");
   EXPECT_TRUE(options.verbose);
   EXPECT_TRUE(options.hardened);
-  EXPECT_TRUE(options.huge_pages);
+  EXPECT_FALSE(options.huge_pages);
   EXPECT_EQ(Parse("stats=1", &options), 0u);
   EXPECT_EQ(options.stats, StatsFormat::kText);
   EXPECT_EQ(Parse("stats=off,,", &options), 0u);
