@@ -114,6 +114,7 @@ void ReleaseToArena(size_t arena, size_t bucket, void* const* blocks, uint32_t n
 // thread frees mostly what it allocated); blocks freed on another thread
 // than their own go back to their own arena, sorted out here.
 void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
+  if (n == 0) return;  // (no caller passes none; arena_of[0] is read below)
   uint8_t arena_of[64];
   bool mixed = false;
   // A batch mostly holds neighbours: a block of the previous block's region
