@@ -95,6 +95,10 @@ def time_ratio(results, workload, threads, a, allocators):
     return r["wall_s"] / best(results, workload, threads, allocators, "wall_s")
 
 
+def has_samples(results, allocators, configs):
+    return all("wall_samples" in results[(w, t, a)] for w, t in configs for a in allocators)
+
+
 def paired_ratio(walls, best_walls):
     return statistics.median(w / b for w, b in zip(walls, best_walls))
 
@@ -118,8 +122,7 @@ def fastest(results, workload, threads, allocators):
 def print_rulloc_against_peers(results, allocators, configs):
     """For each peer, the rows where Rulloc's time is above the peer's
     (median of the per-repetition ratios)."""
-    if "rulloc" not in allocators or not all(
-            "wall_samples" in results[(w, t, "rulloc")] for w, t in configs):
+    if "rulloc" not in allocators or not has_samples(results, allocators, configs):
         return
     print("\nRulloc's time over each peer's (median of the repetitions' ratios): rows where "
           "Rulloc is slower")
@@ -151,9 +154,12 @@ def print_tables(results, allocators, configs):
             ratio = time_ratio(results, workload, threads, a, allocators)
             print(f"  {a:<15} {r['wall_s']:8.3f} {spread} {ratio:6.2f} "
                   f"{r['cpu_s']:8.3f} {r['peak_rss_mb']:8.1f} {r['peak_rss_mb'] / best_rss:6.2f} {idle}")
+    paired = has_samples(results, allocators, configs)
     print("\n±%: median absolute deviation of the wall times of the repetitions, in % of "
-          "their median:\nallocators whose ratios differ by less than that are within the noise of the row."
-          "\nTime ratio: median over the repetitions of the run's time over the repetition's best.")
+          "their median:\nallocators whose ratios differ by less than that are within the noise of the row.")
+    print("Time ratio: " + ("median over the repetitions of the run's time over the repetition's best"
+                            " (so it can rank two close allocators unlike their medians)." if paired
+                            else "median time over the best median time of the row."))
     print("\nGeometric mean over all workloads (ratio to the best allocator of each workload)")
     print(f"  {'allocator':<15} {'time':>6} {'peak RSS':>9}")
     summary = {}
@@ -166,8 +172,13 @@ def print_tables(results, allocators, configs):
         summary[a] = (geomean(time_ratios), geomean(rss_ratios))
         print(f"  {a:<15} {summary[a][0]:6.2f} {summary[a][1]:9.2f}")
     if HARDENED in allocators and "rulloc" in allocators:
-        cost = geomean([results[(w, t, HARDENED)]["wall_s"] / results[(w, t, "rulloc")]["wall_s"]
-                        for w, t in configs])
+        if paired:
+            cost = geomean([paired_ratio(results[(w, t, HARDENED)]["wall_samples"],
+                                         results[(w, t, "rulloc")]["wall_samples"])
+                            for w, t in configs])
+        else:
+            cost = geomean([results[(w, t, HARDENED)]["wall_s"] / results[(w, t, "rulloc")]["wall_s"]
+                            for w, t in configs])
         print(f"\nHardened mode costs {cost:.2f}x Rulloc's time (geometric mean over the rows)")
     print_rulloc_against_peers(results, allocators, configs)
     return summary
@@ -238,7 +249,7 @@ set key outside right top
 set xtics rotate by -45 font ",9"
 set grid ytics
 set yrange [0:*]
-set ylabel 'wall time / best'
+set ylabel 'time ratio to the best'
 plot {plots_time}
 set ylabel 'peak RSS / best'
 plot {plots_rss}
@@ -263,8 +274,15 @@ def render(path, out_dir):
     order = {a: i for i, a in enumerate([n for n, _ in PEERS] + ["rulloc", HARDENED])}
     names.sort(key=lambda a: order.get(a, len(order)))
     configs.sort(key=lambda c: (WORKLOADS.index(c[0]), c[1]))
-    print_tables(results, names, configs)
-    write_outputs(out_dir, results, names, configs, saved["meta"])
+    if has_samples(results, names, configs):
+        add_paired_ratios(results, names, configs)  # from the samples, not the stored ratios
+    else:
+        for r in results.values():
+            r.pop("time_ratio", None)
+    summary = print_tables(results, names, configs)
+    meta = dict(saved["meta"])
+    meta["summary"] = {a: {"time_geomean": t, "rss_geomean": m} for a, (t, m) in summary.items()}
+    write_outputs(out_dir, results, names, configs, meta)
 
 
 def main():

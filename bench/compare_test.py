@@ -22,16 +22,17 @@ def results_from(walls_by_allocator):
 
 class PairedRatioTest(unittest.TestCase):
     def test_a_slow_spell_over_whole_repetitions_cancels_out(self):
-        # Repetitions 1, 2 and 4 ran in a slow spell that tripled every time,
-        # but reached only glibc's and rulloc's runs of repetition 3: their
-        # medians land in the spell, jemalloc's does not.
+        # Repetitions 1 and 2 ran in a slow spell that tripled every time;
+        # it lasted into repetition 3 for glibc's and rulloc's runs, not for
+        # jemalloc's, which ran before them. rulloc is the fastest in every
+        # repetition, but its median falls in the spell and jemalloc's not.
         results = results_from({
             "glibc":    [1.00, 3.00, 3.00, 3.00, 1.00],
             "jemalloc": [1.20, 3.60, 3.60, 1.20, 1.20],
             "rulloc":   [0.90, 2.70, 2.70, 2.70, 0.90],
             compare.HARDENED: [2.0, 6.0, 6.0, 6.0, 2.0],
         })
-        # The medians alone rank rulloc last of the three.
+        # By the medians alone, jemalloc would be the fastest.
         self.assertGreater(results[("larson", 2, "rulloc")]["wall_s"],
                            results[("larson", 2, "jemalloc")]["wall_s"])
         compare.add_paired_ratios(results, NAMES, CONFIGS)
@@ -39,6 +40,24 @@ class PairedRatioTest(unittest.TestCase):
         self.assertAlmostEqual(ratio["rulloc"], 1.0)
         self.assertAlmostEqual(ratio["glibc"], 1.0 / 0.9)
         self.assertAlmostEqual(ratio["jemalloc"], 1.2 / 0.9)
+        self.assertEqual(compare.fastest(results, "larson", 2, NAMES), "rulloc")
+
+    def test_runs_are_compared_with_their_own_repetition(self):
+        # Every allocator is the fastest in some repetition, so pairing a run
+        # with another repetition's (a shifted or sorted list) changes the
+        # ratios.
+        results = results_from({
+            "glibc":    [1.0, 3.0, 2.0, 5.0, 4.0],
+            "jemalloc": [2.0, 1.0, 4.0, 3.0, 5.0],
+            "rulloc":   [3.0, 2.0, 1.0, 4.0, 2.5],
+            compare.HARDENED: [9.0] * 5,
+        })
+        # Best per repetition: 1, 1, 1, 3, 2.5.
+        compare.add_paired_ratios(results, NAMES, CONFIGS)
+        ratio = {a: results[("larson", 2, a)]["time_ratio"] for a in NAMES}
+        self.assertAlmostEqual(ratio["glibc"], 5.0 / 3.0)     # 1, 3, 2, 5/3, 1.6
+        self.assertAlmostEqual(ratio["jemalloc"], 2.0)        # 2, 1, 4, 1, 2
+        self.assertAlmostEqual(ratio["rulloc"], 4.0 / 3.0)    # 3, 2, 1, 4/3, 1
         self.assertEqual(compare.fastest(results, "larson", 2, NAMES), "rulloc")
 
     def test_the_hardened_column_never_sets_the_best(self):
