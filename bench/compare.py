@@ -39,7 +39,10 @@ WORKLOADS = ["larson", "prodcons", "threads", "burst", "realloc", "churn", "larg
              "fragment", "peakidle"]
 MODES = {
     # threads, scale, repetitions
-    "quick": ([4], 0.25, 3),
+    # Five runs in quick mode (under a minute and a half): with three, one
+    # run that met a slow spell of the host (a huge-page fault that waited,
+    # a descheduled thread) could still decide a row.
+    "quick": ([4], 0.25, 5),
     # Nine runs in full mode: on a shared machine a run in five can be off by
     # 20% or more, and a median of five still moved rows by a few percent.
     # Scale 3: at scale 1 the shortest rows (larson, 35 ms at 4 threads)
