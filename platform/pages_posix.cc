@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include "platform/pages.h"
@@ -21,8 +22,14 @@ void* MapRaw(size_t size, bool commit) {
 }  // namespace
 
 size_t PageSize() {
-  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return page;
+  // Constant-initialised, so no guard (and no C++ runtime call) on the way.
+  static constinit std::atomic<size_t> page{0};
+  size_t size = page.load(std::memory_order_relaxed);
+  if (__builtin_expect(size == 0, 0)) {
+    size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    page.store(size, std::memory_order_relaxed);
+  }
+  return size;
 }
 
 void* Reserve(size_t size, size_t alignment, bool commit) {

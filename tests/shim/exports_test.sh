@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # librulloc.so exports the malloc interface, operator new/delete and the
-# rulloc_* C API, and nothing of its internals (shim/exports.lds).
+# rulloc_* C API, and nothing of its internals (shim/exports.lds); it needs
+# no library but libc, so that a C program that preloads it loads no C++
+# runtime.
 set -euo pipefail
 so="$1"
 exported=$(readelf --dyn-syms -W "${so}" | awk '$5 == "GLOBAL" || $5 == "WEAK" { if ($7 != "UND") print $8 }')
@@ -14,4 +16,15 @@ if [ -n "${stray}" ]; then
   echo "${stray}" >&2
   exit 1
 fi
-echo "$(wc -l <<<"${exported}") symbols exported, all of the interface"
+needed_libs=$(readelf -d -W "${so}" | awk '/\(NEEDED\)/ { print $NF }' | tr -d '[]')
+if [ "${needed_libs}" != "libc.so.6" ]; then
+  echo "FAIL: needs more than libc: ${needed_libs//$'\n'/ }" >&2
+  exit 1
+fi
+undefined_cxx=$(readelf --dyn-syms -W "${so}" | awk '$7 == "UND" { print $8 }' | grep -E 'GLIBCXX|CXXABI|GCC_' || true)
+if [ -n "${undefined_cxx}" ]; then
+  echo "FAIL: refers to the C++ runtime:" >&2
+  echo "${undefined_cxx}" >&2
+  exit 1
+fi
+echo "$(wc -l <<<"${exported}") symbols exported, all of the interface; needs only libc"

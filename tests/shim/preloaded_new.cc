@@ -1,0 +1,74 @@
+// operator new under LD_PRELOAD=librulloc.so, which has no C++ runtime of
+// its own: when memory runs out, the program's runtime calls the
+// new-handler and throws std::bad_alloc (or, for the nothrow forms,
+// returns nullptr) by the standard's rules. Exits non-zero, naming the
+// check, on any difference. Run by preloaded_new_test.sh.
+#include <dlfcn.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <new>
+
+namespace {
+
+int failures = 0;
+void Check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "FAIL: %s\n", what);
+    ++failures;
+  }
+}
+
+int handler_calls = 0;
+void CountingHandler() {
+  if (++handler_calls == 3) std::set_new_handler(nullptr);
+}
+void ThrowingHandler() { throw std::bad_alloc(); }
+
+template <class F>
+bool ThrowsBadAlloc(F f) {
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    return true;
+  }
+  return false;
+}
+
+// Read at run time, and the results kept: the compiler may reason about an
+// allocation of a known size, and drop one whose result is unused.
+volatile size_t too_much = SIZE_MAX / 2;
+void* volatile sink;
+
+}  // namespace
+
+int main() {
+  Check(dlsym(RTLD_DEFAULT, "rulloc_malloc") != nullptr, "Rulloc is preloaded");
+  Check(ThrowsBadAlloc([] { sink = ::operator new(too_much); }), "new throws bad_alloc");
+  Check(ThrowsBadAlloc([] { sink = ::operator new[](too_much); }), "new[] throws bad_alloc");
+  Check(ThrowsBadAlloc([] { sink = ::operator new (too_much, std::align_val_t{64}); }),
+        "aligned new throws bad_alloc");
+  Check(::operator new(too_much, std::nothrow) == nullptr, "nothrow new returns null");
+  Check(::operator new[](too_much, std::nothrow) == nullptr, "nothrow new[] returns null");
+  Check(::operator new (too_much, std::align_val_t{64}, std::nothrow) == nullptr,
+        "aligned nothrow new returns null");
+
+  std::set_new_handler(CountingHandler);
+  Check(ThrowsBadAlloc([] { sink = ::operator new(too_much); }), "new with a handler throws");
+  Check(handler_calls == 3, "the handler is called until it uninstalls itself");
+
+  // A handler that throws: the nothrow forms still return null.
+  std::set_new_handler(ThrowingHandler);
+  Check(::operator new(too_much, std::nothrow) == nullptr, "nothrow new, throwing handler");
+  Check(::operator new[](too_much, std::align_val_t{64}, std::nothrow) == nullptr,
+        "aligned nothrow new[], throwing handler");
+  std::set_new_handler(nullptr);
+
+  void* p = ::operator new (100, std::align_val_t{256});
+  Check(reinterpret_cast<uintptr_t>(p) % 256 == 0, "aligned new honours the alignment");
+  ::operator delete (p, std::align_val_t{256});
+  auto* values = new long[10];
+  delete[] values;
+  if (failures == 0) std::printf("operator new under the preloaded library: all checks pass\n");
+  return failures == 0 ? 0 : 1;
+}
