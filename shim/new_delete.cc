@@ -1,34 +1,112 @@
-// Every C++ operator new and delete, over Rulloc. When memory runs out,
-// the same operator of the program's C++ runtime (the next definition after
-// Rulloc's, found with dlsym(RTLD_NEXT)) takes over: it calls the
-// new-handler and throws std::bad_alloc, or for the nothrow forms returns
-// nullptr, by the standard's rules, and allocates through Rulloc's malloc.
-// So the library needs no C++ runtime of its own: a C program that preloads
-// it does not load libstdc++ (about 0.4 ms per process start).
-#include <dlfcn.h>
-#include <unistd.h>
-
-#include <atomic>
+// Every C++ operator new and delete, over Rulloc. When Rulloc has no memory
+// for a new, the failure path follows the standard: call the new-handler
+// until it gives up, then throw std::bad_alloc (the nothrow forms return
+// nullptr instead).
+//
+// Two builds of this file (shim/BUILD.bazel):
+//   - //shim:shim (cc_binary(malloc = ...)): the program links its C++
+//     runtime anyway, so the failure path is written here, with exceptions.
+//   - //shim:shim_preload (librulloc.so, RULLOC_NEW_FAILURE_FROM_RUNTIME):
+//     the library needs no C++ runtime of its own, so that a preloaded C
+//     program does not load one (about 0.4 ms per process start). The
+//     failure path is that of the program's C++ runtime: the same operator
+//     of libstdc++ (or libc++), found by name once the runtime is loaded,
+//     which calls the handler, retries through Rulloc's malloc and throws.
 #include <cstddef>
-#include <cstdlib>
+#include <cstdint>
 #include <new>
 
 #include "concurrency/thread_cache.h"
 #include "core/c_api.h"
 
+#if defined(RULLOC_NEW_FAILURE_FROM_RUNTIME)
+#include <dlfcn.h>
+#include <link.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#endif
+
 namespace {
 
-// The runtime's definition of the operator named `mangled`, looked up on
-// the first failure and kept.
-template <class Fn>
-Fn NextDefinition(std::atomic<void*>& cached, const char* mangled) {
-  void* fn = cached.load(std::memory_order_acquire);
-  if (fn == nullptr) {
-    fn = dlsym(RTLD_NEXT, mangled);
-    cached.store(fn, std::memory_order_release);
-  }
-  return reinterpret_cast<Fn>(fn);
+void* AlignedOrNull(size_t size, std::align_val_t alignment) noexcept {
+  return static_cast<size_t>(alignment) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__
+             ? rulloc_malloc(size)
+             : rulloc_aligned_alloc(static_cast<size_t>(alignment), size);
 }
+
+#if defined(RULLOC_NEW_FAILURE_FROM_RUNTIME)
+
+// The mangled names below spell size_t as `m` (unsigned long).
+static_assert(std::is_same_v<std::size_t, unsigned long>);
+
+enum Form {
+  kNew,
+  kNewArray,
+  kNewNothrow,
+  kNewArrayNothrow,
+  kNewAligned,
+  kNewArrayAligned,
+  kNewAlignedNothrow,
+  kNewArrayAlignedNothrow,
+  kForms
+};
+constexpr const char* kMangled[kForms] = {
+    "_Znwm",
+    "_Znam",
+    "_ZnwmRKSt9nothrow_t",
+    "_ZnamRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t",
+    "_ZnamSt11align_val_t",
+    "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t",
+};
+
+// The runtime's definitions, by name in the runtime itself: not whatever
+// library comes next in lookup order (another allocator's operator new
+// would hand out blocks Rulloc cannot free), and found even when the
+// runtime came in with an RTLD_LOCAL dlopen. Looked up when the shim starts
+// and again on a failure while still missing; a loaded C++ runtime is never
+// unloaded (its unique symbols pin it), so the pointers stay valid.
+constinit std::atomic<void*> runtime_new[kForms] = {};
+
+// True if a library whose file name is `name` is loaded. Asks nothing that
+// could fail: a failed dlopen or dlsym records its error with malloc.
+bool Loaded(const char* name) {
+  return dl_iterate_phdr(
+             [](dl_phdr_info* info, size_t, void* wanted) {
+               const char* path = info->dlpi_name;
+               const char* base = std::strrchr(path, '/');
+               return std::strcmp(base != nullptr ? base + 1 : path,
+                                  static_cast<const char*>(wanted)) == 0
+                          ? 1
+                          : 0;
+             },
+             const_cast<char*>(name)) != 0;
+}
+
+void* RuntimeDefinition(Form form) {
+  void* fn = runtime_new[form].load(std::memory_order_acquire);
+  if (fn != nullptr) return fn;
+  for (const char* runtime : {"libstdc++.so.6", "libc++.so.1"}) {
+    if (!Loaded(runtime)) continue;
+    void* handle = dlopen(runtime, RTLD_LAZY | RTLD_NOLOAD);
+    if (handle == nullptr) continue;
+    for (int f = 0; f < kForms; ++f) {
+      if (void* found = dlsym(handle, kMangled[f])) {
+        runtime_new[f].store(found, std::memory_order_release);
+      }
+    }
+    return runtime_new[form].load(std::memory_order_acquire);
+  }
+  return nullptr;
+}
+
+// Called from the shim's start-up: a C++ program's runtime is loaded by then.
+__attribute__((constructor(102))) void FindRuntimeNew() { RuntimeDefinition(kNew); }
 
 [[noreturn]] void NoRuntimeToThrow() {
   static const char kLine[] =
@@ -36,6 +114,14 @@ Fn NextDefinition(std::atomic<void*>& cached, const char* mangled) {
   ssize_t ignored = write(STDERR_FILENO, kLine, sizeof(kLine) - 1);
   (void)ignored;
   abort();
+}
+
+// The runtime's aligned forms round the size up to the alignment without
+// checking for overflow: a size within `alignment` of SIZE_MAX would wrap to
+// a tiny block. Such a request cannot be met; keep it so.
+size_t NoWrap(size_t size, std::align_val_t alignment) {
+  const size_t mask = static_cast<size_t>(alignment) - 1;
+  return size > SIZE_MAX - mask ? SIZE_MAX & ~mask : size;
 }
 
 // Passed to the runtime's nothrow forms (std::nothrow is the runtime's).
@@ -46,63 +132,71 @@ using NewNothrow = void* (*)(size_t, const std::nothrow_t&) noexcept;
 using NewAligned = void* (*)(size_t, std::align_val_t);
 using NewAlignedNothrow = void* (*)(size_t, std::align_val_t, const std::nothrow_t&) noexcept;
 
-constinit std::atomic<void*> runtime_new{nullptr};
-constinit std::atomic<void*> runtime_new_array{nullptr};
-constinit std::atomic<void*> runtime_new_nothrow{nullptr};
-constinit std::atomic<void*> runtime_new_array_nothrow{nullptr};
-constinit std::atomic<void*> runtime_new_aligned{nullptr};
-constinit std::atomic<void*> runtime_new_array_aligned{nullptr};
-constinit std::atomic<void*> runtime_new_aligned_nothrow{nullptr};
-constinit std::atomic<void*> runtime_new_array_aligned_nothrow{nullptr};
-
-// The slow paths, out of line: the fast paths above them stay small.
-__attribute__((noinline)) void* NewFailed(size_t size) {
-  if (New next = NextDefinition<New>(runtime_new, "_Znwm")) return next(size);
+// The slow paths, out of line, so that the fast paths stay small.
+__attribute__((noinline)) void* Failed(Form form, size_t size) {
+  if (auto next = reinterpret_cast<New>(RuntimeDefinition(form))) return next(size);
   NoRuntimeToThrow();
 }
-__attribute__((noinline)) void* NewArrayFailed(size_t size) {
-  if (New next = NextDefinition<New>(runtime_new_array, "_Znam")) return next(size);
-  NoRuntimeToThrow();
-}
-__attribute__((noinline)) void* NewNothrowFailed(size_t size) noexcept {
-  NewNothrow next = NextDefinition<NewNothrow>(runtime_new_nothrow, "_ZnwmRKSt9nothrow_t");
+__attribute__((noinline)) void* FailedNothrow(Form form, size_t size) noexcept {
+  auto next = reinterpret_cast<NewNothrow>(RuntimeDefinition(form));
   return next != nullptr ? next(size, kNothrow) : nullptr;
 }
-__attribute__((noinline)) void* NewArrayNothrowFailed(size_t size) noexcept {
-  NewNothrow next = NextDefinition<NewNothrow>(runtime_new_array_nothrow, "_ZnamRKSt9nothrow_t");
-  return next != nullptr ? next(size, kNothrow) : nullptr;
-}
-__attribute__((noinline)) void* NewAlignedFailed(size_t size, std::align_val_t alignment) {
-  if (NewAligned next = NextDefinition<NewAligned>(runtime_new_aligned, "_ZnwmSt11align_val_t")) {
-    return next(size, alignment);
+__attribute__((noinline)) void* FailedAligned(Form form, size_t size, std::align_val_t alignment) {
+  if (auto next = reinterpret_cast<NewAligned>(RuntimeDefinition(form))) {
+    return next(NoWrap(size, alignment), alignment);
   }
   NoRuntimeToThrow();
 }
-__attribute__((noinline)) void* NewArrayAlignedFailed(size_t size, std::align_val_t alignment) {
-  if (NewAligned next =
-          NextDefinition<NewAligned>(runtime_new_array_aligned, "_ZnamSt11align_val_t")) {
-    return next(size, alignment);
-  }
-  NoRuntimeToThrow();
-}
-__attribute__((noinline)) void* NewAlignedNothrowFailed(size_t size,
-                                                        std::align_val_t alignment) noexcept {
-  NewAlignedNothrow next = NextDefinition<NewAlignedNothrow>(runtime_new_aligned_nothrow,
-                                                             "_ZnwmSt11align_val_tRKSt9nothrow_t");
-  return next != nullptr ? next(size, alignment, kNothrow) : nullptr;
-}
-__attribute__((noinline)) void* NewArrayAlignedNothrowFailed(size_t size,
-                                                             std::align_val_t alignment) noexcept {
-  NewAlignedNothrow next = NextDefinition<NewAlignedNothrow>(runtime_new_array_aligned_nothrow,
-                                                             "_ZnamSt11align_val_tRKSt9nothrow_t");
-  return next != nullptr ? next(size, alignment, kNothrow) : nullptr;
+__attribute__((noinline)) void* FailedAlignedNothrow(Form form, size_t size,
+                                                     std::align_val_t alignment) noexcept {
+  auto next = reinterpret_cast<NewAlignedNothrow>(RuntimeDefinition(form));
+  return next != nullptr ? next(NoWrap(size, alignment), alignment, kNothrow) : nullptr;
 }
 
-void* AlignedOrNull(size_t size, std::align_val_t alignment) noexcept {
-  return static_cast<size_t>(alignment) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__
-             ? rulloc_malloc(size)
-             : rulloc_aligned_alloc(static_cast<size_t>(alignment), size);
+#else  // the program's C++ runtime is linked in with the shim
+
+void* AllocateOrThrow(size_t size, std::align_val_t alignment) {
+  for (;;) {
+    if (void* p = AlignedOrNull(size, alignment)) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) throw std::bad_alloc();
+    handler();
+  }
 }
+void* AllocateOrNull(size_t size, std::align_val_t alignment) noexcept {
+  try {
+    return AllocateOrThrow(size, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+constexpr std::align_val_t kDefault{__STDCPP_DEFAULT_NEW_ALIGNMENT__};
+enum Form {
+  kNew,
+  kNewArray,
+  kNewNothrow,
+  kNewArrayNothrow,
+  kNewAligned,
+  kNewArrayAligned,
+  kNewAlignedNothrow,
+  kNewArrayAlignedNothrow
+};
+__attribute__((noinline)) void* Failed(Form, size_t size) {
+  return AllocateOrThrow(size, kDefault);
+}
+__attribute__((noinline)) void* FailedNothrow(Form, size_t size) noexcept {
+  return AllocateOrNull(size, kDefault);
+}
+__attribute__((noinline)) void* FailedAligned(Form, size_t size, std::align_val_t alignment) {
+  return AllocateOrThrow(size, alignment);
+}
+__attribute__((noinline)) void* FailedAlignedNothrow(Form, size_t size,
+                                                     std::align_val_t alignment) noexcept {
+  return AllocateOrNull(size, alignment);
+}
+
+#endif
 
 }  // namespace
 
@@ -110,37 +204,37 @@ void* AlignedOrNull(size_t size, std::align_val_t alignment) noexcept {
 
 RULLOC_EXPORT void* operator new(size_t size) {
   void* p = rulloc::internal::CachedMalloc(size);
-  return p != nullptr ? p : NewFailed(size);
+  return p != nullptr ? p : Failed(kNew, size);
 }
 RULLOC_EXPORT void* operator new[](size_t size) {
   void* p = rulloc_malloc(size);
-  return p != nullptr ? p : NewArrayFailed(size);
+  return p != nullptr ? p : Failed(kNewArray, size);
 }
 RULLOC_EXPORT void* operator new(size_t size, const std::nothrow_t&) noexcept {
   void* p = rulloc_malloc(size);
-  return p != nullptr ? p : NewNothrowFailed(size);
+  return p != nullptr ? p : FailedNothrow(kNewNothrow, size);
 }
 RULLOC_EXPORT void* operator new[](size_t size, const std::nothrow_t&) noexcept {
   void* p = rulloc_malloc(size);
-  return p != nullptr ? p : NewArrayNothrowFailed(size);
+  return p != nullptr ? p : FailedNothrow(kNewArrayNothrow, size);
 }
 RULLOC_EXPORT void* operator new(size_t size, std::align_val_t alignment) {
   void* p = AlignedOrNull(size, alignment);
-  return p != nullptr ? p : NewAlignedFailed(size, alignment);
+  return p != nullptr ? p : FailedAligned(kNewAligned, size, alignment);
 }
 RULLOC_EXPORT void* operator new[](size_t size, std::align_val_t alignment) {
   void* p = AlignedOrNull(size, alignment);
-  return p != nullptr ? p : NewArrayAlignedFailed(size, alignment);
+  return p != nullptr ? p : FailedAligned(kNewArrayAligned, size, alignment);
 }
 RULLOC_EXPORT void* operator new(size_t size, std::align_val_t alignment,
                                  const std::nothrow_t&) noexcept {
   void* p = AlignedOrNull(size, alignment);
-  return p != nullptr ? p : NewAlignedNothrowFailed(size, alignment);
+  return p != nullptr ? p : FailedAlignedNothrow(kNewAlignedNothrow, size, alignment);
 }
 RULLOC_EXPORT void* operator new[](size_t size, std::align_val_t alignment,
                                    const std::nothrow_t&) noexcept {
   void* p = AlignedOrNull(size, alignment);
-  return p != nullptr ? p : NewArrayAlignedNothrowFailed(size, alignment);
+  return p != nullptr ? p : FailedAlignedNothrow(kNewArrayAlignedNothrow, size, alignment);
 }
 
 RULLOC_EXPORT void operator delete(void* p) noexcept { rulloc::internal::CachedFreeUnlessNull(p); }

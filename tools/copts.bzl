@@ -1,9 +1,10 @@
 """Compiler options shared by the allocator's libraries."""
 
-# The allocator's own code throws nothing and calls nothing that throws, so
-# it is built without exception tables: no landing pads for its lock
-# holders, and librulloc.so needs no C++ runtime library (libstdc++,
-# libgcc_s) to load.
+# The allocator's own code throws and catches nothing, so it is built
+# without exception handling: no landing pads for its lock holders, and
+# librulloc.so needs no C++ runtime library (libstdc++, libgcc_s) to load.
+# (A C++ runtime's std::bad_alloc may still unwind through operator new:
+# shim/BUILD.bazel gives that code unwind tables.)
 RULLOC_COPTS = select({
     "@platforms//os:windows": [],
     "//conditions:default": ["-fno-exceptions"],

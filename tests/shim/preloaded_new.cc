@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <initializer_list>
 #include <new>
 
 namespace {
@@ -39,11 +41,29 @@ bool ThrowsBadAlloc(F f) {
 // allocation of a known size, and drop one whose result is unused.
 volatile size_t too_much = SIZE_MAX / 2;
 void* volatile sink;
+volatile size_t almost_all = SIZE_MAX - 10;
+
+// True if the program's definition of `mangled` is librulloc.so's.
+bool FromRulloc(const char* mangled) {
+  Dl_info info;
+  void* fn = dlsym(RTLD_DEFAULT, mangled);
+  return fn != nullptr && dladdr(fn, &info) != 0 && info.dli_fname != nullptr &&
+         std::strstr(info.dli_fname, "librulloc") != nullptr;
+}
 
 }  // namespace
 
 int main() {
   Check(dlsym(RTLD_DEFAULT, "rulloc_malloc") != nullptr, "Rulloc is preloaded");
+  for (const char* mangled :
+       {"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
+        "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
+        "_ZnamSt11align_val_tRKSt9nothrow_t"}) {
+    if (!FromRulloc(mangled)) {
+      std::fprintf(stderr, "FAIL: %s is not librulloc.so's\n", mangled);
+      ++failures;
+    }
+  }
   Check(ThrowsBadAlloc([] { sink = ::operator new(too_much); }), "new throws bad_alloc");
   Check(ThrowsBadAlloc([] { sink = ::operator new[](too_much); }), "new[] throws bad_alloc");
   Check(ThrowsBadAlloc([] { sink = ::operator new (too_much, std::align_val_t{64}); }),
@@ -53,9 +73,23 @@ int main() {
   Check(::operator new (too_much, std::align_val_t{64}, std::nothrow) == nullptr,
         "aligned nothrow new returns null");
 
-  std::set_new_handler(CountingHandler);
-  Check(ThrowsBadAlloc([] { sink = ::operator new(too_much); }), "new with a handler throws");
-  Check(handler_calls == 3, "the handler is called until it uninstalls itself");
+  // Sizes that the alignment would round past SIZE_MAX: no tiny block.
+  Check(ThrowsBadAlloc([] { sink = ::operator new[](almost_all, std::align_val_t{64}); }),
+        "aligned new[] of SIZE_MAX - 10 throws bad_alloc");
+  Check(::operator new (almost_all, std::align_val_t{64}, std::nothrow) == nullptr,
+        "aligned nothrow new of SIZE_MAX - 10 returns null");
+
+  for (int form = 0; form < 3; ++form) {
+    handler_calls = 0;
+    std::set_new_handler(CountingHandler);
+    Check(ThrowsBadAlloc([form] {
+            if (form == 0) sink = ::operator new(too_much);
+            if (form == 1) sink = ::operator new[](too_much);
+            if (form == 2) sink = ::operator new[](too_much, std::align_val_t{64});
+          }),
+          "new with a handler throws");
+    Check(handler_calls == 3, "the handler is called until it uninstalls itself");
+  }
 
   // A handler that throws: the nothrow forms still return null.
   std::set_new_handler(ThrowingHandler);
