@@ -38,11 +38,7 @@ void* AlignedOrNull(size_t size, std::align_val_t alignment) noexcept {
              : rulloc_aligned_alloc(static_cast<size_t>(alignment), size);
 }
 
-#if defined(RULLOC_NEW_FAILURE_FROM_RUNTIME)
-
-// The mangled names below spell size_t as `m` (unsigned long).
-static_assert(std::is_same_v<std::size_t, unsigned long>);
-
+// The eight forms of operator new, which the failure paths below name.
 enum Form {
   kNew,
   kNewArray,
@@ -54,6 +50,12 @@ enum Form {
   kNewArrayAlignedNothrow,
   kForms
 };
+
+#if defined(RULLOC_NEW_FAILURE_FROM_RUNTIME)
+
+// The mangled names below spell size_t as `m` (unsigned long).
+static_assert(std::is_same_v<std::size_t, unsigned long>);
+
 constexpr const char* kMangled[kForms] = {
     "_Znwm",
     "_Znam",
@@ -69,12 +71,19 @@ constexpr const char* kMangled[kForms] = {
 // library comes next in lookup order (another allocator's operator new
 // would hand out blocks Rulloc cannot free), and found even when the
 // runtime came in with an RTLD_LOCAL dlopen. Looked up when the shim starts
-// and again on a failure while still missing; a loaded C++ runtime is never
-// unloaded (its unique symbols pin it), so the pointers stay valid.
+// and again on a failure while still missing. The dlopen below takes a
+// reference that is never dropped, so the runtime stays loaded and the
+// pointers valid.
+//
+// libstdc++ is asked first, then libc++. A process with both loaded throws
+// libstdc++'s std::bad_alloc, which libc++ code catches only with `...`;
+// without Rulloc, such code's operator new would bind to libstdc++'s all
+// the same whenever libstdc++ is in the global scope (the usual case).
 constinit std::atomic<void*> runtime_new[kForms] = {};
 
-// True if a library whose file name is `name` is loaded. Asks nothing that
-// could fail: a failed dlopen or dlsym records its error with malloc.
+// True if a library whose file name is `name` is loaded. Walks the loaded
+// objects rather than trying a dlopen, whose failure would leave an error
+// string (allocated with malloc) for the program's next dlerror().
 bool Loaded(const char* name) {
   return dl_iterate_phdr(
              [](dl_phdr_info* info, size_t, void* wanted) {
@@ -172,16 +181,6 @@ void* AllocateOrNull(size_t size, std::align_val_t alignment) noexcept {
 }
 
 constexpr std::align_val_t kDefault{__STDCPP_DEFAULT_NEW_ALIGNMENT__};
-enum Form {
-  kNew,
-  kNewArray,
-  kNewNothrow,
-  kNewArrayNothrow,
-  kNewAligned,
-  kNewArrayAligned,
-  kNewAlignedNothrow,
-  kNewArrayAlignedNothrow
-};
 __attribute__((noinline)) void* Failed(Form, size_t size) {
   return AllocateOrThrow(size, kDefault);
 }

@@ -15,7 +15,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   int (*check)(void) = (int (*)(void))dlsym(plugin, "CheckNewInPlugin");
-  if (check == NULL || check() != 0) return 1;
+  if (check == NULL) {
+    fprintf(stderr, "FAIL: no CheckNewInPlugin in %s: %s\n", argv[1], dlerror());
+    return 1;
+  }
+  if (check() != 0) return 1;
   printf("C host, C++ plugin loaded RTLD_LOCAL: operator new checks pass\n");
   return 0;
 }

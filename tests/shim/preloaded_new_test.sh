@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Runs preloaded_new (a C++ program that does not link Rulloc) with
-# librulloc.so preloaded.
+# librulloc.so preloaded: alone, then followed by another library that
+# defines operator new (which must never be called).
 set -euo pipefail
-LD_PRELOAD="$(realpath "$1")" "$2"
+rulloc="$(realpath "$1")"
+LD_PRELOAD="$rulloc" "$2"
+LD_PRELOAD="$rulloc $(realpath "$3")" "$2"
