@@ -26,11 +26,12 @@ constexpr int kThreads = 8;
 constexpr size_t kPeakPerThread = size_t{40} << 20;
 constexpr size_t kLivePerThread = size_t{2} << 20;
 
-// Threads that build a long-lived set and a temporary peak, free the peak,
-// then stay alive and idle until released.
+// Threads that build a long-lived set and a temporary peak (all threads'
+// peaks resident together), free the peak, then stay alive and idle until
+// released.
 class IdleAfterPeak {
  public:
-  IdleAfterPeak() : peaked_(kThreads + 1) {
+  IdleAfterPeak() : built_(kThreads), measured_(kThreads), peaked_(kThreads + 1) {
     for (int t = 0; t < kThreads; ++t) threads_.emplace_back([this, t] { Run(t); });
     peaked_.Block();
   }
@@ -59,10 +60,15 @@ class IdleAfterPeak {
       temp_bytes += size;
     }
     live_bytes_ += live_bytes;
+    // Every thread's peak is resident at once when RSS is read: without the
+    // barriers, threads that ran early freed theirs (and others reused it)
+    // before late ones built, and the peak depended on scheduling.
+    built_.Block();
     size_t rss = rulloc::platform::ResidentBytes();
     size_t seen = peak_rss_.load();
     while (rss > seen && !peak_rss_.compare_exchange_weak(seen, rss)) {
     }
+    measured_.Block();
     for (void* p : temp) free(p);
     temp = {};
     peaked_.Block();
@@ -70,6 +76,8 @@ class IdleAfterPeak {
     for (void* p : live) free(p);
   }
 
+  absl::Barrier built_;
+  absl::Barrier measured_;
   absl::Barrier peaked_;
   absl::Notification release_;
   std::atomic<size_t> live_bytes_{0};
