@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   bazel-bootstrap bazel-bootstrap-source default-jdk-headless
-  g++ clang clang-format libclang-rt-14-dev
+  g++ clang clang-format libclang-rt-14-dev libc++-14-dev libc++abi-14-dev
   libabsl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libgoogle-perftools-dev
   libmimalloc2.0 libmimalloc-dev
