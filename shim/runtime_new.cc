@@ -1,30 +1,39 @@
 // Finds the C++ runtime's operator new for a caller (runtime_new.h).
 //
-//   caller ──dladdr1──► its link_map ──► is it a runtime, or which runtime
-//                                        its DT_NEEDED names first
-//   runtime ──dlopen(RTLD_NOLOAD)──► handle ──dlsym──► the eight forms,
-//                                                      cached per runtime
+//   dl_iterate_phdr, one walk over the loaded objects:
+//     libstdc++.so.6 ─┐
+//     libc++abi.so.1 ─┴─ symbol lookup in its own dynamic symbol table
+//                        (GNU or SysV hash): that runtime's operator
+//     caller's object ── a runtime itself, or the first runtime its
+//                        DT_NEEDED entries name
+//   chosen: the runtime loaded at start-up (global scope), else the
+//   caller's, else whichever is loaded
 //
 // By name in the runtime itself: not whatever library comes next in lookup
 // order (another allocator's operator new would hand out blocks Rulloc
 // cannot free), and found even when the runtime came in with an RTLD_LOCAL
-// dlopen (a C program loading C++ plugins). The NOLOAD dlopen takes a
-// reference that is never dropped, so a cached runtime stays loaded.
+// dlopen (a C program loading C++ plugins). No dlopen, dlsym or dladdr:
+// those allocate (the heap may be exhausted: that is why we are here) and
+// take the loader's main lock; dl_iterate_phdr does neither. The lookup
+// runs under the walk's lock, so no object is unloaded during it.
 #include "shim/runtime_new.h"
 
-#include <dlfcn.h>
+#include <elf.h>
 #include <link.h>
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
 namespace rulloc::shim {
 namespace {
 
-// The mangled names spell size_t as `m` (unsigned long).
+// The mangled names spell size_t as `m` (unsigned long); the symbol
+// tables read below are ELF64.
 static_assert(std::is_same_v<std::size_t, unsigned long>);
+static_assert(std::is_same_v<ElfW(Sym), Elf64_Sym>);
 constexpr const char* kMangled[kNewForms] = {
     "_Znwm",
     "_Znam",
@@ -37,18 +46,16 @@ constexpr const char* kMangled[kNewForms] = {
 };
 
 enum Runtime { kLibstdcxx, kLibcxx, kRuntimes, kUnknown = -1 };
-// The file each runtime is opened by (libc++'s operators live in libc++abi,
-// a dependency of libc++ that dlsym on libc++'s handle searches).
-constexpr const char* kRuntimeFile[kRuntimes] = {"libstdc++.so.6", "libc++.so.1"};
-
-constinit std::atomic<void*> cached[kRuntimes][kNewForms] = {};
+// The object that defines each runtime's operators (libc++ leaves them to
+// libc++abi).
+constexpr const char* kOperatorsIn[kRuntimes] = {"libstdc++.so.6", "libc++abi.so.1"};
 
 const char* BaseName(const char* path) {
   const char* slash = std::strrchr(path, '/');
   return slash != nullptr ? slash + 1 : path;
 }
 
-// Which runtime a file name (a DT_NEEDED entry or a loaded object) is.
+// Which runtime a file name (of a loaded object or a DT_NEEDED entry) is.
 Runtime RuntimeNamed(const char* file) {
   if (std::strcmp(file, "libstdc++.so.6") == 0) return kLibstdcxx;
   if (std::strcmp(file, "libc++.so.1") == 0 || std::strcmp(file, "libc++abi.so.1") == 0) {
@@ -57,79 +64,179 @@ Runtime RuntimeNamed(const char* file) {
   return kUnknown;
 }
 
-// True if a library whose file name is `name` is loaded. Walks the loaded
-// objects rather than trying a dlopen that may fail.
-bool Loaded(const char* name) {
-  return dl_iterate_phdr(
-             [](dl_phdr_info* info, size_t, void* wanted) {
-               return std::strcmp(BaseName(info->dlpi_name), static_cast<const char*>(wanted)) == 0
-                          ? 1
-                          : 0;
-             },
-             const_cast<char*>(name)) != 0;
-}
-
-// The runtime's definition of `form`, looked up (all forms at once) while
-// not yet cached and the runtime is loaded.
-void* Definition(Runtime runtime, NewForm form) {
-  if (void* fn = cached[runtime][form].load(std::memory_order_acquire)) return fn;
-  if (!Loaded(kRuntimeFile[runtime])) return nullptr;
-  void* handle = dlopen(kRuntimeFile[runtime], RTLD_LAZY | RTLD_NOLOAD);
-  if (handle == nullptr) return nullptr;
-  for (int f = 0; f < kNewForms; ++f) {
-    if (void* found = dlsym(handle, kMangled[f])) {
-      cached[runtime][f].store(found, std::memory_order_release);
+// A loaded object as dl_iterate_phdr shows it.
+class LoadedObject {
+ public:
+  explicit LoadedObject(const dl_phdr_info* info) : info_(info) {
+    for (const ElfW(Phdr) & ph : Segments()) {
+      if (ph.p_type == PT_DYNAMIC) dynamic_ = reinterpret_cast<const ElfW(Dyn)*>(Start(ph));
     }
   }
-  return cached[runtime][form].load(std::memory_order_acquire);
-}
 
-// The runtime the code at `caller` was linked against: the object itself if
-// it is a runtime (libstdc++ calls new inside), else the first runtime its
-// DT_NEEDED entries name, as the loader's search of its dependencies would
-// find it.
-Runtime RuntimeOf(const void* caller) {
-  Dl_info info;
-  link_map* map = nullptr;
-  if (dladdr1(caller, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) == 0 ||
-      map == nullptr) {
+  bool Contains(uintptr_t address) const {
+    for (const ElfW(Phdr) & ph : Segments()) {
+      if (ph.p_type == PT_LOAD && address - Start(ph) < ph.p_memsz) return true;
+    }
+    return false;
+  }
+
+  // The first runtime named by the object's DT_NEEDED entries.
+  Runtime NeededRuntime() const {
+    const char* strings = reinterpret_cast<const char*>(DynamicAddress(DT_STRTAB));
+    if (strings == nullptr) return kUnknown;
+    for (const ElfW(Dyn)* d = dynamic_; d->d_tag != DT_NULL; ++d) {
+      if (d->d_tag != DT_NEEDED) continue;
+      const Runtime needed = RuntimeNamed(strings + d->d_un.d_val);
+      if (needed != kUnknown) return needed;
+    }
     return kUnknown;
   }
-  if (Runtime self = RuntimeNamed(BaseName(map->l_name)); self != kUnknown) return self;
-  uintptr_t strtab = 0;
-  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
-    if (d->d_tag == DT_STRTAB) strtab = d->d_un.d_ptr;
+
+  // The address of the function the object defines under `name`, or 0.
+  uintptr_t Function(const char* name) const {
+    const auto* symbols = reinterpret_cast<const ElfW(Sym)*>(DynamicAddress(DT_SYMTAB));
+    const char* strings = reinterpret_cast<const char*>(DynamicAddress(DT_STRTAB));
+    if (symbols == nullptr || strings == nullptr) return 0;
+    auto defines = [&](uint32_t index) {
+      const ElfW(Sym)& s = symbols[index];
+      return s.st_shndx != SHN_UNDEF && ELF64_ST_TYPE(s.st_info) == STT_FUNC &&
+             std::strcmp(strings + s.st_name, name) == 0;
+    };
+    uint32_t found = 0;
+    if (const auto* gnu = reinterpret_cast<const uint32_t*>(DynamicAddress(DT_GNU_HASH))) {
+      found = GnuHashLookup(gnu, name, defines);
+    } else if (const auto* sysv = reinterpret_cast<const uint32_t*>(DynamicAddress(DT_HASH))) {
+      found = SysvHashLookup(sysv, name, defines);
+    }
+    return found != 0 ? info_->dlpi_addr + symbols[found].st_value : 0;
   }
-  if (strtab == 0) return kUnknown;
-  // glibc relocates the dynamic section's addresses in place; other loaders
-  // leave them relative to the load address.
-  if (strtab < map->l_addr) strtab += map->l_addr;
-  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
-    if (d->d_tag != DT_NEEDED) continue;
-    const Runtime needed = RuntimeNamed(reinterpret_cast<const char*>(strtab + d->d_un.d_val));
-    if (needed != kUnknown) return needed;
+
+ private:
+  struct Span {
+    const ElfW(Phdr) * first;
+    const ElfW(Phdr) * last;
+    const ElfW(Phdr) * begin() const { return first; }
+    const ElfW(Phdr) * end() const { return last; }
+  };
+  Span Segments() const { return {info_->dlpi_phdr, info_->dlpi_phdr + info_->dlpi_phnum}; }
+  uintptr_t Start(const ElfW(Phdr) & ph) const { return info_->dlpi_addr + ph.p_vaddr; }
+
+  // A d_ptr entry of the dynamic section as an address in this object.
+  // glibc relocates these entries in place where the section is writable
+  // and leaves them as offsets where it is not: whichever lies inside one
+  // of the object's segments is the address.
+  uintptr_t DynamicAddress(ElfW(Sxword) tag) const {
+    if (dynamic_ == nullptr) return 0;
+    for (const ElfW(Dyn)* d = dynamic_; d->d_tag != DT_NULL; ++d) {
+      if (d->d_tag != tag) continue;
+      const uintptr_t value = d->d_un.d_ptr;
+      if (Contains(value)) return value;
+      if (Contains(value + info_->dlpi_addr)) return value + info_->dlpi_addr;
+      return 0;
+    }
+    return 0;
   }
-  return kUnknown;
+
+  // The GNU hash table: [nbuckets, symoffset, bloom words, bloom shift],
+  // bloom[], buckets[], chain[] (one hash per symbol from symoffset, low bit
+  // set on the last of a bucket).
+  template <class Defines>
+  static uint32_t GnuHashLookup(const uint32_t* table, const char* name, Defines defines) {
+    uint32_t hash = 5381;
+    for (const char* c = name; *c != '\0'; ++c) hash = hash * 33 + static_cast<unsigned char>(*c);
+    const uint32_t buckets_count = table[0], first = table[1], bloom_words = table[2];
+    if (buckets_count == 0) return 0;
+    const auto* buckets = reinterpret_cast<const uint32_t*>(
+        reinterpret_cast<const ElfW(Addr)*>(table + 4) + bloom_words);
+    const uint32_t* chain = buckets + buckets_count;
+    uint32_t index = buckets[hash % buckets_count];
+    if (index < first) return 0;
+    for (;; ++index) {
+      const uint32_t chained = chain[index - first];
+      if ((chained | 1) == (hash | 1) && defines(index)) return index;
+      if (chained & 1) return 0;
+    }
+  }
+
+  // The SysV hash table: [nbucket, nchain], bucket[], chain[].
+  template <class Defines>
+  static uint32_t SysvHashLookup(const uint32_t* table, const char* name, Defines defines) {
+    uint32_t hash = 0;
+    for (const char* c = name; *c != '\0'; ++c) {
+      hash = (hash << 4) + static_cast<unsigned char>(*c);
+      hash ^= (hash >> 24) & 0xf0;
+      hash &= 0x0fffffff;
+    }
+    const uint32_t buckets_count = table[0];
+    if (buckets_count == 0) return 0;
+    const uint32_t* buckets = table + 2;
+    const uint32_t* chain = buckets + buckets_count;
+    for (uint32_t index = buckets[hash % buckets_count]; index != 0; index = chain[index]) {
+      if (defines(index)) return index;
+    }
+    return 0;
+  }
+
+  const dl_phdr_info* info_;
+  const ElfW(Dyn) * dynamic_ = nullptr;
+};
+
+struct Search {
+  NewForm form;
+  uintptr_t caller;
+  uintptr_t operators[kRuntimes] = {};  // each runtime's `form`, if loaded
+  Runtime callers_runtime = kUnknown;
+};
+
+int Visit(dl_phdr_info* info, size_t, void* data) {
+  auto* search = static_cast<Search*>(data);
+  const LoadedObject object(info);
+  const char* name = BaseName(info->dlpi_name);
+  for (int r = 0; r < kRuntimes; ++r) {
+    if (search->operators[r] == 0 && std::strcmp(name, kOperatorsIn[r]) == 0) {
+      search->operators[r] = object.Function(kMangled[search->form]);
+    }
+  }
+  if (search->callers_runtime == kUnknown && object.Contains(search->caller)) {
+    search->callers_runtime = RuntimeNamed(name);
+    if (search->callers_runtime == kUnknown) search->callers_runtime = object.NeededRuntime();
+  }
+  return 0;
 }
 
-// At the shim's start-up: a C++ program's runtime is loaded by then, so its
-// failure path later asks the loader nothing.
-__attribute__((constructor(102))) void CacheLoadedRuntimes() {
-  for (int r = 0; r < kRuntimes; ++r) Definition(static_cast<Runtime>(r), kNew);
+// The first runtime among the objects loaded at start-up, which are all in
+// the global scope: the loader binds every object's operator new to it, and
+// its other C++ symbols (typeinfo, personality, __cxa_throw) as well.
+constinit std::atomic<Runtime> global_runtime{kUnknown};
+
+__attribute__((constructor(102))) void NoteGlobalRuntime() {
+  Runtime first = kUnknown;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        const Runtime r = RuntimeNamed(BaseName(info->dlpi_name));
+        if (r == kUnknown) return 0;
+        *static_cast<Runtime*>(data) = r;
+        return 1;
+      },
+      &first);
+  global_runtime.store(first, std::memory_order_relaxed);
 }
 
 }  // namespace
 
 void* RuntimeNew(NewForm form, const void* caller) {
-  void* of[kRuntimes];
-  for (int r = 0; r < kRuntimes; ++r) of[r] = Definition(static_cast<Runtime>(r), form);
-  // With both runtimes loaded, the caller's: one runtime's exception thrown
-  // through the other's frames is not caught there, or crashes the unwinder.
-  if (of[kLibstdcxx] != nullptr && of[kLibcxx] != nullptr) {
-    const Runtime runtime = RuntimeOf(caller);
-    if (runtime != kUnknown) return of[runtime];
+  Search search{form, reinterpret_cast<uintptr_t>(caller)};
+  dl_iterate_phdr(Visit, &search);
+  // The runtime the loader would have bound the caller's operator new to:
+  // the global one, else the caller's own (a C program's RTLD_LOCAL
+  // plugins). One runtime's exception thrown through code built for the
+  // other is not caught there, or crashes the unwinder.
+  for (Runtime r : {global_runtime.load(std::memory_order_relaxed), search.callers_runtime,
+                    kLibstdcxx, kLibcxx}) {
+    if (r != kUnknown && search.operators[r] != 0)
+      return reinterpret_cast<void*>(search.operators[r]);
   }
-  return of[kLibstdcxx] != nullptr ? of[kLibstdcxx] : of[kLibcxx];
+  return nullptr;
 }
 
 }  // namespace rulloc::shim

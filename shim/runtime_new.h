@@ -1,10 +1,12 @@
 // The C++ runtime's own operator new, for librulloc.so's failure path.
 //
 // librulloc.so links no C++ runtime. When Rulloc has no memory for a `new`,
-// it calls the same operator of the runtime the calling code was linked
-// against (libstdc++, or libc++ through libc++abi), which runs the
-// new-handler, retries through Rulloc's malloc and throws that runtime's
-// std::bad_alloc: an exception the caller's runtime can catch and unwind.
+// it calls the same operator of the runtime the loader would have bound the
+// caller's `new` to without Rulloc (libstdc++, or libc++ through
+// libc++abi), which runs the new-handler, retries through Rulloc's malloc
+// and throws that runtime's std::bad_alloc, which the caller's code can
+// catch and unwind. Finding it neither allocates nor takes the loader's
+// main lock.
 #ifndef RULLOC_SHIM_RUNTIME_NEW_H_
 #define RULLOC_SHIM_RUNTIME_NEW_H_
 

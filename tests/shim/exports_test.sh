@@ -16,8 +16,7 @@ if [ -n "${stray}" ]; then
   echo "${stray}" >&2
   exit 1
 fi
-# (Before glibc 2.34, dlopen and dlsym came from libdl: allowed too.)
-needed_libs=$(readelf -d -W "${so}" | awk '/\(NEEDED\)/ { print $NF }' | tr -d '[]' | grep -vx 'libdl.so.2' || true)
+needed_libs=$(readelf -d -W "${so}" | awk '/\(NEEDED\)/ { print $NF }' | tr -d '[]')
 if [ "${needed_libs}" != "libc.so.6" ]; then
   echo "FAIL: needs more than libc: ${needed_libs//$'\n'/ }" >&2
   exit 1

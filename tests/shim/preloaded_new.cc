@@ -53,8 +53,16 @@ bool FromRulloc(const char* mangled) {
 
 }  // namespace
 
-int main() {
+// preloaded_new [PLUGIN]: PLUGIN, a C++ plugin built against the other
+// runtime (libc++), is loaded RTLD_LOCAL and its checks run too.
+int main(int argc, char** argv) {
   Check(dlsym(RTLD_DEFAULT, "rulloc_malloc") != nullptr, "Rulloc is preloaded");
+  if (argc == 2) {
+    void* plugin = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    auto check = plugin != nullptr ? reinterpret_cast<int (*)()>(dlsym(plugin, "CheckNewInPlugin"))
+                                   : nullptr;
+    Check(check != nullptr && check() == 0, "the plugin's checks");
+  }
   for (const char* mangled :
        {"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
         "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
