@@ -1,30 +1,36 @@
 // Finds the C++ runtime's operator new for a caller (runtime_new.h).
 //
-//   dl_iterate_phdr, one walk over the loaded objects:
-//     libstdc++.so.6 ─┐
-//     libc++abi.so.1 ─┴─ symbol lookup in its own dynamic symbol table
-//                        (GNU or SysV hash): that runtime's operator
-//     caller's object ── a runtime itself, or the first runtime its
-//                        DT_NEEDED entries name
-//   chosen: the runtime loaded at start-up (global scope), else the
-//   caller's, else whichever is loaded
+//   dl_iterate_phdr, one walk over the loaded objects (each known by its
+//   DT_SONAME, else its file name):
+//     libstdc++.so.6 ─┐  the operator, from the object's own dynamic
+//     libc++abi.so.1 ─┘  symbol table (GNU or SysV hash)
+//     caller's object ── defines the operator itself (a static runtime),
+//                        or is a runtime, or names one first in DT_NEEDED
+//   chosen: the caller's definition, else its runtime's, else the first
+//   runtime in load order (the global scope's, when one is there)
 //
 // By name in the runtime itself: not whatever library comes next in lookup
 // order (another allocator's operator new would hand out blocks Rulloc
 // cannot free), and found even when the runtime came in with an RTLD_LOCAL
 // dlopen (a C program loading C++ plugins). No dlopen, dlsym or dladdr:
 // those allocate (the heap may be exhausted: that is why we are here) and
-// take the loader's main lock; dl_iterate_phdr does neither. The lookup
-// runs under the walk's lock, so no object is unloaded during it.
+// take the loader's main lock; dl_iterate_phdr does neither.
+//
+// The caller's runtime is what the loader binds its `new` to in a C
+// program whose plugins came in RTLD_LOCAL. Where a runtime is in the global
+// scope, the loader would bind to that one instead; the caller's is still
+// right there, as its throw, typeinfo and new-handler bind to the global
+// runtime's too. The operator is called after the walk: the caller's
+// runtime cannot be unloaded under it, the fallback in principle could.
 #include "shim/runtime_new.h"
 
 #include <elf.h>
 #include <link.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
 
 namespace rulloc::shim {
@@ -73,6 +79,17 @@ class LoadedObject {
     }
   }
 
+  // The DT_SONAME, else the file name.
+  const char* Name() const {
+    const char* strings = reinterpret_cast<const char*>(DynamicAddress(DT_STRTAB));
+    if (strings != nullptr) {
+      for (const ElfW(Dyn)* d = dynamic_; d->d_tag != DT_NULL; ++d) {
+        if (d->d_tag == DT_SONAME) return strings + d->d_un.d_val;
+      }
+    }
+    return BaseName(info_->dlpi_name);
+  }
+
   bool Contains(uintptr_t address) const {
     for (const ElfW(Phdr) & ph : Segments()) {
       if (ph.p_type == PT_LOAD && address - Start(ph) < ph.p_memsz) return true;
@@ -97,9 +114,12 @@ class LoadedObject {
     const auto* symbols = reinterpret_cast<const ElfW(Sym)*>(DynamicAddress(DT_SYMTAB));
     const char* strings = reinterpret_cast<const char*>(DynamicAddress(DT_STRTAB));
     if (symbols == nullptr || strings == nullptr) return 0;
+    // Hidden (non-default) versions are skipped, as the loader skips them.
+    const auto* versions = reinterpret_cast<const ElfW(Versym)*>(DynamicAddress(DT_VERSYM));
     auto defines = [&](uint32_t index) {
       const ElfW(Sym)& s = symbols[index];
       return s.st_shndx != SHN_UNDEF && ELF64_ST_TYPE(s.st_info) == STT_FUNC &&
+             (versions == nullptr || (versions[index] & 0x8000) == 0) &&
              std::strcmp(strings + s.st_name, name) == 0;
     };
     uint32_t found = 0;
@@ -184,57 +204,46 @@ class LoadedObject {
 struct Search {
   NewForm form;
   uintptr_t caller;
+  uintptr_t self;                       // an address in librulloc.so
   uintptr_t operators[kRuntimes] = {};  // each runtime's `form`, if loaded
+  Runtime first_loaded = kUnknown;      // of the runtimes that define it
+  uintptr_t callers_own = 0;            // the caller's object's definition
   Runtime callers_runtime = kUnknown;
 };
 
 int Visit(dl_phdr_info* info, size_t, void* data) {
   auto* search = static_cast<Search*>(data);
   const LoadedObject object(info);
-  const char* name = BaseName(info->dlpi_name);
+  const char* name = object.Name();
   for (int r = 0; r < kRuntimes; ++r) {
     if (search->operators[r] == 0 && std::strcmp(name, kOperatorsIn[r]) == 0) {
       search->operators[r] = object.Function(kMangled[search->form]);
+      if (search->operators[r] != 0 && search->first_loaded == kUnknown) {
+        search->first_loaded = static_cast<Runtime>(r);
+      }
     }
   }
-  if (search->callers_runtime == kUnknown && object.Contains(search->caller)) {
+  if (object.Contains(search->caller) && !object.Contains(search->self)) {
+    search->callers_own = object.Function(kMangled[search->form]);
     search->callers_runtime = RuntimeNamed(name);
     if (search->callers_runtime == kUnknown) search->callers_runtime = object.NeededRuntime();
   }
   return 0;
 }
 
-// The first runtime among the objects loaded at start-up, which are all in
-// the global scope: the loader binds every object's operator new to it, and
-// its other C++ symbols (typeinfo, personality, __cxa_throw) as well.
-constinit std::atomic<Runtime> global_runtime{kUnknown};
-
-__attribute__((constructor(102))) void NoteGlobalRuntime() {
-  Runtime first = kUnknown;
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, size_t, void* data) {
-        const Runtime r = RuntimeNamed(BaseName(info->dlpi_name));
-        if (r == kUnknown) return 0;
-        *static_cast<Runtime*>(data) = r;
-        return 1;
-      },
-      &first);
-  global_runtime.store(first, std::memory_order_relaxed);
-}
-
 }  // namespace
 
 void* RuntimeNew(NewForm form, const void* caller) {
-  Search search{form, reinterpret_cast<uintptr_t>(caller)};
+  Search search{form, reinterpret_cast<uintptr_t>(caller),
+                reinterpret_cast<uintptr_t>(&RuntimeNew)};
   dl_iterate_phdr(Visit, &search);
-  // The runtime the loader would have bound the caller's operator new to:
-  // the global one, else the caller's own (a C program's RTLD_LOCAL
-  // plugins). One runtime's exception thrown through code built for the
-  // other is not caught there, or crashes the unwinder.
-  for (Runtime r : {global_runtime.load(std::memory_order_relaxed), search.callers_runtime,
-                    kLibstdcxx, kLibcxx}) {
-    if (r != kUnknown && search.operators[r] != 0)
+  // One runtime's exception thrown through code built for the other is not
+  // caught there, or crashes the unwinder: the caller's first.
+  if (search.callers_own != 0) return reinterpret_cast<void*>(search.callers_own);
+  for (Runtime r : {search.callers_runtime, search.first_loaded}) {
+    if (r != kUnknown && search.operators[r] != 0) {
       return reinterpret_cast<void*>(search.operators[r]);
+    }
   }
   return nullptr;
 }

@@ -1,12 +1,11 @@
 // The C++ runtime's own operator new, for librulloc.so's failure path.
 //
 // librulloc.so links no C++ runtime. When Rulloc has no memory for a `new`,
-// it calls the same operator of the runtime the loader would have bound the
-// caller's `new` to without Rulloc (libstdc++, or libc++ through
-// libc++abi), which runs the new-handler, retries through Rulloc's malloc
-// and throws that runtime's std::bad_alloc, which the caller's code can
-// catch and unwind. Finding it neither allocates nor takes the loader's
-// main lock.
+// it calls the same operator of the caller's C++ runtime (libstdc++, or
+// libc++ through libc++abi, or a copy linked into the caller), which runs
+// the new-handler, retries through Rulloc's malloc and throws its
+// std::bad_alloc, which the caller's code can catch and unwind. Finding it
+// neither allocates nor takes the loader's main lock.
 #ifndef RULLOC_SHIM_RUNTIME_NEW_H_
 #define RULLOC_SHIM_RUNTIME_NEW_H_
 
