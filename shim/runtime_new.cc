@@ -4,10 +4,10 @@
 //   DT_SONAME, else its file name):
 //     libstdc++.so.6 ─┐  the operator, from the object's own dynamic
 //     libc++abi.so.1 ─┘  symbol table (GNU or SysV hash)
-//     caller's object ── defines the operator itself (a static runtime),
-//                        or is a runtime, or names one first in DT_NEEDED
-//   chosen: the caller's definition, else its runtime's, else the first
-//   runtime in load order (the global scope's, when one is there)
+//     caller's object ── holds a runtime's copy (-static-libstdc++), or is
+//                        a runtime, or names one first in DT_NEEDED
+//   chosen: the caller's copy, else its runtime's, else the first runtime
+//   in load order
 //
 // By name in the runtime itself: not whatever library comes next in lookup
 // order (another allocator's operator new would hand out blocks Rulloc
@@ -207,9 +207,15 @@ struct Search {
   uintptr_t self;                       // an address in librulloc.so
   uintptr_t operators[kRuntimes] = {};  // each runtime's `form`, if loaded
   Runtime first_loaded = kUnknown;      // of the runtimes that define it
-  uintptr_t callers_own = 0;            // the caller's object's definition
+  bool caller_is_rulloc = false;
+  uintptr_t callers_own = 0;  // the caller's object's copy of a runtime's
   Runtime callers_runtime = kUnknown;
 };
+
+// Defined by every C++ runtime, whose operator new calls it; not by a
+// program or library that merely defines operator new (a wrapper that
+// forwards to the next definition, another allocator's).
+constexpr const char kGetNewHandler[] = "_ZSt15get_new_handlerv";
 
 int Visit(dl_phdr_info* info, size_t, void* data) {
   auto* search = static_cast<Search*>(data);
@@ -223,20 +229,39 @@ int Visit(dl_phdr_info* info, size_t, void* data) {
       }
     }
   }
-  if (object.Contains(search->caller) && !object.Contains(search->self)) {
-    search->callers_own = object.Function(kMangled[search->form]);
+  if (object.Contains(search->caller)) {
+    search->caller_is_rulloc = object.Contains(search->self);
+    if (!search->caller_is_rulloc && object.Function(kGetNewHandler) != 0) {
+      search->callers_own = object.Function(kMangled[search->form]);
+    }
     search->callers_runtime = RuntimeNamed(name);
     if (search->callers_runtime == kUnknown) search->callers_runtime = object.NeededRuntime();
   }
   return 0;
 }
 
+Search Walk(NewForm form, const void* caller) {
+  Search search{form, reinterpret_cast<uintptr_t>(caller), reinterpret_cast<uintptr_t>(&Visit)};
+  dl_iterate_phdr(Visit, &search);
+  return search;
+}
+
+// The caller of the last failed operator new on this thread that came from
+// outside Rulloc. A runtime's operator that Rulloc called may call Rulloc's
+// operator new again (libstdc++'s new[] calls new); when Rulloc's call into
+// it was not a tail call, that inner call's return address is in Rulloc.
+constinit thread_local const void* outer_caller __attribute__((tls_model("initial-exec"))) =
+    nullptr;
+
 }  // namespace
 
 void* RuntimeNew(NewForm form, const void* caller) {
-  Search search{form, reinterpret_cast<uintptr_t>(caller),
-                reinterpret_cast<uintptr_t>(&RuntimeNew)};
-  dl_iterate_phdr(Visit, &search);
+  Search search = Walk(form, caller);
+  if (search.caller_is_rulloc) {
+    search = Walk(form, outer_caller);
+  } else {
+    outer_caller = caller;
+  }
   // One runtime's exception thrown through code built for the other is not
   // caught there, or crashes the unwinder: the caller's first.
   if (search.callers_own != 0) return reinterpret_cast<void*>(search.callers_own);

@@ -2,10 +2,10 @@
 # Runs c_host (C, no C++ runtime of its own) with librulloc.so preloaded; it
 # loads C++ plugins with RTLD_LOCAL: one built against libstdc++, one
 # against libc++, one with a static libstdc++, then several (each plugin
-# must catch its own runtime's std::bad_alloc). Never the libc++ plugin
-# before the libstdc++ one: then libgcc_s's unwinder calls into LLVM's
-# libunwind, loaded first, and a libstdc++ throw crashes with no allocator
-# preloaded at all.
+# must catch its own runtime's std::bad_alloc). The libstdc++ plugin comes
+# first whenever the libc++ one is loaded: libgcc_s (which it brings in)
+# must be loaded before LLVM's libunwind, or a libstdc++ throw crashes in
+# libunwind with no allocator preloaded at all.
 set -euo pipefail
 rulloc="$(realpath "$1")"
 host="$2"
