@@ -73,20 +73,41 @@ Runtime RuntimeNamed(const char* file) {
 // A loaded object as dl_iterate_phdr shows it.
 class LoadedObject {
  public:
+  // One pass over the dynamic section for the tables the lookups read.
   explicit LoadedObject(const dl_phdr_info* info) : info_(info) {
     for (const ElfW(Phdr) & ph : Segments()) {
       if (ph.p_type == PT_DYNAMIC) dynamic_ = reinterpret_cast<const ElfW(Dyn)*>(Start(ph));
+    }
+    if (dynamic_ == nullptr) return;
+    for (const ElfW(Dyn)* d = dynamic_; d->d_tag != DT_NULL; ++d) {
+      switch (d->d_tag) {
+        case DT_STRTAB:
+          strings_ = reinterpret_cast<const char*>(Address(d->d_un.d_ptr));
+          break;
+        case DT_SYMTAB:
+          symbols_ = reinterpret_cast<const ElfW(Sym)*>(Address(d->d_un.d_ptr));
+          break;
+        case DT_VERSYM:
+          versions_ = reinterpret_cast<const ElfW(Versym)*>(Address(d->d_un.d_ptr));
+          break;
+        case DT_GNU_HASH:
+          gnu_hash_ = reinterpret_cast<const uint32_t*>(Address(d->d_un.d_ptr));
+          break;
+        case DT_HASH:
+          sysv_hash_ = reinterpret_cast<const uint32_t*>(Address(d->d_un.d_ptr));
+          break;
+        case DT_SONAME:
+          soname_offset_ = d->d_un.d_val;
+          break;
+        default:
+          break;
+      }
     }
   }
 
   // The DT_SONAME, else the file name.
   const char* Name() const {
-    const char* strings = reinterpret_cast<const char*>(DynamicAddress(DT_STRTAB));
-    if (strings != nullptr) {
-      for (const ElfW(Dyn)* d = dynamic_; d->d_tag != DT_NULL; ++d) {
-        if (d->d_tag == DT_SONAME) return strings + d->d_un.d_val;
-      }
-    }
+    if (strings_ != nullptr && soname_offset_ != kNoSoname) return strings_ + soname_offset_;
     return BaseName(info_->dlpi_name);
   }
 
@@ -99,11 +120,10 @@ class LoadedObject {
 
   // The first runtime named by the object's DT_NEEDED entries.
   Runtime NeededRuntime() const {
-    const char* strings = reinterpret_cast<const char*>(DynamicAddress(DT_STRTAB));
-    if (strings == nullptr) return kUnknown;
+    if (strings_ == nullptr) return kUnknown;
     for (const ElfW(Dyn)* d = dynamic_; d->d_tag != DT_NULL; ++d) {
       if (d->d_tag != DT_NEEDED) continue;
-      const Runtime needed = RuntimeNamed(strings + d->d_un.d_val);
+      const Runtime needed = RuntimeNamed(strings_ + d->d_un.d_val);
       if (needed != kUnknown) return needed;
     }
     return kUnknown;
@@ -111,24 +131,21 @@ class LoadedObject {
 
   // The address of the function the object defines under `name`, or 0.
   uintptr_t Function(const char* name) const {
-    const auto* symbols = reinterpret_cast<const ElfW(Sym)*>(DynamicAddress(DT_SYMTAB));
-    const char* strings = reinterpret_cast<const char*>(DynamicAddress(DT_STRTAB));
-    if (symbols == nullptr || strings == nullptr) return 0;
+    if (symbols_ == nullptr || strings_ == nullptr) return 0;
     // Hidden (non-default) versions are skipped, as the loader skips them.
-    const auto* versions = reinterpret_cast<const ElfW(Versym)*>(DynamicAddress(DT_VERSYM));
     auto defines = [&](uint32_t index) {
-      const ElfW(Sym)& s = symbols[index];
+      const ElfW(Sym)& s = symbols_[index];
       return s.st_shndx != SHN_UNDEF && ELF64_ST_TYPE(s.st_info) == STT_FUNC &&
-             (versions == nullptr || (versions[index] & 0x8000) == 0) &&
-             std::strcmp(strings + s.st_name, name) == 0;
+             (versions_ == nullptr || (versions_[index] & 0x8000) == 0) &&
+             std::strcmp(strings_ + s.st_name, name) == 0;
     };
     uint32_t found = 0;
-    if (const auto* gnu = reinterpret_cast<const uint32_t*>(DynamicAddress(DT_GNU_HASH))) {
-      found = GnuHashLookup(gnu, name, defines);
-    } else if (const auto* sysv = reinterpret_cast<const uint32_t*>(DynamicAddress(DT_HASH))) {
-      found = SysvHashLookup(sysv, name, defines);
+    if (gnu_hash_ != nullptr) {
+      found = GnuHashLookup(gnu_hash_, name, defines);
+    } else if (sysv_hash_ != nullptr) {
+      found = SysvHashLookup(sysv_hash_, name, defines);
     }
-    return found != 0 ? info_->dlpi_addr + symbols[found].st_value : 0;
+    return found != 0 ? info_->dlpi_addr + symbols_[found].st_value : 0;
   }
 
  private:
@@ -145,15 +162,9 @@ class LoadedObject {
   // glibc relocates these entries in place where the section is writable
   // and leaves them as offsets where it is not: whichever lies inside one
   // of the object's segments is the address.
-  uintptr_t DynamicAddress(ElfW(Sxword) tag) const {
-    if (dynamic_ == nullptr) return 0;
-    for (const ElfW(Dyn)* d = dynamic_; d->d_tag != DT_NULL; ++d) {
-      if (d->d_tag != tag) continue;
-      const uintptr_t value = d->d_un.d_ptr;
-      if (Contains(value)) return value;
-      if (Contains(value + info_->dlpi_addr)) return value + info_->dlpi_addr;
-      return 0;
-    }
+  uintptr_t Address(uintptr_t value) const {
+    if (Contains(value)) return value;
+    if (Contains(value + info_->dlpi_addr)) return value + info_->dlpi_addr;
     return 0;
   }
 
@@ -197,8 +208,16 @@ class LoadedObject {
     return 0;
   }
 
+  static constexpr ElfW(Xword) kNoSoname = ~ElfW(Xword){0};
+
   const dl_phdr_info* info_;
   const ElfW(Dyn) * dynamic_ = nullptr;
+  const char* strings_ = nullptr;
+  const ElfW(Sym) * symbols_ = nullptr;
+  const ElfW(Versym) * versions_ = nullptr;
+  const uint32_t* gnu_hash_ = nullptr;
+  const uint32_t* sysv_hash_ = nullptr;
+  ElfW(Xword) soname_offset_ = kNoSoname;
 };
 
 struct Search {
