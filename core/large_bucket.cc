@@ -69,7 +69,10 @@ LargeBlock* LargeBucket::BlockOf(const void* p) {
       return nullptr;
     }
   }
-  return b;
+  // The block names the one pointer it handed out: the start of an
+  // over-aligned block (never handed out) or a stale shadow is not it.
+  const uintptr_t handed_out = reinterpret_cast<uintptr_t>(b->payload()) + b->offset;
+  return handed_out == addr ? b : nullptr;
 }
 
 size_t LargeBucket::BinFor(size_t size) {
@@ -243,16 +246,20 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable) {
     NoteUsed(b);
     ++blocks_in_use_;
     bytes_in_use_ += b->size();
+    // An over-aligned allocation hands out a pointer inside the block, a
+    // shadow header's length past the payload at least.
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(b->payload());
+    b->offset = (addr & (alignment - 1)) == 0
+                    ? 0
+                    : ((addr + kHeader + alignment - 1) & ~(uintptr_t{alignment} - 1)) - addr;
   }
   char* payload = static_cast<char*>(b->payload());
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(payload);
-  if ((addr & (alignment - 1)) == 0) return payload;
-  const uintptr_t aligned = (addr + kHeader + alignment - 1) & ~(uintptr_t{alignment} - 1);
-  LargeBlock* shadow = LargeBlock::FromPayload(reinterpret_cast<void*>(aligned));
+  if (b->offset == 0) return payload;
+  LargeBlock* shadow = LargeBlock::FromPayload(payload + b->offset);
   shadow->prev_size = 0;
-  shadow->offset = aligned - addr;
+  shadow->offset = b->offset;
   SetSizeFlags(shadow, LargeBlock::kShadow | (shadow->offset << 3));
-  return reinterpret_cast<void*>(aligned);
+  return payload + b->offset;
 }
 
 void LargeBucket::FreeLocked(LargeBlock* b) {

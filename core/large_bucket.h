@@ -17,7 +17,8 @@
 //     that is not a block start (or a stale one) is caught on free. A free
 //     block keeps its free-list links in its payload. An over-aligned
 //     allocation is preceded by a "shadow" header whose offset leads back to
-//     its real block.
+//     its real block; the real block keeps the same offset, so that only the
+//     pointer handed out is accepted.
 //
 // Free blocks sit in size bins, eight per doubling (TLSF's layout), with a
 // bitmap of the bins that hold any:
@@ -49,7 +50,8 @@ struct LargeBlock {
   uint64_t prev_size;
   uint64_t size_flags;
   uint64_t check;
-  uint64_t offset;  // shadow headers: payload distance back to the real block
+  uint64_t offset;  // payload to the pointer handed out (0 unless over-aligned);
+                    // shadow headers: the same distance, back to the real block
 
   size_t size() const { return size_flags & ~kFlags; }
   bool is_free() const { return size_flags & kFree; }

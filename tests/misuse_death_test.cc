@@ -8,6 +8,7 @@
 #include "concurrency/thread_cache.h"
 #include "core/allocator.h"
 #include "core/c_api.h"
+#include "core/large_bucket.h"
 #include "gtest/gtest.h"
 
 namespace rulloc {
@@ -258,6 +259,21 @@ TEST(MisuseDeathTest, StartOfTheBlockOfAnOverAlignedAllocation) {
   void* start = region->BlockStart(inside);
   EXPECT_DEATH(rulloc_free(start), "^rulloc: free of a pointer into the middle of a block: 0x");
   for (void* p : blocks) rulloc_free(p);
+}
+
+TEST(MisuseDeathTest, StartOfTheBlockOfAnOverAlignedLargeAllocation) {
+  // A large block whose payload is not 4096-aligned hands out a pointer
+  // past a shadow header; the block's own payload was never handed out.
+  Allocator a;
+  void* pin = a.allocate(40000);
+  void* p = a.allocate(40000, 4096);
+  const internal::LargeBlock* shadow = internal::LargeBlock::FromPayload(p);
+  ASSERT_TRUE(shadow->size_flags & internal::LargeBlock::kShadow);
+  void* start = static_cast<char*>(p) - shadow->offset;
+  EXPECT_DEATH(a.deallocate(start), "^rulloc: free of an invalid pointer");
+  EXPECT_DEATH(a.reallocate(start, 50000), "^rulloc: ");
+  a.deallocate(p);
+  a.deallocate(pin);
 }
 
 TEST(MisuseDeathTest, SecondFreeOfAnOverAlignedLargeBlockAfterReuse) {
