@@ -15,19 +15,19 @@ namespace rulloc::internal {
 struct FreeLinks {
   LargeBlock* next;
   LargeBlock* prev;
-  uint64_t freed_ms;  // when the block last grew by a free; kDecommitted after a purge
+  uint64_t freed_ms;    // when the block last grew by a free
+  uint64_t given_back;  // interior bytes known to be decommitted (a lower bound)
   uint64_t check;
 
   uint64_t Expected() const {
     return CheckWord(this, reinterpret_cast<uintptr_t>(next) ^
-                               (reinterpret_cast<uintptr_t>(prev) << 1) ^ (freed_ms << 2));
+                               (reinterpret_cast<uintptr_t>(prev) << 1) ^ (freed_ms << 2) ^
+                               (given_back << 3));
   }
   void Seal() { check = Expected(); }
 };
 
 namespace {
-
-constexpr uint64_t kDecommitted = ~uint64_t{0};
 
 FreeLinks* LinksOf(LargeBlock* b) { return static_cast<FreeLinks*>(b->payload()); }
 
@@ -37,6 +37,12 @@ void SetSizeFlags(LargeBlock* b, uint64_t size_flags) {
 }
 
 bool SpansRegion(LargeBlock* b) { return b->prev_size == 0 && b->is_last(); }
+
+// Of `given_back` bytes decommitted inside an interior of `whole` bytes,
+// those sure to lie in a part of it whose interior is `part` bytes.
+size_t GivenBackWithin(size_t given_back, size_t whole, size_t part) {
+  return given_back > whole - part ? given_back - (whole - part) : 0;
+}
 
 }  // namespace
 
@@ -85,13 +91,16 @@ size_t LargeBucket::BinFor(size_t size) {
 
 // A free block joins the front of its bin: the most recently freed block of
 // a size is the first reused, while its pages are still warm.
-void LargeBucket::PushFree(LargeBlock* b) {
+void LargeBucket::PushFree(LargeBlock* b, uint64_t freed_ms, size_t given_back) {
   const size_t bin = BinFor(b->size());
   LargeBlock* next = bins_[bin];
   FreeLinks* links = LinksOf(b);  // new on the list: written, not checked
   links->prev = nullptr;
   links->next = next;
+  links->freed_ms = freed_ms;
+  links->given_back = given_back;
   links->Seal();
+  bytes_decommitted_ += given_back;
   if (next != nullptr) {
     FreeLinks* after = Links(next);
     after->prev = b;
@@ -103,7 +112,7 @@ void LargeBucket::PushFree(LargeBlock* b) {
 
 void LargeBucket::RemoveFree(LargeBlock* b) {
   FreeLinks* links = Links(b);
-  if (links->freed_ms == kDecommitted) bytes_decommitted_ -= InteriorBytes(b);
+  bytes_decommitted_ -= links->given_back;
   if (links->prev != nullptr) {
     FreeLinks* before = Links(links->prev);
     before->next = links->next;
@@ -150,10 +159,9 @@ size_t LargeBucket::InteriorBytes(LargeBlock* b) {
   return end > start ? end - start : 0;
 }
 
-size_t LargeBucket::DecommitInterior(LargeBlock* b) {
+void LargeBucket::DecommitInterior(LargeBlock* b) {
   const size_t bytes = InteriorBytes(b);
   if (bytes != 0) platform::Decommit(reinterpret_cast<void*>(InteriorStart(b)), bytes);
-  return bytes;
 }
 
 LargeBlock* LargeBucket::NewRegionBlock() {
@@ -172,16 +180,17 @@ LargeBlock* LargeBucket::NewRegionBlock() {
   return b;
 }
 
-void LargeBucket::SplitLocked(LargeBlock* b, size_t size) {
+void LargeBucket::SplitLocked(LargeBlock* b, size_t size, uint64_t freed_ms, size_t given_back) {
   if (b->size() - size < kMinSplit) return;
+  const size_t interior = InteriorBytes(b);
   auto* rest = reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(b) + size);
   rest->prev_size = size;
   rest->offset = 0;
   SetSizeFlags(rest, (b->size() - size) | LargeBlock::kFree | (b->size_flags & LargeBlock::kLast));
   SetSizeFlags(b, size | (b->size_flags & LargeBlock::kFree));
-  rest = CoalesceLocked(rest);
-  LinksOf(rest)->freed_ms = platform::CoarseMonotonicMillis();
-  PushFree(rest);
+  given_back = GivenBackWithin(given_back, interior, InteriorBytes(rest));
+  LargeBlock* merged = CoalesceLocked(rest, &given_back);
+  PushFree(merged, merged == rest ? freed_ms : platform::CoarseMonotonicMillis(), given_back);
 }
 
 LargeBlock* LargeBucket::SkipHalfLocked(LargeBlock* b, size_t need) {
@@ -195,10 +204,12 @@ LargeBlock* LargeBucket::SkipHalfLocked(LargeBlock* b, size_t need) {
   return back;
 }
 
-LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b) {
+LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
+  // The interior of the merged block holds those of its parts.
   if (!b->is_last()) {
     LargeBlock* next = b->next();
     if (next->is_free()) {
+      *given_back += Links(next)->given_back;
       RemoveFree(next);
       SetSizeFlags(b, (b->size() + next->size()) | LargeBlock::kFree |
                           (next->size_flags & LargeBlock::kLast));
@@ -208,6 +219,7 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b) {
   if (b->prev_size != 0) {
     LargeBlock* prev = b->prev();
     if (prev->is_free()) {
+      *given_back += Links(prev)->given_back;
       RemoveFree(prev);
       SetSizeFlags(prev, (prev->size() + b->size()) | LargeBlock::kFree |
                              (b->size_flags & LargeBlock::kLast));
@@ -225,24 +237,29 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable) {
   LargeBlock* b;
   {
     SpinLockHolder hold(lock_);
+    // The free space left over keeps its age and what decay gave back of
+    // it: no page of it was freed now.
+    uint64_t freed_ms = 0;
+    size_t given_back = 0;
     if ((b = FindFree(need)) != nullptr) {
-      const uint64_t freed_ms = Links(b)->freed_ms;
+      freed_ms = Links(b)->freed_ms;
+      given_back = Links(b)->given_back;
       RemoveFree(b);
       // Right after a block in use (perhaps another thread's growing
       // buffer), a growable block takes the second half of the space.
       if (growable && b->prev_size != 0 && b->size() >= 2 * (need + kMinSplit)) {
         LargeBlock* front = b;
+        const size_t interior = InteriorBytes(front);
         b = SkipHalfLocked(front, need);
-        LinksOf(front)->freed_ms = freed_ms;
-        if (freed_ms == kDecommitted) bytes_decommitted_ += InteriorBytes(front);
-        PushFree(front);
+        PushFree(front, freed_ms, GivenBackWithin(given_back, interior, InteriorBytes(front)));
+        given_back = GivenBackWithin(given_back, interior, InteriorBytes(b));
       }
     } else if ((b = NewRegionBlock()) == nullptr) {
       return nullptr;
     }
     if (SpansRegion(b)) --empty_regions_;
     SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);
-    SplitLocked(b, need);
+    SplitLocked(b, need, freed_ms, given_back);
     NoteUsed(b);
     ++blocks_in_use_;
     bytes_in_use_ += b->size();
@@ -266,8 +283,8 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
   --blocks_in_use_;
   bytes_in_use_ -= b->size();
   SetSizeFlags(b, b->size_flags | LargeBlock::kFree);
-  b = CoalesceLocked(b);
-  LinksOf(b)->freed_ms = platform::CoarseMonotonicMillis();
+  size_t given_back = 0;
+  b = CoalesceLocked(b, &given_back);
   if (SpansRegion(b)) {
     auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
     if (empty_regions_ < 1) {
@@ -285,6 +302,7 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
       if (end > keep_end) {
         platform::Decommit(reinterpret_cast<void*>(keep_end), end - keep_end);
         region->used_end = keep_end;
+        given_back = std::max<size_t>(given_back, end - keep_end);
       }
     } else {
       regions_.Remove(&region->header);
@@ -293,7 +311,7 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
       return;
     }
   }
-  PushFree(b);
+  PushFree(b, platform::CoarseMonotonicMillis(), given_back);
 }
 
 void LargeBucket::Free(void* p) {
@@ -335,7 +353,7 @@ bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
     if (!next->is_free() || before + next->size() < need) return false;
     GrowIntoNextLocked(b, need);
   } else {
-    SplitLocked(b, need);
+    SplitLocked(b, need, platform::CoarseMonotonicMillis(), /*given_back=*/0);
   }
   NoteUsed(b);
   bytes_in_use_ += b->size();
@@ -347,6 +365,8 @@ void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
   LargeBlock* next = b->next();
   // Everything of `next` is read before the rest's header may overwrite it.
   const uint64_t next_freed_ms = Links(next)->freed_ms;
+  const size_t next_given_back = Links(next)->given_back;
+  const size_t next_interior = InteriorBytes(next);
   const size_t total = b->size() + next->size();
   const uint64_t last = next->size_flags & LargeBlock::kLast;
   RemoveFree(next);
@@ -357,16 +377,16 @@ void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
     return;
   }
   // `b` takes the front of its free neighbour. The rest keeps the
-  // neighbour's age and decommitted state: no page of it was freed now.
+  // neighbour's age and what decay gave back of it: no page of it was
+  // freed now.
   SetSizeFlags(b, need);
   auto* rest = reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(b) + need);
   rest->prev_size = need;
   rest->offset = 0;
   SetSizeFlags(rest, (total - need) | LargeBlock::kFree | last);
   if (!rest->is_last()) rest->next()->prev_size = rest->size();
-  LinksOf(rest)->freed_ms = next_freed_ms;
-  if (next_freed_ms == kDecommitted) bytes_decommitted_ += InteriorBytes(rest);
-  PushFree(rest);
+  PushFree(rest, next_freed_ms,
+           GivenBackWithin(next_given_back, next_interior, InteriorBytes(rest)));
 }
 
 void LargeBucket::NoteUsed(LargeBlock* b) {
@@ -392,10 +412,12 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   for (size_t bin = BinFor(kDecommitMin); bin < kBins; ++bin) {
     for (LargeBlock* b = bins_[bin]; b != nullptr; b = Links(b)->next) {
       FreeLinks* links = Links(b);
-      if (b->size() >= kDecommitMin && links->freed_ms != kDecommitted &&
+      const size_t interior = InteriorBytes(b);
+      if (b->size() >= kDecommitMin && links->given_back < interior &&
           links->freed_ms + max_age_ms <= now_ms) {
-        bytes_decommitted_ += DecommitInterior(b);
-        links->freed_ms = kDecommitted;
+        DecommitInterior(b);
+        bytes_decommitted_ += interior - links->given_back;
+        links->given_back = interior;
         links->Seal();
       }
     }

@@ -87,7 +87,7 @@ struct LargeBucketStats {
   size_t bytes_mapped = 0;
   size_t regions_mapped = 0;
   size_t regions_unmapped = 0;
-  size_t bytes_decommitted = 0;  // pages inside free blocks given back by decay
+  size_t bytes_decommitted = 0;  // pages inside free blocks given back (a lower bound)
 
   // Adds the counts of another bucket of the same size range (an arena's).
   LargeBucketStats& operator+=(const LargeBucketStats& other) {
@@ -163,28 +163,32 @@ class alignas(64) LargeBucket {
   // Blocks of a request's own bin looked at before a higher bin is used.
   static constexpr size_t kFitScan = 8;
   static size_t BinFor(size_t size);
-  void PushFree(LargeBlock* b);
+  // PushFree takes the block's age and what decay gave back of its
+  // interior (a lower bound: parts of it may have been given back).
+  void PushFree(LargeBlock* b, uint64_t freed_ms, size_t given_back);
   void RemoveFree(LargeBlock* b);
   // A free block of at least `need` bytes, or nullptr.
   LargeBlock* FindFree(size_t need);
-  // Makes `b` exactly `size` bytes if the rest is worth a free block.
-  void SplitLocked(LargeBlock* b, size_t size);
+  // Makes `b` exactly `size` bytes if the rest is worth a free block; the
+  // rest takes the age and given-back bytes `b`'s free space had.
+  void SplitLocked(LargeBlock* b, size_t size, uint64_t freed_ms, size_t given_back);
   // Leaves the front of free block `b` (off the lists) free, as room for
   // the block before it to grow, and returns the rest: `b`'s second half.
   LargeBlock* SkipHalfLocked(LargeBlock* b, size_t need);
   // Grows the used block `b` to `need` bytes into its free right neighbour
   // (which holds enough); what is left of the neighbour stays free.
   void GrowIntoNextLocked(LargeBlock* b, size_t need);
-  // Merges the free block `b` with free neighbours; returns the result.
-  LargeBlock* CoalesceLocked(LargeBlock* b);
+  // Merges the free block `b` with free neighbours; returns the result,
+  // with their given-back bytes added to `given_back`.
+  LargeBlock* CoalesceLocked(LargeBlock* b, size_t* given_back);
   void FreeLocked(LargeBlock* b);
   // Records that the block `b`, just handed out or grown, may be written.
   static void NoteUsed(LargeBlock* b);
   // The page-aligned inside of a free block past its links: what decay
-  // gives back. DecommitInterior returns its size.
+  // gives back.
   static uintptr_t InteriorStart(LargeBlock* b);
   static size_t InteriorBytes(LargeBlock* b);
-  static size_t DecommitInterior(LargeBlock* b);
+  static void DecommitInterior(LargeBlock* b);
 
   SpinLock lock_;
   const size_t max_request_;

@@ -274,6 +274,57 @@ TEST(AllocatorTest, ResidentMemoryFallsAfterALargeFree) {
   EXPECT_LT(after, start + (size_t{20} << 20));
 }
 
+// The bytes of [p, p + size) in pages that are not resident.
+size_t NonResidentBytes(const void* p, size_t size) {
+  const size_t page = platform::PageSize();
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + size + page - 1) & ~(page - 1);
+  std::vector<unsigned char> resident((end - start) / page);
+  EXPECT_EQ(mincore(reinterpret_cast<void*>(start), end - start, resident.data()), 0);
+  size_t bytes = 0;
+  for (unsigned char r : resident) bytes += (r & 1) ? 0 : page;
+  return bytes;
+}
+
+TEST(AllocatorTest, LargeBucketCountsPagesGivenBackAcrossSplitsAndMerges) {
+  Allocator a;
+  const size_t page = platform::PageSize();
+  const auto given_back = [&] { return a.heap().LargeStats(0).bytes_decommitted; };
+  constexpr size_t kBig = 600 * 1024;
+  constexpr size_t kFront = 200 * 1024;
+  void* before = a.allocate(100000);
+  auto* big = static_cast<char*>(a.allocate(kBig));
+  void* after = a.allocate(100000);  // so that `big` stays a free block of its own
+  std::memset(big, 1, kBig);
+  // No more can be counted than the region has pages not resident.
+  const void* region = internal::PageMap::Lookup(big);
+  const size_t region_size = a.heap().LargeStats(0).bytes_mapped;
+  const auto not_resident = [&] { return NonResidentBytes(region, region_size); };
+  a.heap().Purge(/*max_age_ms=*/0);  // the region's free rest, never touched
+  const size_t tail = given_back();
+  EXPECT_LE(tail, not_resident());
+  a.deallocate(big);
+  a.heap().Purge(/*max_age_ms=*/0);
+  EXPECT_GE(given_back() - tail, kBig - 2 * page);
+  EXPECT_LE(given_back(), not_resident());
+  // The front handed out again: the rest is still given back, and counted.
+  auto* front = static_cast<char*>(a.allocate(kFront));
+  ASSERT_EQ(front, big);
+  std::memset(front, 2, kFront);
+  const size_t rest = given_back() - tail;
+  EXPECT_GE(rest, kBig - kFront - 3 * page);
+  EXPECT_LE(given_back(), not_resident());
+  // Freed, the front merges with the rest: only the rest counts, as before.
+  a.deallocate(front);
+  EXPECT_EQ(given_back() - tail, rest);
+  // A purge gives back the front too.
+  a.heap().Purge(/*max_age_ms=*/0);
+  EXPECT_GE(given_back() - tail, kBig - 2 * page);
+  EXPECT_LE(given_back(), not_resident());
+  a.deallocate(before);
+  a.deallocate(after);
+}
+
 TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {
   Allocator a;
   constexpr size_t kSize = size_t{24} << 20;
