@@ -450,12 +450,10 @@ SmallRegion* CacheableUntagged(void* p) {
   if (region == nullptr || region->kind != RegionKind::kSmall || region->heap != &DefaultHeap()) {
     return nullptr;
   }
+  // (Over-aligned blocks, handed out at an offset, are not: the bucket
+  // checks their pointers.)
   auto* small = reinterpret_cast<SmallRegion*>(region);
-  if (small->has_aligned.load(std::memory_order_relaxed) ||
-      small->HandedOutBlockAt(p) == small->layout.capacity) {
-    return nullptr;
-  }
-  return small;
+  return small->HandedOutBlockAt(p) == small->layout.capacity ? nullptr : small;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "core/heap.h"
 #include "core/page_map.h"
 #include "core/runtime_options.h"
+#include "core/secret.h"
 #include "platform/pages.h"
 
 namespace rulloc::internal {
@@ -24,11 +25,15 @@ void SetBit(std::atomic<uint64_t>* bits, uint32_t i, bool value) {
 }
 
 // An over-aligned allocation returns its block's start rounded up to a power
-// of two: `p` can be such a pointer only if the distance from the start is
-// smaller than p's own alignment (its lowest set bit).
+// of two, and records the distance, keyed, in the block's first word (the
+// slack before the pointer, never the caller's): `p` must be that pointer,
+// not another one its alignment would allow.
+uint64_t AlignedOffsetWord(const void* start, uintptr_t offset) {
+  return CheckWord(start, offset);
+}
 bool IsAlignedOffset(const void* start, const void* p) {
-  const uintptr_t address = reinterpret_cast<uintptr_t>(p);
-  return address - reinterpret_cast<uintptr_t>(start) < (address & (~address + 1));
+  const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(start);
+  return *static_cast<const uint64_t*>(start) == AlignedOffsetWord(start, offset);
 }
 
 }  // namespace
@@ -283,6 +288,7 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   const uintptr_t start = reinterpret_cast<uintptr_t>(block);
   const uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
   if (aligned != start) {
+    *static_cast<uint64_t*>(block) = AlignedOffsetWord(block, aligned - start);
     auto* r = reinterpret_cast<SmallRegion*>(PageMap::Lookup(block));
     SpinLockHolder hold(lock_);
     SetBit(r->aligned_bits, r->BlockStartingAt(block), true);

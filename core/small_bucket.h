@@ -94,12 +94,16 @@ struct SmallRegion {
     return layout.BlockStartingAt(reinterpret_cast<uintptr_t>(p) -
                                   reinterpret_cast<uintptr_t>(this));
   }
-  // Like BlockStartingAt, and the block must be handed out. Lock-free.
+  // Like BlockStartingAt, and the block must be handed out at its start
+  // (not at an offset, as an over-aligned block). Lock-free.
   uint32_t HandedOutBlockAt(const void* p) const {
     const uint32_t index = BlockStartingAt(p);
     if (index == layout.capacity) return layout.capacity;
     const uint64_t word = allocated_bits[index / 64].load(std::memory_order_relaxed);
-    return (word >> (index % 64)) & 1 ? index : layout.capacity;
+    if (((word >> (index % 64)) & 1) == 0) return layout.capacity;
+    if (!has_aligned.load(std::memory_order_relaxed)) return index;
+    const uint64_t aligned = aligned_bits[index / 64].load(std::memory_order_relaxed);
+    return (aligned >> (index % 64)) & 1 ? layout.capacity : index;
   }
   // The start of the block holding `p`, or nullptr if `p` is not a pointer
   // this region handed out (interior pointer of a plain block, or header).

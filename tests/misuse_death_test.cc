@@ -9,6 +9,8 @@
 #include "core/allocator.h"
 #include "core/c_api.h"
 #include "core/large_bucket.h"
+#include "core/page_map.h"
+#include "core/small_bucket.h"
 #include "gtest/gtest.h"
 
 namespace rulloc {
@@ -274,6 +276,49 @@ TEST(MisuseDeathTest, StartOfTheBlockOfAnOverAlignedLargeAllocation) {
   EXPECT_DEATH(a.reallocate(start, 50000), "^rulloc: ");
   a.deallocate(p);
   a.deallocate(pin);
+}
+
+TEST(MisuseDeathTest, OtherAlignedPointerInsideAnOverAlignedBlock) {
+  // A block handed out 64-aligned at an offset also holds addresses that a
+  // larger alignment would have given: those were never handed out.
+  Allocator a;
+  std::vector<void*> blocks;
+  char* p = nullptr;
+  char* other = nullptr;
+  for (int i = 0; i < 64 && other == nullptr; ++i) {
+    p = static_cast<char*>(a.allocate(100, 64));
+    blocks.push_back(p);
+    auto* region = reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(p));
+    const uintptr_t start = reinterpret_cast<uintptr_t>(region->BlockStart(p));
+    if (start == reinterpret_cast<uintptr_t>(p)) continue;  // handed out at its start
+    const uintptr_t end = start + region->layout.block_size;
+    for (uintptr_t q = reinterpret_cast<uintptr_t>(p) + 16; q < end && other == nullptr; q += 16) {
+      if (q - start < (q & (~q + 1)))
+        other = reinterpret_cast<char*>(q);  // AlignUp(start, lowbit(q))
+    }
+  }
+  ASSERT_NE(other, nullptr);
+  EXPECT_DEATH(a.deallocate(other), "rulloc: free of a pointer into the middle of a block");
+  EXPECT_DEATH(a.reallocate(other, 200), "rulloc: ");
+  for (void* b : blocks) a.deallocate(b);
+}
+
+TEST(MisuseDeathTest, DoubleFreeOfACachedBlockInARegionWithOverAlignedBlocks) {
+  // The block is cached; then its region hands out an over-aligned block,
+  // which takes its frees off the fast path. The second free is still
+  // caught, not given to the region while the block sits in the cache.
+  FlushThreadCache();
+  DrainTransferCaches();
+  void* p = rulloc_malloc(48);  // from a refill: its region is the bucket's current one
+  rulloc_free(p);
+  auto* region = reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(p));
+  std::vector<void*> aligned;
+  for (int i = 0; i < 64 && !region->has_aligned.load(); ++i) {
+    aligned.push_back(region->bucket->AllocateAligned(32));
+  }
+  ASSERT_TRUE(region->has_aligned.load());
+  EXPECT_DEATH(rulloc_free(p), "^rulloc: double free: 0x");
+  for (void* b : aligned) rulloc_free(b);
 }
 
 TEST(MisuseDeathTest, SecondFreeOfAnOverAlignedLargeBlockAfterReuse) {
