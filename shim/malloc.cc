@@ -71,6 +71,8 @@ RULLOC_EXPORT void* __libc_pvalloc(size_t size) { return pvalloc(size); }
 RULLOC_EXPORT int __posix_memalign(void** out, size_t alignment, size_t size) {
   return rulloc_posix_memalign(out, alignment, size);
 }
+// glibc still exports cfree (compat, GLIBC_2.2.5) for programs linked before 2.26.
+RULLOC_EXPORT void cfree(void* ptr) { rulloc_free(ptr); }
 
 // Returns free memory to the OS. Returns 1 if any was released.
 RULLOC_EXPORT int malloc_trim(size_t /*pad*/) { return rulloc_trim() > 0 ? 1 : 0; }
@@ -101,7 +103,36 @@ RULLOC_EXPORT struct mallinfo mallinfo() {
   return info;
 }
 
+RULLOC_EXPORT struct mallinfo __libc_mallinfo() { return mallinfo(); }
+RULLOC_EXPORT int __libc_mallopt(int param, int value) { return mallopt(param, value); }
+
 RULLOC_EXPORT void malloc_stats() { rulloc_stats_write(STDERR_FILENO, /*json=*/0); }
+
+// glibc's XML report, with its top-level totals only (Rulloc has no
+// arenas of glibc's kind): free bytes in regions as "rest", huge blocks as
+// "mmap", committed and mapped bytes as the system and address-space sizes.
+RULLOC_EXPORT int malloc_info(int options, FILE* out) {
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  const rulloc::AllocatorStats s = rulloc::DefaultAllocator().stats();
+  const size_t huge_bytes = rulloc::DefaultAllocator().heap().HugeBlockStats().bytes_in_use;
+  const size_t free_bytes = s.bytes_mapped > s.bytes_in_use ? s.bytes_mapped - s.bytes_in_use : 0;
+  std::fprintf(out,
+               "<malloc version=\"1\">\n"
+               "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+               "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+               "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+               "<system type=\"current\" size=\"%zu\"/>\n"
+               "<system type=\"max\" size=\"%zu\"/>\n"
+               "<aspace type=\"total\" size=\"%zu\"/>\n"
+               "<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+               "</malloc>\n",
+               s.small_blocks_free, free_bytes, s.huge_blocks_in_use, huge_bytes, s.bytes_committed,
+               s.bytes_mapped, s.bytes_mapped, s.bytes_mapped);
+  return 0;
+}
 
 namespace {
 

@@ -51,7 +51,7 @@ void ReportToStderr(const char* entry, size_t length) {
 
 // Applies one environment variable holding the value of `key`.
 void ApplyVariable(const char* variable, const char* key, Options* options) {
-  const char* value = getenv(variable);
+  const char* value = secure_getenv(variable);
   if (value == nullptr) return;
   if (!ParseOption(key, std::strlen(key), value, std::strlen(value), options)) {
     ReportToStderr(variable, std::strlen(variable));
@@ -62,8 +62,11 @@ void ApplyVariable(const char* variable, const char* key, Options* options) {
 
 bool ParseOption(const char* key, size_t key_length, const char* value, size_t value_length,
                  Options* options) {
-  if (Equals(key, key_length, "stats"))
-    return ParseStatsFormat(value, value_length, &options->stats);
+  if (Equals(key, key_length, "stats")) {
+    if (!ParseStatsFormat(value, value_length, &options->stats)) return false;
+    options->stats_given = true;
+    return true;
+  }
   if (Equals(key, key_length, "verbose")) return ParseBool(value, value_length, &options->verbose);
   if (Equals(key, key_length, "hardened"))
     return ParseBool(value, value_length, &options->hardened);
@@ -108,14 +111,16 @@ size_t ParseOptionList(const char* text, Options* options,
 
 Options ReadOptions() {
   Options options;
-  if (const char* list = getenv("RULLOC_OPTIONS")) ParseOptionList(list, &options, ReportToStderr);
+  if (const char* list = secure_getenv("RULLOC_OPTIONS")) {
+    ParseOptionList(list, &options, ReportToStderr);
+  }
   ApplyVariable("RULLOC_STATS", "stats", &options);
   ApplyVariable("RULLOC_STATS_FILE", "stats_file", &options);
   ApplyVariable("RULLOC_VERBOSE", "verbose", &options);
   ApplyVariable("RULLOC_HARDENED", "hardened", &options);
   ApplyVariable("RULLOC_HUGE_PAGES", "huge_pages", &options);
   ApplyVariable("RULLOC_BACKGROUND_PURGE", "background_purge", &options);
-  if (options.stats == StatsFormat::kNone && (options.verbose || options.stats_file[0] != '\0')) {
+  if (!options.stats_given && (options.verbose || options.stats_file[0] != '\0')) {
     options.stats = StatsFormat::kText;
   }
   return options;

@@ -15,7 +15,8 @@
 //   RULLOC_OPTIONS=stats=json,stats_file=/tmp/rulloc.json,hardened=1
 //
 // A single variable overrides the same key in RULLOC_OPTIONS. A malformed
-// entry is reported on stderr, one line, and ignored.
+// entry is reported on stderr, one line, and ignored. In a setuid or
+// setgid program (secure execution) the variables are not read.
 #ifndef RULLOC_SHIM_OPTIONS_H_
 #define RULLOC_SHIM_OPTIONS_H_
 
@@ -27,6 +28,7 @@ enum class StatsFormat { kNone, kText, kJson };
 
 struct Options {
   StatsFormat stats = StatsFormat::kNone;
+  bool stats_given = false;  // stats was set, if only to 0: nothing implies it
   bool verbose = false;
   bool hardened = false;
   bool huge_pages = true;
@@ -45,7 +47,7 @@ bool ParseOption(const char* key, size_t key_length, const char* value, size_t v
 size_t ParseOptionList(const char* text, Options* options,
                        void (*report)(const char* entry, size_t length));
 
-// RULLOC_OPTIONS, then the single variables. Uses getenv only: no
+// RULLOC_OPTIONS, then the single variables. Uses secure_getenv only: no
 // allocation, so it is safe in the shim's constructor.
 Options ReadOptions();
 

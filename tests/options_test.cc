@@ -73,8 +73,16 @@ TEST(OptionsTest, SingleVariablesOverrideTheList) {
   unsetenv("RULLOC_OPTIONS");
   unsetenv("RULLOC_HUGE_PAGES");
   options = ReadOptions();
-  // A stats file alone turns the text report on.
+  // A stats file alone turns the text report on...
   EXPECT_EQ(options.stats, StatsFormat::kText);
+  // ...but not against an explicit no, which verbose does not undo either.
+  setenv("RULLOC_STATS", "0", 1);
+  setenv("RULLOC_VERBOSE", "1", 1);
+  options = ReadOptions();
+  EXPECT_EQ(options.stats, StatsFormat::kNone);
+  EXPECT_STREQ(options.stats_file, "/dev/null");
+  unsetenv("RULLOC_STATS");
+  unsetenv("RULLOC_VERBOSE");
   unsetenv("RULLOC_STATS_FILE");
 }
 

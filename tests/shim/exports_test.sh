@@ -10,7 +10,7 @@ for needed in malloc free calloc realloc posix_memalign aligned_alloc malloc_usa
   rulloc_malloc rulloc_stats_write _Znwm _ZdlPv; do
   grep -qx "${needed}" <<<"${exported}" || { echo "FAIL: ${needed} is not exported" >&2; exit 1; }
 done
-stray=$(grep -vE '^(malloc|free|calloc|realloc|reallocarray|aligned_alloc|posix_memalign|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim|mallopt|mallinfo2?|malloc_stats|__libc_(malloc|free|calloc|realloc|memalign|valloc|pvalloc)|__posix_memalign|rulloc_[a-z_]+|_Z(nw|na|dl|da)[A-Za-z0-9_]*)(@.*)?$' <<<"${exported}" || true)
+stray=$(grep -vE '^(malloc|free|calloc|realloc|reallocarray|aligned_alloc|posix_memalign|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim|mallopt|mallinfo2?|malloc_stats|malloc_info|cfree|__libc_(malloc|free|calloc|realloc|memalign|valloc|pvalloc|mallinfo|mallopt)|__posix_memalign|rulloc_[a-z_]+|_Z(nw|na|dl|da)[A-Za-z0-9_]*)(@.*)?$' <<<"${exported}" || true)
 if [ -n "${stray}" ]; then
   echo "FAIL: internal symbols exported:" >&2
   echo "${stray}" >&2

@@ -35,6 +35,9 @@ EarlyUser early;
 
 thread_local std::vector<int> tls_vector(1000, 7);  // allocates in a TLS initialiser
 
+extern "C" struct mallinfo __libc_mallinfo();
+extern "C" int __libc_mallopt(int param, int value);
+
 bool Aligned(const void* p, size_t alignment) {
   return reinterpret_cast<uintptr_t>(p) % alignment == 0;
 }
@@ -197,6 +200,8 @@ TEST(MallocContractsTest, IntrospectionAndTrim) {
   const struct mallinfo2 idle = mallinfo2();
   EXPECT_LT(idle.arena, busy.arena);
   EXPECT_EQ(mallopt(M_ARENA_MAX, 1), 0);  // no tunables: declined
+  EXPECT_EQ(__libc_mallopt(M_ARENA_MAX, 1), 0);
+  EXPECT_GE(__libc_mallinfo().arena, 0);
 }
 
 int handler_calls = 0;
