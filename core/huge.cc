@@ -304,7 +304,7 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   size_t map_alignment = alignment < kGranule ? kGranule : alignment;
   if (huge_pages && map_alignment < platform::kHugePageSize)
     map_alignment = platform::kHugePageSize;
-  void* to = platform::Reserve(need, map_alignment, /*commit=*/true);
+  void* to = platform::Reserve(need, map_alignment, /*commit=*/true, platform::Charge::kUpFront);
   if (to == nullptr) return nullptr;
   auto* moved = static_cast<HugeRegion*>(to);  // where the header will be
   // Maps the page map's leaves for the target now, so that registering it

@@ -1,5 +1,7 @@
 #include "core/page_map.h"
 
+#include <algorithm>
+
 #include "platform/pages.h"
 
 namespace rulloc::internal {
@@ -26,6 +28,36 @@ bool PageMap::Register(const void* base, size_t size, RegionHeader* header) {
                                                    std::memory_order_relaxed);
   }
   return true;
+}
+
+void PageMap::Unregister(const void* base, size_t size) {
+  const size_t page = platform::PageSize();
+  const size_t per_page = page / sizeof(uintptr_t);
+  uintptr_t granule = reinterpret_cast<uintptr_t>(base) >> kGranuleShift;
+  const uintptr_t end = ((reinterpret_cast<uintptr_t>(base) + size - 1) >> kGranuleShift) + 1;
+  while (granule < end) {
+    Leaf* leaf = root_[granule >> kLeafBits].load(std::memory_order_acquire);
+    const uintptr_t leaf_end = std::min(end, ((granule >> kLeafBits) + 1) << kLeafBits);
+    if (leaf == nullptr) {
+      granule = leaf_end;
+      continue;
+    }
+    // Whole pages of entries that are all this range's read back as zero
+    // (no region) once given back; the entries around them are cleared.
+    const uintptr_t pages_begin = (granule + per_page - 1) / per_page * per_page;
+    const uintptr_t pages_end = leaf_end / per_page * per_page;
+    const uintptr_t clear_end = pages_begin < pages_end ? pages_begin : leaf_end;
+    for (; granule < clear_end; ++granule) {
+      leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
+    }
+    if (pages_begin < pages_end) {
+      platform::Decommit(&leaf->entries[pages_begin & (kLeafSize - 1)],
+                         (pages_end - pages_begin) * sizeof(uintptr_t));
+      for (granule = pages_end; granule < leaf_end; ++granule) {
+        leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
+      }
+    }
+  }
 }
 
 void PageMap::SetTag(const void* base, size_t size, uintptr_t tag) {

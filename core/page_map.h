@@ -8,9 +8,10 @@
 //   entry:  63 ........................ 16 15 ........ 0
 //           [ RegionHeader* (64 KiB aligned) ][   tag    ]
 //
-// Leaves are mapped on first use and never freed; untouched parts of a leaf
-// cost no memory. Every granule of every region is registered, so a pointer
-// that maps to nullptr is certainly not Rulloc's: free() can reject it
+// Leaves are mapped on first use and never unmapped; untouched parts of a
+// leaf cost no memory, and the pages of it that only an unregistered range
+// used (a huge block of 32 MiB or more) go back to the OS. Every granule of every region is
+// registered, so a pointer that maps to nullptr is certainly not Rulloc's: free() can reject it
 // without touching the memory it points to. The tag, in the low bits a
 // region header's alignment leaves clear, lets free() skip the header:
 // non-zero means "a small region of the process allocator, bucket tag-1,
@@ -49,7 +50,7 @@ class PageMap {
   // Maps every granule of [base, base+size) to `header`, with no tag.
   // `base` is granule aligned. Returns false if a leaf could not be mapped.
   static bool Register(const void* base, size_t size, RegionHeader* header);
-  static void Unregister(const void* base, size_t size) { Register(base, size, nullptr); }
+  static void Unregister(const void* base, size_t size);
   // Sets the tag of every granule of the registered region [base, base+size).
   static void SetTag(const void* base, size_t size, uintptr_t tag);
 

@@ -18,10 +18,17 @@ namespace rulloc::platform {
 // The operating system's page size (4096 on x86-64 Linux).
 size_t PageSize();
 
+// How a reservation counts against the OS's commit limit. kOnTouch
+// (Linux's MAP_NORESERVE) charges nothing up front: for regions that a heap
+// fills a page at a time. kUpFront lets the OS refuse at once what it could
+// never back (a huge block, as glibc's mmap'd chunks), under its overcommit
+// policy, rather than at a page fault. (Windows always charges a commit.)
+enum class Charge { kOnTouch, kUpFront };
+
 // Reserves `size` bytes of address space aligned to `alignment` (a power of
 // two, at least PageSize()). With `commit` the range is also readable and
 // writable. Returns nullptr on failure.
-void* Reserve(size_t size, size_t alignment, bool commit);
+void* Reserve(size_t size, size_t alignment, bool commit, Charge charge = Charge::kOnTouch);
 
 // Makes [ptr, ptr+size) readable and writable. Returns false on failure.
 bool Commit(void* ptr, size_t size);

@@ -13,9 +13,10 @@
 namespace rulloc::platform {
 namespace {
 
-void* MapRaw(size_t size, bool commit) {
+void* MapRaw(size_t size, bool commit, Charge charge) {
   int prot = commit ? (PROT_READ | PROT_WRITE) : PROT_NONE;
-  void* p = mmap(nullptr, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  const int flags = MAP_PRIVATE | MAP_ANONYMOUS | (charge == Charge::kOnTouch ? MAP_NORESERVE : 0);
+  void* p = mmap(nullptr, size, prot, flags, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
@@ -32,14 +33,14 @@ size_t PageSize() {
   return size;
 }
 
-void* Reserve(size_t size, size_t alignment, bool commit) {
+void* Reserve(size_t size, size_t alignment, bool commit, Charge charge) {
   const size_t page = PageSize();
   if (size == 0 || size % page != 0 || alignment < page || (alignment & (alignment - 1)) != 0) {
     return nullptr;
   }
   const int saved_errno = errno;  // mmap failures must not leak errno changes.
   if (alignment == page) {
-    void* p = MapRaw(size, commit);
+    void* p = MapRaw(size, commit, charge);
     errno = saved_errno;
     return p;
   }
@@ -50,7 +51,7 @@ void* Reserve(size_t size, size_t alignment, bool commit) {
   // that size is aligned too: try the exact size first (one mmap), and
   // over-reserve only if it is not.
   if (size % alignment == 0) {
-    if (void* exact = MapRaw(size, commit)) {
+    if (void* exact = MapRaw(size, commit, charge)) {
       if ((reinterpret_cast<uintptr_t>(exact) & (alignment - 1)) == 0) {
         errno = saved_errno;
         return exact;
@@ -59,7 +60,7 @@ void* Reserve(size_t size, size_t alignment, bool commit) {
     }
   }
   // Over-reserve, then trim both ends so that the range is aligned.
-  char* raw = static_cast<char*>(MapRaw(padded, commit));
+  char* raw = static_cast<char*>(MapRaw(padded, commit, charge));
   if (raw == nullptr) {
     errno = saved_errno;
     return nullptr;

@@ -14,7 +14,7 @@ size_t PageSize() {
   return info.dwPageSize;
 }
 
-void* Reserve(size_t size, size_t alignment, bool commit) {
+void* Reserve(size_t size, size_t alignment, bool commit, Charge /*charge*/) {
   const size_t page = PageSize();
   if (size == 0 || size % page != 0 || alignment < page || (alignment & (alignment - 1)) != 0) {
     return nullptr;

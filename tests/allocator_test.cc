@@ -643,6 +643,25 @@ std::string VmFlagsOf(const void* p) {
   return flags;
 }
 
+TEST(AllocatorTest, HugeBlocksAreChargedUpFrontRegionsAreNot) {
+  // A huge block's mapping counts against the commit limit at once, so
+  // that the OS's overcommit policy can refuse what it could never back (a
+  // 64 TiB malloc fails with ENOMEM, as glibc's); regions that are filled a
+  // page at a time are mapped with MAP_NORESERVE.
+  Allocator a;
+  void* huge = a.allocate(size_t{64} << 20);
+  void* large = a.allocate(100000);
+  void* small = a.allocate(64);
+  const std::string huge_flags = VmFlagsOf(huge);
+  ASSERT_NE(huge_flags, "");
+  EXPECT_EQ(huge_flags.find(" nr"), std::string::npos) << huge_flags;
+  EXPECT_NE(VmFlagsOf(large).find(" nr"), std::string::npos) << VmFlagsOf(large);
+  EXPECT_NE(VmFlagsOf(small).find(" nr"), std::string::npos) << VmFlagsOf(small);
+  a.deallocate(huge);
+  a.deallocate(large);
+  a.deallocate(small);
+}
+
 // Whether this kernel takes MADV_HUGEPAGE at all (it marks the range "hg"
 // whatever the system-wide THP mode; without THP support it refuses).
 bool KernelTakesHugePageAdvice() {

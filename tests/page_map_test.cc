@@ -37,5 +37,36 @@ TEST_F(PageMapTest, RegisterMapsEveryGranuleAndUnregisterClearsThem) {
   }
 }
 
+TEST(PageMapBigRangeTest, UnregisterGivesBackTheLeafPagesOfABigRange) {
+  // 64 GiB of address space (no memory: never committed) takes 8 MiB of
+  // entries; a region on each side shares the first and last leaf pages.
+  constexpr size_t kBig = size_t{64} << 30;
+  auto* space =
+      static_cast<char*>(platform::Reserve(kBig + 2 * kGranule, kGranule, /*commit=*/false));
+  ASSERT_NE(space, nullptr);
+  char* big = space + kGranule;
+  auto* before = reinterpret_cast<RegionHeader*>(space);
+  auto* inside = reinterpret_cast<RegionHeader*>(big);
+  auto* after = reinterpret_cast<RegionHeader*>(big + kBig);
+  ASSERT_TRUE(PageMap::Register(space, kGranule, before));
+  ASSERT_TRUE(PageMap::Register(big + kBig, kGranule, after));
+  const size_t start = platform::ResidentBytes();
+  ASSERT_TRUE(PageMap::Register(big, kBig, inside));
+  const size_t registered = platform::ResidentBytes();
+  EXPECT_GE(registered, start + (size_t{7} << 20));
+  EXPECT_EQ(PageMap::Lookup(big + kBig / 2), inside);
+  PageMap::Unregister(big, kBig);
+  EXPECT_LE(platform::ResidentBytes(), start + (size_t{1} << 20));
+  for (size_t offset = 0; offset < kBig; offset += kBig / 64 + kGranule) {
+    EXPECT_EQ(PageMap::Lookup(big + offset), nullptr) << offset;
+  }
+  EXPECT_EQ(PageMap::Lookup(big + kBig - 1), nullptr);
+  EXPECT_EQ(PageMap::Lookup(big - 1), before);  // the neighbours keep theirs
+  EXPECT_EQ(PageMap::Lookup(big + kBig), after);
+  PageMap::Unregister(space, kGranule);
+  PageMap::Unregister(big + kBig, kGranule);
+  platform::Release(space, kBig + 2 * kGranule);
+}
+
 }  // namespace
 }  // namespace rulloc::internal
