@@ -40,10 +40,11 @@ class BasicAllocator {
     if (!ValidAlignment(alignment)) return nullptr;
     return heap_.Allocate(size, alignment < kMinAlignment ? kMinAlignment : alignment);
   }
+  // allocate, with the bytes zero; pages the OS has just mapped or taken
+  // back are not written (see Heap::AllocateZeroed).
   void* allocate_zeroed(size_t size, size_t alignment = kMinAlignment) {
-    void* p = allocate(size, alignment);
-    if (p != nullptr) std::memset(p, 0, size);
-    return p;
+    if (!ValidAlignment(alignment)) return nullptr;
+    return heap_.AllocateZeroed(size, alignment < kMinAlignment ? kMinAlignment : alignment);
   }
   // Frees a pointer from allocate/reallocate of this instance (nullptr is
   // ignored). Anything else is reported as heap misuse and aborts.

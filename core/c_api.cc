@@ -36,9 +36,12 @@ void* rulloc_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return nullptr;
   }
-  void* p = rulloc_malloc(bytes);
-  if (p != nullptr) std::memset(p, 0, bytes);
-  return p;
+  if (bytes - 1 < DefaultClasses::kMaxSize) {  // from the thread cache, cleared
+    void* p = rulloc::internal::CachedAllocate(bytes);
+    if (p != nullptr) std::memset(p, 0, bytes);
+    return p;
+  }
+  return rulloc::internal::DefaultHeap().AllocateZeroed(bytes, rulloc::kMinAlignment);
 }
 
 void* rulloc_realloc(void* ptr, size_t size) {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -46,18 +47,36 @@ void* Heap::Allocate(size_t size, size_t alignment) {
   return p;
 }
 
-void* Heap::AllocateSlow(size_t size, size_t alignment) {
+void* Heap::AllocateZeroed(size_t size, size_t alignment) {
+  if (size == 0) size = 1;
+  if (size > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  size_t dirty = size;
+  void* p = alignment <= kMinAlignment && size <= small_max_
+                ? Allocate(size, alignment)
+                : RetryAfterPurge([&] { return AllocateSlow(size, alignment, &dirty); });
+  if (p == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  std::memset(p, 0, std::min(dirty, size));
+  return p;
+}
+
+void* Heap::AllocateSlow(size_t size, size_t alignment, size_t* dirty) {
   void* p = nullptr;
   if (alignment <= small_max_ && size <= small_max_ - alignment + kMinAlignment) {
     p = SmallBucketFor(size + alignment - kMinAlignment).AllocateAligned(alignment);
   } else if (runtime_options.hardened) {
-    p = huge_.Allocate(size, alignment);  // guarded, a mapping of its own
+    p = huge_.Allocate(size, alignment, dirty);  // guarded, a mapping of its own
   } else if (alignment <= kLargeAlignmentMax &&
              size <=
                  kLargeMax - (alignment > kMinAlignment ? alignment + LargeBucket::kHeader : 0)) {
-    p = LargeForThisCpu().Allocate(size, alignment);
+    p = LargeForThisCpu().Allocate(size, alignment, /*growable=*/false, dirty);
   } else {
-    p = huge_.Allocate(size, alignment);
+    p = huge_.Allocate(size, alignment, dirty);
   }
   if (p == nullptr) errno = ENOMEM;
   MaybePurge();

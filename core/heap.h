@@ -80,6 +80,11 @@ class Heap {
   // `alignment` is a power of two ≥ 16. Returns nullptr with errno ENOMEM
   // when memory runs out.
   void* Allocate(size_t size, size_t alignment);
+  // Allocate, with the block's bytes zero (calloc). Memory the OS has just
+  // mapped or taken back (a large block past its region's used pages, a
+  // huge block past its mapping's resident pages) is zero already and is
+  // not written: a big calloc stays out of memory until it is touched.
+  void* AllocateZeroed(size_t size, size_t alignment);
   void Deallocate(void* p);
   // Moves `p` to `size` bytes (in place when it can); on failure returns
   // nullptr with errno ENOMEM and leaves `p` untouched.
@@ -158,7 +163,9 @@ class Heap {
   }
 
  private:
-  void* AllocateSlow(size_t size, size_t alignment);
+  // With `dirty`, sets it to how many bytes from the block's start may not
+  // be zero.
+  void* AllocateSlow(size_t size, size_t alignment, size_t* dirty = nullptr);
   // The validated region of a pointer this heap owns, or a misuse report.
   RegionHeader* RegionOf(const void* p, const char* operation);
   // UsableSize and TryUsableSize of `p` in its validated `region`.

@@ -66,8 +66,8 @@ void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
   return region->payload();
 }
 
-void* HugeBlocks::Allocate(size_t size, size_t alignment) {
-  if (runtime_options.hardened) return AllocateGuarded(size, alignment);
+void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
+  if (runtime_options.hardened) return AllocateGuarded(size, alignment);  // (dirty: all)
   const size_t page = platform::PageSize();
   if (alignment > (SIZE_MAX >> 2)) return nullptr;
   const size_t offset = AlignUp(sizeof(HugeRegion), alignment);
@@ -76,6 +76,7 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
   const bool huge_pages = runtime_options.huge_pages && need >= platform::kHugePageSize;
   const size_t map_alignment =
       huge_pages && alignment < platform::kHugePageSize ? platform::kHugePageSize : alignment;
+  size_t written_end = offset;  // bytes from the base that may not be zero
   HugeRegion* too_small[kCacheSlots];
   size_t too_small_count;
   HugeRegion* region = TakeCached(need, alignment, too_small, &too_small_count);
@@ -87,6 +88,7 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
       platform::Decommit(reinterpret_cast<char*>(region) + need, slack);
       region->resident_end = need;
     }
+    written_end = region->resident_end;
     if (region->resident_end < need) region->resident_end = need;
   } else {
     // The largest movable one has the most pages already faulted in.
@@ -107,6 +109,8 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
     // growing in place.
     for (size_t i = 0; i < too_small_count; ++i) UnmapRegion(&too_small[i]->header);
     if (donor != nullptr) {
+      // (A move may cut off its first pages: the rest lies lower, not higher.)
+      written_end = donor->resident_end;
       region = GrowCached(donor, need, alignment);
       new_pages = region != nullptr;
     }
@@ -120,10 +124,12 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment) {
     region->resident_end = need;
     region->kept_slack = 0;
     new_pages = true;
+    written_end = offset;
   }
   if (huge_pages && new_pages) platform::AdviseHugePages(region, need);
   region->payload_offset = offset;
   region->usable = need - offset;
+  if (dirty != nullptr) *dirty = written_end > offset ? written_end - offset : 0;
   Track(region);
   return region->payload();
 }

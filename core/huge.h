@@ -66,7 +66,9 @@ class HugeBlocks {
  public:
   constexpr explicit HugeBlocks(Heap* heap) : heap_(heap) {}
 
-  void* Allocate(size_t size, size_t alignment);
+  // With `dirty`, sets it to how many payload bytes may not be zero: a
+  // fresh mapping has none, a reused one those below its resident end.
+  void* Allocate(size_t size, size_t alignment, size_t* dirty = nullptr);
   // `region` is the page map's answer for `p`.
   void Free(HugeRegion* region, void* p);
   // Grows or shrinks the block at `p` within its mapping; false if it does

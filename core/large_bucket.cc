@@ -231,7 +231,7 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
   return b;
 }
 
-void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable) {
+void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t* dirty) {
   const size_t slack = alignment > 16 ? alignment + kHeader : 0;
   const size_t need = AlignUp(size + slack, 16) + kHeader;
   LargeBlock* b;
@@ -260,6 +260,12 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable) {
     if (SpansRegion(b)) --empty_regions_;
     SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);
     SplitLocked(b, need, freed_ms, given_back);
+    if (dirty != nullptr) {
+      // (The shadow of an over-aligned block lies before its pointer.)
+      const uintptr_t used_end = reinterpret_cast<LargeRegion*>(PageMap::Lookup(b))->used_end;
+      const uintptr_t start = reinterpret_cast<uintptr_t>(b->payload());
+      *dirty = used_end > start ? used_end - start : 0;
+    }
     NoteUsed(b);
     ++blocks_in_use_;
     bytes_in_use_ += b->size();

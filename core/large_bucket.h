@@ -127,8 +127,10 @@ class alignas(64) LargeBucket {
   // `alignment` (a power of two). nullptr when the OS refuses. A growable
   // block (a buffer realloc is growing) that would start right after a
   // block in use starts halfway into its free block instead, so that
-  // both can grow in place.
-  void* Allocate(size_t size, size_t alignment, bool growable = false);
+  // both can grow in place. With `dirty`, sets it to how many bytes from
+  // the block's start may not be zero (pages past the region's used end
+  // were never written, or given back since).
+  void* Allocate(size_t size, size_t alignment, bool growable = false, size_t* dirty = nullptr);
   void Free(void* p);
   // Sets `*usable` to the payload bytes at `p` and, unless `size` is 0,
   // grows or shrinks the block in place to hold `size` bytes; false if it

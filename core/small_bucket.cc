@@ -28,9 +28,7 @@ void SetBit(std::atomic<uint64_t>* bits, uint32_t i, bool value) {
 // of two, and records the distance, keyed, in the block's first word (the
 // slack before the pointer, never the caller's): `p` must be that pointer,
 // not another one its alignment would allow.
-uint64_t AlignedOffsetWord(const void* start, uintptr_t offset) {
-  return CheckWord(start, offset);
-}
+uint64_t AlignedOffsetWord(const void* start, uintptr_t offset) { return CheckWord(start, offset); }
 bool IsAlignedOffset(const void* start, const void* p) {
   const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(start);
   return *static_cast<const uint64_t*>(start) == AlignedOffsetWord(start, offset);

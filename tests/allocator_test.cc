@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <barrier>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -323,6 +325,65 @@ TEST(AllocatorTest, LargeBucketCountsPagesGivenBackAcrossSplitsAndMerges) {
   EXPECT_LE(given_back(), not_resident());
   a.deallocate(before);
   a.deallocate(after);
+}
+
+// Whether [p, p + size) is all zero bytes.
+bool AllZero(const void* p, size_t size) {
+  static const char kZeros[4096] = {};
+  const auto* bytes = static_cast<const char*>(p);
+  for (size_t done = 0; done < size; done += sizeof(kZeros)) {
+    if (std::memcmp(bytes + done, kZeros, std::min(sizeof(kZeros), size - done)) != 0) return false;
+  }
+  return true;
+}
+
+TEST(AllocatorTest, ZeroedBlocksAreZeroWhateverMemoryTheyReuse) {
+  // allocate_zeroed skips the pages the OS has just mapped or taken back;
+  // everything else was written, and must read zero all the same: blocks
+  // filled to their usable end, freed, grown in place, purged, in every
+  // size range and at several alignments.
+  Allocator a;
+  std::mt19937_64 rng(20261130);
+  std::vector<std::pair<char*, size_t>> live;
+  const auto fill = [&](char* p) { std::memset(p, 0xa5, a.usable_size(p)); };
+  const auto pick_size = [&]() -> size_t {
+    const uint64_t r = rng() % 10;
+    if (r == 0) return 16 + rng() % 4096;
+    if (r <= 7) return 20000 + rng() % 1900000;
+    return (size_t{2} << 20) + rng() % (size_t{10} << 20);
+  };
+  for (int op = 0; op < 1200; ++op) {
+    const uint64_t action = rng() % 10;
+    if ((action < 3 || live.size() > 24) && !live.empty()) {
+      const size_t i = rng() % live.size();
+      a.deallocate(live[i].first);
+      live[i] = live.back();
+      live.pop_back();
+    } else if (action == 3) {
+      a.heap().Purge(rng() % 2 == 0 ? 0 : 1000);
+    } else if (action == 4 && !live.empty()) {
+      auto& [p, size] = live[rng() % live.size()];
+      const size_t grown = size + rng() % (size_t{1} << 20);
+      if (char* q = static_cast<char*>(a.reallocate(p, grown))) {
+        p = q;
+        size = grown;
+        fill(p);
+      }
+    } else {
+      const size_t size = pick_size();
+      const size_t alignment = size_t{16} << (rng() % 4 == 0 ? rng() % 9 : 0);
+      const bool zeroed = action >= 7;
+      auto* p = static_cast<char*>(zeroed ? a.allocate_zeroed(size, alignment)
+                                          : a.allocate(size, alignment));
+      ASSERT_NE(p, nullptr);
+      if (zeroed) {
+        ASSERT_TRUE(AllZero(p, size)) << "op " << op << ", " << size << " bytes";
+      }
+      fill(p);
+      live.emplace_back(p, size);
+    }
+  }
+  for (auto& [p, size] : live) a.deallocate(p);
 }
 
 TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {

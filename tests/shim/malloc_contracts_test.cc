@@ -15,6 +15,7 @@
 
 #include "core/allocator.h"
 #include "gtest/gtest.h"
+#include "platform/pages.h"
 
 namespace {
 
@@ -81,6 +82,22 @@ TEST(MallocContractsTest, MallocFamily) {
   EXPECT_GE(malloc_usable_size(ra), 100u);
   free(ra);
   EXPECT_EQ(malloc_usable_size(nullptr), 0u);
+}
+
+TEST(MallocContractsTest, BigCallocStaysOutOfMemoryUntilTouched) {
+  // Fresh pages are zero: a 1 GiB calloc writes none of them (as glibc's).
+  // A second one, which reuses the first one's cached mapping, clears only
+  // the pages the first one wrote.
+  const size_t start = rulloc::platform::ResidentBytes();
+  auto* table = static_cast<unsigned char*>(calloc(size_t{1} << 20, 1024));
+  ASSERT_NE(table, nullptr);
+  EXPECT_LT(rulloc::platform::ResidentBytes(), start + (size_t{32} << 20));
+  std::memset(table, 0x7e, size_t{16} << 20);
+  free(table);
+  table = static_cast<unsigned char*>(calloc(size_t{1} << 20, 1024));
+  ASSERT_NE(table, nullptr);
+  for (size_t i = 0; i < (size_t{1} << 30); i += 4096 - 1) ASSERT_EQ(table[i], 0) << i;
+  free(table);
 }
 
 TEST(MallocContractsTest, AlignedForms) {
