@@ -1,6 +1,6 @@
 // Small buckets: one per size class; slabs of equal blocks with no headers.
 //
-// A small region (256 KiB .. 1 MiB, sized for at least 16 blocks):
+// A small region (256 KiB .. 1 MiB, spanning at least 16 blocks' bytes):
 //
 //   ┌──────────────┬─────────────┬────────┬─────────────┬────────┬────────┬─────┬──────────┐
 //   │ RegionHeader │ SmallRegion │ colour │ allocated / │ block0 │ block1 │ ... │ uncarved │
