@@ -14,6 +14,15 @@ namespace {
 // uncounted; more is counted in the budget, or given back.
 bool SlackNeedsBudget(size_t need, size_t slack) { return slack > need / 4; }
 
+// A huge block's mapping is charged against the commit limit up front (as
+// glibc's mmap'd chunks), so that the OS's overcommit policy refuses at once
+// a request it could never back, rather than at a page fault. Not where the
+// alignment's gap before the payload, never touched, is larger than the
+// payload (a 100-byte block aligned to 16 GiB would be charged 16 GiB).
+platform::Charge ChargeFor(size_t size, size_t alignment) {
+  return size >= alignment ? platform::Charge::kUpFront : platform::Charge::kOnTouch;
+}
+
 }  // namespace
 
 HugeBlocks::Shard& HugeBlocks::ShardOf(const void* base) {
@@ -48,7 +57,8 @@ void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
   const size_t head = AlignUp(sizeof(HugeRegion), page);
   const size_t body = AlignUp(size + alignment, page);
   const size_t mapping = head + page + body + page;
-  RegionHeader* header = MapRegion(RegionKind::kHuge, mapping, alignment, heap_);
+  RegionHeader* header =
+      MapRegion(RegionKind::kHuge, mapping, alignment, heap_, ChargeFor(size, alignment));
   if (header == nullptr) return nullptr;
   char* base = reinterpret_cast<char*>(header);
   const size_t end = head + page + body;
@@ -117,7 +127,8 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
   }
   if (region == nullptr) {
     // Out of memory, the heap drops this cache (and all it keeps) and retries.
-    RegionHeader* header = MapRegion(RegionKind::kHuge, need, map_alignment, heap_);
+    RegionHeader* header =
+        MapRegion(RegionKind::kHuge, need, map_alignment, heap_, ChargeFor(size, alignment));
     if (header == nullptr) return nullptr;
     region = reinterpret_cast<HugeRegion*>(header);
     region->immovable = false;
@@ -310,7 +321,7 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   size_t map_alignment = alignment < kGranule ? kGranule : alignment;
   if (huge_pages && map_alignment < platform::kHugePageSize)
     map_alignment = platform::kHugePageSize;
-  void* to = platform::Reserve(need, map_alignment, /*commit=*/true, platform::Charge::kUpFront);
+  void* to = platform::Reserve(need, map_alignment, /*commit=*/true, ChargeFor(size, alignment));
   if (to == nullptr) return nullptr;
   auto* moved = static_cast<HugeRegion*>(to);  // where the header will be
   // Maps the page map's leaves for the target now, so that registering it

@@ -9,14 +9,11 @@
 
 namespace rulloc::internal {
 
-RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap) {
+RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap,
+                        platform::Charge charge) {
   if (alignment < kGranule) alignment = kGranule;
   const bool small = kind == RegionKind::kSmall;
   void* base = small && alignment == kGranule ? RegionCarver::Carve(size) : nullptr;
-  // A huge block's mapping is charged up front: a request the OS could
-  // never back fails here, not at a page fault.
-  const platform::Charge charge =
-      kind == RegionKind::kHuge ? platform::Charge::kUpFront : platform::Charge::kOnTouch;
   if (base == nullptr) base = platform::Reserve(size, alignment, /*commit=*/true, charge);
   if (base == nullptr) return nullptr;
   return InstallRegion(base, kind, size, heap);

@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "platform/pages.h"
+
 namespace rulloc::internal {
 
 enum class RegionKind : uint32_t {
@@ -77,7 +79,8 @@ class RegionList {
 // Reserves a granule-aligned region of `size` bytes (at least `alignment`
 // aligned), writes its RegionHeader and registers it in the page map.
 // Returns nullptr when the OS refuses.
-RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap);
+RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap,
+                        platform::Charge charge = platform::Charge::kOnTouch);
 // Writes the RegionHeader of [base, base+size), granule-aligned pages the
 // caller holds, and registers it; nullptr, the range released, if the page
 // map cannot take it.

@@ -59,8 +59,11 @@ void* Reserve(size_t size, size_t alignment, bool commit, Charge charge) {
       munmap(exact, size);
     }
   }
-  // Over-reserve, then trim both ends so that the range is aligned.
-  char* raw = static_cast<char*>(MapRaw(padded, commit, charge));
+  // Over-reserve, then trim both ends so that the range is aligned. Charged
+  // up front, only the range kept is: the padding is mapped inaccessible
+  // (which the OS does not charge) and the range made writable once trimmed.
+  const bool charge_after_trim = commit && charge == Charge::kUpFront;
+  char* raw = static_cast<char*>(MapRaw(padded, commit && !charge_after_trim, charge));
   if (raw == nullptr) {
     errno = saved_errno;
     return nullptr;
@@ -71,6 +74,12 @@ void* Reserve(size_t size, size_t alignment, bool commit, Charge charge) {
   const size_t tail = padded - head - size;
   if (head != 0) munmap(raw, head);
   if (tail != 0) munmap(reinterpret_cast<char*>(aligned) + size, tail);
+  if (charge_after_trim &&
+      mprotect(reinterpret_cast<void*>(aligned), size, PROT_READ | PROT_WRITE) != 0) {
+    munmap(reinterpret_cast<void*>(aligned), size);
+    errno = saved_errno;
+    return nullptr;
+  }
   errno = saved_errno;
   return reinterpret_cast<void*>(aligned);
 }
