@@ -1,6 +1,9 @@
 #include "concurrency/spin_lock.h"
 
 #include <sched.h>
+#include <time.h>
+
+#include <cstdint>
 
 namespace rulloc {
 namespace {
@@ -13,17 +16,34 @@ inline void CpuRelax() {
 #endif
 }
 
+// Waits of a waiter that has spun and yielded this often without the lock
+// coming free: the holder is not running. A yield gives the CPU only to
+// threads of the same or a higher priority, so a real-time waiter would
+// keep a preempted ordinary holder off its CPU for good; a sleep does not.
+constexpr uint32_t kSpins = 64;
+constexpr uint32_t kYields = 64;
+
+void Sleep(uint32_t sleeps) {
+  // 1 µs, doubling up to about 1 ms.
+  const long nanoseconds = 1000L << (sleeps < 10 ? sleeps : 10);
+  timespec delay{0, nanoseconds};
+  nanosleep(&delay, nullptr);
+}
+
 }  // namespace
 
 void SpinLock::LockSlow() {
-  int spins = 0;
+  uint32_t waits = 0;  // saturates: a long wait keeps sleeping
   for (;;) {
     while (locked_.load(std::memory_order_relaxed)) {
-      if (++spins < 64) {
+      if (waits < kSpins) {
         CpuRelax();
-      } else {
+      } else if (waits < kSpins + kYields) {
         sched_yield();
+      } else {
+        Sleep(waits - kSpins - kYields);
       }
+      if (waits != UINT32_MAX) ++waits;
     }
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
   }

@@ -130,6 +130,31 @@ extern DefaultInstance default_instance;
 // destroyed, usable before and after static constructors and destructors.
 inline Allocator& DefaultAllocator() { return internal::default_instance.parts.allocator; }
 
+namespace internal {
+// Constant-initialised storage for a table's process-wide instance, never
+// destroyed (as DefaultInstance).
+template <class Table>
+union TableInstance {
+  constexpr TableInstance() : allocator() {}
+  ~TableInstance() {}
+  BasicAllocator<Table> allocator;
+};
+template <class Table>
+constinit TableInstance<Table> table_instance;
+}  // namespace internal
+
+// The process-wide instance of a bucket table, the default of StdAllocator
+// and BasicMemoryResource: DefaultAllocator() for the default table. Never
+// destroyed, so that containers with static storage may still free at exit.
+template <class Table>
+BasicAllocator<Table>& ProcessInstance() {
+  if constexpr (std::is_same_v<Table, DefaultBuckets>) {
+    return DefaultAllocator();
+  } else {
+    return internal::table_instance<Table>.allocator;
+  }
+}
+
 }  // namespace rulloc
 
 #endif  // RULLOC_CORE_ALLOCATOR_H_

@@ -15,7 +15,7 @@ namespace rulloc {
 template <class Table = DefaultBuckets>
 class BasicMemoryResource final : public std::pmr::memory_resource {
  public:
-  BasicMemoryResource() : instance_(&DefaultAllocator()) {}
+  BasicMemoryResource() : instance_(&ProcessInstance<Table>()) {}
   explicit BasicMemoryResource(BasicAllocator<Table>& instance) : instance_(&instance) {}
 
   BasicAllocator<Table>& instance() const { return *instance_; }

@@ -28,7 +28,7 @@ class StdAllocator {
     using other = StdAllocator<U, Table>;
   };
 
-  StdAllocator() noexcept : instance_(DefaultFor()) {}
+  StdAllocator() noexcept : instance_(&ProcessInstance<Table>()) {}
   explicit StdAllocator(BasicAllocator<Table>& instance) noexcept : instance_(&instance) {}
   template <class U>
   StdAllocator(const StdAllocator<U, Table>& other) noexcept : instance_(other.instance()) {}
@@ -49,15 +49,6 @@ class StdAllocator {
   }
 
  private:
-  static BasicAllocator<Table>* DefaultFor() {
-    if constexpr (std::is_same_v<Table, DefaultBuckets>) {
-      return &DefaultAllocator();
-    } else {
-      static BasicAllocator<Table> instance;  // one process-wide instance per table
-      return &instance;
-    }
-  }
-
   BasicAllocator<Table>* instance_;
 };
 
