@@ -1,3 +1,5 @@
+#include <array>
+#include <cstdint>
 #include <map>
 #include <memory_resource>
 #include <string>
@@ -10,6 +12,32 @@
 
 namespace rulloc {
 namespace {
+
+struct ThreeBuckets {
+  static constexpr std::array<uint32_t, 3> kSizes{64, 512, 4096};
+};
+template <class T>
+using ThreeBucketsVector = std::vector<T, StdAllocator<T, ThreeBuckets>>;
+
+// Built before the table's process instance is first used, destroyed after
+// main: its blocks are freed at exit through that instance, which must
+// still be there (it is never destroyed).
+std::vector<ThreeBucketsVector<int>> built_before_the_instance;
+
+TEST(StdAllocatorTest, ACustomTablesInstanceOutlivesStaticContainers) {
+  built_before_the_instance.emplace_back(100, 7);
+  EXPECT_EQ(built_before_the_instance[0].get_allocator().instance(),
+            &ProcessInstance<ThreeBuckets>());
+  EXPECT_TRUE(ProcessInstance<ThreeBuckets>().owns(built_before_the_instance[0].data()));
+}
+
+TEST(MemoryResourceTest, ACustomTablesDefaultResource) {
+  BasicMemoryResource<ThreeBuckets> resource;
+  EXPECT_EQ(&resource.instance(), &ProcessInstance<ThreeBuckets>());
+  std::pmr::vector<int> numbers(&resource);
+  numbers.assign(1000, 3);
+  EXPECT_TRUE(resource.instance().owns(numbers.data()));
+}
 
 TEST(StdAllocatorTest, VectorMapUnorderedMap) {
   Allocator instance;
