@@ -49,7 +49,11 @@ class BasicAllocator {
   // Frees a pointer from allocate/reallocate of this instance (nullptr is
   // ignored). Anything else is reported as heap misuse and aborts.
   void deallocate(void* p) { heap_.Deallocate(p); }
-  void deallocate(void* p, size_t /*size*/) { heap_.Deallocate(p); }
+  // With the size (and alignment) it was allocated or reallocated with: a
+  // size that cannot be the block's is reported as heap misuse.
+  void deallocate(void* p, size_t size, size_t alignment = kMinAlignment) {
+    heap_.DeallocateSized(p, size, alignment > kMinAlignment);
+  }
   // Resizes `p`, in place when possible. On failure returns nullptr and `p`
   // stays valid. The contents up to the smaller size are kept.
   void* reallocate(void* p, size_t size, size_t alignment = kMinAlignment) {

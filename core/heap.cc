@@ -119,6 +119,21 @@ void Heap::Deallocate(void* p) {
   ReportHeapMisuse("free of a pointer with corrupted region metadata", p);
 }
 
+void Heap::DeallocateSized(void* p, size_t size, bool aligned) {
+  if (p == nullptr) return;
+  RegionHeader* region = RegionOf(p, "free of a pointer not allocated by rulloc");
+  size_t usable;
+  if (UsableSizeIn(region, p, &usable)) {  // (an invalid `p` is reported by Deallocate)
+    bool fits = size <= usable && (aligned || usable <= kMinAlignment || 2 * size >= usable);
+    if (!fits && size <= usable && region->kind == RegionKind::kSmall) {
+      const uint32_t bucket = reinterpret_cast<SmallRegion*>(region)->bucket_index;
+      fits = bucket == 0 || size > SmallBucketAt(0, bucket - 1).block_size();
+    }
+    if (!fits) ReportHeapMisuse("free with a wrong size", p);
+  }
+  Deallocate(p);
+}
+
 bool Heap::TryUsableSize(const void* p, size_t* usable) {
   RegionHeader* region = PageMap::Lookup(p);
   return region != nullptr && region->heap == this && UsableSizeIn(region, p, usable);

@@ -86,6 +86,12 @@ class Heap {
   // not written: a big calloc stays out of memory until it is touched.
   void* AllocateZeroed(size_t size, size_t alignment);
   void Deallocate(void* p);
+  // Deallocate with the size the caller gave (and whether it asked for an
+  // alignment above 16): a size that cannot be the block's is reported.
+  // It may be what was asked for or what realloc kept the block for:
+  // at most the usable size and, unaligned, more than the next smaller
+  // size class or at least half the block.
+  void DeallocateSized(void* p, size_t size, bool aligned);
   // Moves `p` to `size` bytes (in place when it can); on failure returns
   // nullptr with errno ENOMEM and leaves `p` untouched.
   void* Reallocate(void* p, size_t size, size_t alignment);

@@ -26,8 +26,8 @@ class BasicMemoryResource final : public std::pmr::memory_resource {
     if (p == nullptr) throw std::bad_alloc();
     return p;
   }
-  void do_deallocate(void* p, size_t bytes, size_t /*alignment*/) override {
-    instance_->deallocate(p, bytes);
+  void do_deallocate(void* p, size_t bytes, size_t alignment) override {
+    instance_->deallocate(p, bytes, alignment);
   }
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
     auto* same = dynamic_cast<const BasicMemoryResource*>(&other);

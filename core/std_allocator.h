@@ -39,7 +39,7 @@ class StdAllocator {
     if (p == nullptr) throw std::bad_alloc();
     return static_cast<T*>(p);
   }
-  void deallocate(T* p, size_t n) noexcept { instance_->deallocate(p, n * sizeof(T)); }
+  void deallocate(T* p, size_t n) noexcept { instance_->deallocate(p, n * sizeof(T), alignof(T)); }
 
   BasicAllocator<Table>* instance() const noexcept { return instance_; }
 

@@ -915,5 +915,40 @@ TEST(AllocatorTest, CustomBucketTable) {
   a.deallocate(q);
 }
 
+// Every size a block was allocated or reallocated with is accepted by the
+// sized deallocate, in every range and with a coarse custom table too (65
+// bytes take a 512-byte block there: not half of it, but more than the
+// class below).
+template <class Table>
+void EverySizeGivenIsAccepted(BasicAllocator<Table>& a) {
+  std::mt19937_64 rng(11);
+  const auto pick = [&]() -> size_t {
+    const uint64_t r = rng() % 8;
+    if (r < 4) return 1 + rng() % 5000;
+    if (r < 7) return 5000 + rng() % 2000000;
+    return (size_t{2} << 20) + rng() % (size_t{8} << 20);
+  };
+  for (int i = 0; i < 600; ++i) {
+    const size_t first = pick();
+    const size_t alignment = rng() % 4 == 0 ? size_t{64} << (rng() % 7) : kMinAlignment;
+    void* p = a.allocate(first, alignment);
+    ASSERT_NE(p, nullptr);
+    size_t size = first;
+    if (rng() % 2 == 0) {
+      size = rng() % 2 == 0 ? pick() : first / 2 + rng() % (first / 2 + 1);
+      p = a.reallocate(p, size, alignment);
+      ASSERT_NE(p, nullptr);
+    }
+    a.deallocate(p, size, alignment);
+  }
+}
+
+TEST(AllocatorTest, SizedDeallocateAcceptsEverySizeGiven) {
+  Allocator a;
+  EverySizeGivenIsAccepted(a);
+  BasicAllocator<TinyBuckets> tiny;
+  EverySizeGivenIsAccepted(tiny);
+}
+
 }  // namespace
 }  // namespace rulloc

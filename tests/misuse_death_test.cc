@@ -173,6 +173,17 @@ TEST(MisuseDeathTest, WriteAfterFreeIntoALargeFreeBlockIsCaughtAtTheNextAllocati
       "^rulloc: corrupted free block \\(written after free\\?\\): 0x");
 }
 
+TEST(MisuseDeathTest, ObjectSizedDeallocateWithAWrongSize) {
+  Allocator a;
+  void* small = a.allocate(100);
+  EXPECT_DEATH(a.deallocate(small, 8), "^rulloc: free with a wrong size: 0x");
+  EXPECT_DEATH(a.deallocate(small, 4000), "^rulloc: free with a wrong size: 0x");
+  a.deallocate(small, 100);
+  void* large = a.allocate(200000);
+  EXPECT_DEATH(a.deallocate(large, 1000), "^rulloc: free with a wrong size: 0x");
+  a.deallocate(large, 200000);
+}
+
 TEST(MisuseDeathTest, SizedFreeWithAWrongSize) {
   void* small = rulloc_malloc(100);
   EXPECT_DEATH(rulloc_free_sized(small, 8), "^rulloc: free with a wrong size: 0x[0-9a-f]+\n$");
