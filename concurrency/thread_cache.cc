@@ -273,6 +273,11 @@ ThreadCache* NewCache() {
   return memory == nullptr ? nullptr : Construct(memory);
 }
 
+// The heap's check of blocks that reach it directly (Heap::CachedBlockCheck).
+void CheckNotCachedByHeap(void* p, size_t bucket, const char* fault) {
+  if (LooksCached(p)) CheckNotCached(tls_cache, bucket, p, fault);
+}
+
 // Gives the calling thread its own cache; nullptr if it must go uncached.
 ThreadCache* InitThread() {
   if (tls_bypass) return nullptr;
@@ -280,6 +285,7 @@ ThreadCache* InitThread() {
     uint64_t expected = 0;
     cache_cookie.compare_exchange_strong(expected, ProcessSecret() * 0x9e3779b97f4a7c15ull | 1,
                                          std::memory_order_relaxed);
+    DefaultHeap().SetCachedBlockCheck(CheckNotCachedByHeap);  // before any block is cached
   }
   tls_bypass = true;  // allocations made from here on are served uncached
   ThreadCache* cache = NewCache();

@@ -105,9 +105,14 @@ void Heap::Deallocate(void* p) {
     std::memset(p, 0, usable);  // zero on free (an invalid p is reported below)
   }
   switch (region->kind) {
-    case RegionKind::kSmall:
-      reinterpret_cast<SmallRegion*>(region)->bucket->Free(p);
+    case RegionKind::kSmall: {
+      auto* small = reinterpret_cast<SmallRegion*>(region);
+      if (CachedBlockCheck check = cached_block_check_.load(std::memory_order_acquire)) {
+        check(p, small->bucket_index, "double free");
+      }
+      small->bucket->Free(p);
       return;
+    }
     case RegionKind::kLarge:
       reinterpret_cast<LargeRegion*>(region)->bucket->Free(p);
       MaybePurge();
@@ -192,6 +197,12 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
       return p;
     }
   } else {
+    if (region->kind == RegionKind::kSmall) {
+      if (CachedBlockCheck check = cached_block_check_.load(std::memory_order_acquire)) {
+        check(p, reinterpret_cast<SmallRegion*>(region)->bucket_index,
+              "realloc of a freed pointer");
+      }
+    }
     usable = UsableSizeIn(region, p);
     if (aligned && region->kind == RegionKind::kHuge && size > kLargeMax) {
       auto* huge = reinterpret_cast<HugeRegion*>(region);

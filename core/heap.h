@@ -163,6 +163,14 @@ class Heap {
   // with their bucket, for its thread caches (see PageMap). Set once, at
   // constant initialisation.
   constexpr void TagSmallRegions() { tags_small_regions_ = true; }
+  // The process allocator's thread caches hold blocks that their regions
+  // count as handed out. Once a cache exists, frees and reallocs of small
+  // blocks that reach the heap itself (through the object API) ask this
+  // check first, so that a block freed into a cache is not freed again.
+  using CachedBlockCheck = void (*)(void* p, size_t bucket, const char* fault);
+  void SetCachedBlockCheck(CachedBlockCheck check) {
+    cached_block_check_.store(check, std::memory_order_release);
+  }
   bool tags_small_regions() const { return tags_small_regions_; }
   SmallBucket& SmallBucketAt(size_t arena, size_t bucket) {
     return arena == 0 ? small_[bucket] : extra_arenas_[(arena - 1) * small_count_ + bucket];
@@ -196,6 +204,7 @@ class Heap {
   const size_t small_count_;
   const uint8_t* const lookup_;
   const size_t small_max_;
+  std::atomic<CachedBlockCheck> cached_block_check_{nullptr};
   SmallBucket* extra_arenas_ = nullptr;
   size_t arena_count_ = 1;
   bool tags_small_regions_ = false;

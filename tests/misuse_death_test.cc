@@ -173,6 +173,16 @@ TEST(MisuseDeathTest, WriteAfterFreeIntoALargeFreeBlockIsCaughtAtTheNextAllocati
       "^rulloc: corrupted free block \\(written after free\\?\\): 0x");
 }
 
+TEST(MisuseDeathTest, DoubleFreeAcrossTheCApiAndTheObjectApi) {
+  // Freed into the thread cache by the C API, then freed (or reallocated)
+  // through the process instance's object API, which goes to the heap.
+  void* p = rulloc_malloc(5000);
+  rulloc_free(p);
+  EXPECT_DEATH(DefaultAllocator().deallocate(p), "^rulloc: double free: 0x");
+  EXPECT_DEATH(DefaultAllocator().reallocate(p, 20000), "^rulloc: realloc of a freed pointer: 0x");
+  EXPECT_DEATH(DefaultAllocator().deallocate(p, 5000), "^rulloc: double free: 0x");
+}
+
 TEST(MisuseDeathTest, ObjectSizedDeallocateWithAWrongSize) {
   Allocator a;
   void* small = a.allocate(100);
