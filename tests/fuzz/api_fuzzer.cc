@@ -163,7 +163,8 @@ struct Block {
   size_t size;    // requested
   size_t usable;  // usable_size when it was (re)allocated; the pattern covers it all
   uint64_t seed;
-  size_t alignment = 0;  // C API: from aligned_alloc/posix_memalign/memalign (0: not)
+  size_t alignment = 0;  // C API: from aligned_alloc/posix_memalign/memalign (0: not);
+                         // instance: the alignment it was (re)allocated with
 };
 
 // [begin, end) of every live block of both APIs.
@@ -433,7 +434,7 @@ class Session {
     CheckAligned(p, alignment);
     CHECK(instance_->owns(p), "%p is not the instance's", p);
     CHECK(!rulloc::DefaultAllocator().owns(p), "%p from the instance is the process-wide one's", p);
-    inst_.Add(static_cast<char*>(p), size, instance_->usable_size(p), NextSeed());
+    inst_.Add(static_cast<char*>(p), size, instance_->usable_size(p), NextSeed(), alignment);
   }
 
   void FreeC(size_t i, bool sized) {
@@ -458,7 +459,7 @@ class Session {
           static_cast<void*>(b.p), b.usable, instance_->usable_size(b.p));
     const Block gone = inst_.Remove(i);
     if (sized) {
-      instance_->deallocate(gone.p, gone.size);
+      instance_->deallocate(gone.p, gone.size, gone.alignment);  // the alignment it was given
     } else {
       instance_->deallocate(gone.p);
     }
@@ -471,7 +472,8 @@ class Session {
     CheckAligned(fresh, alignment);
     Verify(static_cast<char*>(fresh), old.seed, old.usable, std::min(old.size, size),
            "after realloc");
-    table.Add(static_cast<char*>(fresh), size, usable, old.seed);
+    // (Instance blocks keep their alignment, for the sized deallocate.)
+    table.Add(static_cast<char*>(fresh), size, usable, old.seed, &table == &inst_ ? alignment : 0);
   }
 
   void ReallocC() {
