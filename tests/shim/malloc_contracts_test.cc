@@ -126,7 +126,7 @@ TEST(MallocContractsTest, AlignedForms) {
   free(pv);
 }
 
-// The answers documented in docs/errors.md, one by one.
+// The answers documented in docs/hardening.md, "Bad inputs", one by one.
 TEST(MallocContractsTest, BadInputsHaveDefinedAnswers) {
   // Sizes near SIZE_MAX: null with ENOMEM from every function.
   volatile size_t max = SIZE_MAX;  // opaque to the compiler's size checks
