@@ -100,19 +100,20 @@ bool Heap::Owns(const void* p) const {
 void Heap::Deallocate(void* p) {
   if (p == nullptr) return;
   RegionHeader* region = RegionOf(p, "free of a pointer not allocated by rulloc");
+  // (Before hardened mode's zeroing, which would erase a cached block's mark.)
+  if (region->kind == RegionKind::kSmall) {
+    if (CachedBlockCheck check = cached_block_check_.load(std::memory_order_acquire)) {
+      check(p, reinterpret_cast<SmallRegion*>(region)->bucket_index, "double free");
+    }
+  }
   size_t usable;
   if (runtime_options.hardened && region->kind != RegionKind::kHuge && TryUsableSize(p, &usable)) {
     std::memset(p, 0, usable);  // zero on free (an invalid p is reported below)
   }
   switch (region->kind) {
-    case RegionKind::kSmall: {
-      auto* small = reinterpret_cast<SmallRegion*>(region);
-      if (CachedBlockCheck check = cached_block_check_.load(std::memory_order_acquire)) {
-        check(p, small->bucket_index, "double free");
-      }
-      small->bucket->Free(p);
+    case RegionKind::kSmall:
+      reinterpret_cast<SmallRegion*>(region)->bucket->Free(p);
       return;
-    }
     case RegionKind::kLarge:
       reinterpret_cast<LargeRegion*>(region)->bucket->Free(p);
       MaybePurge();

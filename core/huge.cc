@@ -94,8 +94,10 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
   if (region != nullptr) {
     region->kept_slack = 0;
     const size_t slack = region->resident_end > need ? region->resident_end - need : 0;
-    if (SlackNeedsBudget(need, slack) && !KeepSlack(region, slack)) {
-      platform::Decommit(reinterpret_cast<char*>(region) + need, slack);
+    // (A decommit the kernel refuses, under mlockall, leaves the pages and
+    // their contents: the resident end stays, so calloc clears them.)
+    if (SlackNeedsBudget(need, slack) && !KeepSlack(region, slack) &&
+        platform::Decommit(reinterpret_cast<char*>(region) + need, slack)) {
       region->resident_end = need;
     }
     written_end = region->resident_end;
@@ -403,8 +405,9 @@ size_t HugeBlocks::DecommitKeptSlack(uint64_t now_ms, uint64_t max_age_ms) {
         continue;
       }
       const size_t end = r->payload_offset + r->usable;  // page aligned
-      platform::Decommit(reinterpret_cast<char*>(r) + end, r->resident_end - end);
-      r->resident_end = end;
+      if (platform::Decommit(reinterpret_cast<char*>(r) + end, r->resident_end - end)) {
+        r->resident_end = end;
+      }
       bytes += r->kept_slack;
       ShrinkSlack(shard, r, 0);
     }

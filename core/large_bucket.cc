@@ -159,9 +159,9 @@ size_t LargeBucket::InteriorBytes(LargeBlock* b) {
   return end > start ? end - start : 0;
 }
 
-void LargeBucket::DecommitInterior(LargeBlock* b) {
+bool LargeBucket::DecommitInterior(LargeBlock* b) {
   const size_t bytes = InteriorBytes(b);
-  if (bytes != 0) platform::Decommit(reinterpret_cast<void*>(InteriorStart(b)), bytes);
+  return bytes == 0 || platform::Decommit(reinterpret_cast<void*>(InteriorStart(b)), bytes);
 }
 
 LargeBlock* LargeBucket::NewRegionBlock() {
@@ -305,8 +305,9 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
       // on, a touched byte may have brought in the whole 2 MiB around it.)
       const uintptr_t end = std::min(reinterpret_cast<uintptr_t>(b) + b->size(),
                                      AlignUp(region->used_end, platform::kHugePageSize));
-      if (end > keep_end) {
-        platform::Decommit(reinterpret_cast<void*>(keep_end), end - keep_end);
+      // (Refused, under mlockall, the pages keep their contents: used_end
+      // stays, so calloc clears them.)
+      if (end > keep_end && platform::Decommit(reinterpret_cast<void*>(keep_end), end - keep_end)) {
         region->used_end = keep_end;
         given_back = std::max<size_t>(given_back, end - keep_end);
       }
@@ -421,9 +422,12 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
       const size_t interior = InteriorBytes(b);
       if (b->size() >= kDecommitMin && links->given_back < interior &&
           links->freed_ms + max_age_ms <= now_ms) {
-        DecommitInterior(b);
-        bytes_decommitted_ += interior - links->given_back;
-        links->given_back = interior;
+        if (DecommitInterior(b)) {
+          bytes_decommitted_ += interior - links->given_back;
+          links->given_back = interior;
+        } else {
+          links->freed_ms = now_ms;  // refused (mlockall): not again before the decay time
+        }
         links->Seal();
       }
     }

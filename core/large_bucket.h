@@ -190,7 +190,7 @@ class alignas(64) LargeBucket {
   // gives back.
   static uintptr_t InteriorStart(LargeBlock* b);
   static size_t InteriorBytes(LargeBlock* b);
-  static void DecommitInterior(LargeBlock* b);
+  static bool DecommitInterior(LargeBlock* b);  // false if the kernel refused
 
   SpinLock lock_;
   const size_t max_request_;

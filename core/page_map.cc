@@ -51,8 +51,13 @@ void PageMap::Unregister(const void* base, size_t size) {
       leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
     }
     if (pages_begin < pages_end) {
-      platform::Decommit(&leaf->entries[pages_begin & (kLeafSize - 1)],
-                         (pages_end - pages_begin) * sizeof(uintptr_t));
+      // (Refused, under mlockall, the entries are cleared one by one.)
+      if (!platform::Decommit(&leaf->entries[pages_begin & (kLeafSize - 1)],
+                              (pages_end - pages_begin) * sizeof(uintptr_t))) {
+        for (granule = pages_begin; granule < pages_end; ++granule) {
+          leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
+        }
+      }
       for (granule = pages_end; granule < leaf_end; ++granule) {
         leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
       }

@@ -404,6 +404,47 @@ TEST(AllocatorTest, ZeroedBlocksAreZeroWhateverMemoryTheyReuse) {
   for (auto& [p, size] : live) a.deallocate(p);
 }
 
+TEST(AllocatorTest, ZeroedBlocksAreZeroWhereMemoryIsLocked) {
+  // Locked pages cannot be decommitted (madvise fails, as under mlockall):
+  // the pages a free meant to give back keep their contents, and
+  // allocate_zeroed must still clear them. (Locks of at most 6 MiB, under
+  // the usual 8 MiB RLIMIT_MEMLOCK.)
+  Allocator a;
+  size_t dirty = 0;
+  // A large region filled past the 4 MiB its kept empty copy keeps
+  // resident, its last blocks locked.
+  std::vector<void*> blocks(5);
+  for (void*& p : blocks) {
+    p = a.allocate(1500000);
+    std::memset(p, 0xcd, 1500000);
+  }
+  ASSERT_EQ(mlock(blocks[3], 1500000), 0);
+  ASSERT_EQ(mlock(blocks[4], 1500000), 0);
+  for (void* p : blocks) a.deallocate(p);
+  for (void*& p : blocks) {
+    p = a.allocate_zeroed(1500000);
+    dirty += !AllZero(p, 1500000);
+  }
+  for (void* p : blocks) a.deallocate(p);
+  a.trim();
+  EXPECT_EQ(dirty, 0u);
+  // A huge mapping, locked, reused for a smaller block, its slack trimmed.
+  constexpr size_t kBig = size_t{6} << 20;
+  void* big = a.allocate(kBig);
+  std::memset(big, 0xab, kBig);
+  ASSERT_EQ(mlock(big, kBig), 0);
+  a.deallocate(big);
+  void* smaller = a.allocate(size_t{3} << 20);
+  ASSERT_EQ(smaller, big);
+  a.trim();
+  a.deallocate(smaller);
+  void* zeroed = a.allocate_zeroed(size_t{5} << 20);
+  ASSERT_EQ(zeroed, big);
+  EXPECT_TRUE(AllZero(zeroed, size_t{5} << 20));
+  munlock(zeroed, kBig);
+  a.deallocate(zeroed);
+}
+
 TEST(AllocatorTest, FreedHugeMappingsAreReusedThenTrimmed) {
   Allocator a;
   constexpr size_t kSize = size_t{24} << 20;

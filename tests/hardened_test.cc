@@ -91,6 +91,14 @@ TEST(HardenedTest, ReallocKeepsABlockThatStillFits) {
   rulloc_free(moved);
 }
 
+TEST(HardenedTest, DoubleFreeAcrossTheCApiAndTheObjectApi) {
+  // Freed into the thread cache, then freed through the process instance:
+  // found before hardened mode zeroes the block (which erases its mark).
+  void* p = rulloc_malloc(5000);
+  rulloc_free(p);
+  EXPECT_DEATH(DefaultAllocator().deallocate(p), "^rulloc: double free: 0x");
+}
+
 TEST(HardenedTest, LargeUseAfterFreeFaults) {
   auto* p = static_cast<volatile char*>(rulloc_malloc(200000));
   p[0] = 1;
