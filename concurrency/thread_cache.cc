@@ -199,8 +199,14 @@ void MaybeDecaySharedCaches() {
   }
 }
 
+// The heap's purge step, and the shared caches' decay on its own clock:
+// slow paths of large blocks claim the heap's purge intervals far more
+// often than these flushes do, and must not keep the shared caches from
+// decaying. The clock is read once every 64 calls of a thread, as there.
 void MaybeDecay() {
-  if (DefaultHeap().MaybePurge()) MaybeDecaySharedCaches();
+  DefaultHeap().MaybePurge();
+  static thread_local uint32_t calls __attribute__((tls_model("initial-exec"))) = 0;
+  if ((++calls & 63) == 0) MaybeDecaySharedCaches();
 }
 
 // Returns the oldest blocks of a bin to the shared caches, keeping the

@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <sched.h>  // cpu_set_t
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -296,6 +298,38 @@ void ShortLivedWork(Handoff* handoff, unsigned seed) {
 // Thousands of threads come and go, some made by std::thread and some by
 // pthread_create; each leaves blocks in its cache when it exits, and hands
 // others to the main thread. Every block must be accounted for.
+TEST(ThreadCacheTest, SharedCachesDecayWhileAnotherThreadMakesLargeBlocks) {
+  // A thread's blocks wait in the transfer caches after it exits; they go
+  // back to their regions once idle for the decay time (1 s), even while
+  // another thread's large-block slow paths claim every purge of the heap.
+  const size_t bucket = internal::DefaultClasses::BucketFor(1024);
+  DrainTransferCaches();
+  std::thread([] {
+    std::vector<void*> blocks(4000);
+    for (void*& p : blocks) p = rulloc_malloc(1024);
+    for (void* p : blocks) rulloc_free(p);
+  }).join();
+  ASSERT_GT(GetBucketCounts(bucket).in_caches, 0u);
+  std::atomic<bool> stop{false};
+  std::thread large([&] {
+    while (!stop.load()) rulloc_free(rulloc_malloc(100000));
+  });
+  // Small slow paths (refills and flushes), at a server's pace of a round
+  // per millisecond, until the blocks have gone back or 10 decay periods
+  // have passed. (Before, the large blocks' purges took the intervals, and
+  // the blocks stayed.)
+  std::vector<void*> small(1000);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (GetBucketCounts(bucket).in_caches != 0 && std::chrono::steady_clock::now() < deadline) {
+    for (void*& p : small) p = rulloc_malloc(64);
+    for (void* p : small) rulloc_free(p);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  stop = true;
+  large.join();
+  EXPECT_EQ(GetBucketCounts(bucket).in_caches, 0u);
+}
+
 TEST(ThreadCacheTest, ShortLivedThreadsLoseNothing) {
   Handoff handoff;
   const int rounds = 40 * kScale;
