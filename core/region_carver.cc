@@ -187,6 +187,20 @@ size_t RegionCarver::ReleaseRetained(uint64_t max_age_ms) {
   const uint64_t cutoff_ms = max_age_ms == 0 ? UINT64_MAX : now_ms - max_age_ms;
   // Unmapped in groups, so that no lock is held across munmap.
   size_t released = 0;
+  if (max_age_ms == 0) {
+    // All of it: the current chunk's uncut tail too (never touched; the
+    // next region comes from a new chunk).
+    Range tail{nullptr, 0};
+    {
+      SpinLockHolder hold(chunk.lock);
+      if (chunk.next != chunk.end) tail = {chunk.next, static_cast<size_t>(chunk.end - chunk.next)};
+      chunk.next = chunk.end = nullptr;
+    }
+    if (tail.size != 0) {
+      platform::Release(tail.base, tail.size);
+      released += tail.size;
+    }
+  }
   for (;;) {
     Range taken[64];
     size_t count;

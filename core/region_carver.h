@@ -40,8 +40,8 @@ class RegionCarver {
   static void Return(void* base, size_t size);
   // Gives back every region waiting in the batch now.
   static void Flush();
-  // Unmaps the retained ranges kept for `max_age_ms` or longer (0: all);
-  // returns the bytes.
+  // Unmaps the retained ranges kept for `max_age_ms` or longer (0: all,
+  // and the current chunk's uncut tail); returns the bytes.
   static size_t ReleaseRetained(uint64_t max_age_ms = 0);
   // Address space retained (no resident pages).
   static size_t RetainedBytes();

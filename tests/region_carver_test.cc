@@ -1,9 +1,13 @@
 #include "core/region_carver.h"
 
+#include <errno.h>
+#include <sys/mman.h>
+
 #include <cstdint>
 #include <cstring>
 
 #include "gtest/gtest.h"
+#include "platform/pages.h"
 
 namespace rulloc::internal {
 namespace {
@@ -39,6 +43,21 @@ TEST(RegionCarverTest, ReturnedRegionsAreDecommittedKeptAndCutAgain) {
   // Released: the address space goes back.
   EXPECT_GE(RegionCarver::ReleaseRetained(), RegionCarver::kPendingRegions * kRegion);
   EXPECT_EQ(RegionCarver::RetainedBytes(), 0u);
+}
+
+TEST(RegionCarverTest, ReleasingEverythingGivesBackTheChunksUncutTail) {
+  RegionCarver::ReleaseRetained();
+  char* a = static_cast<char*>(RegionCarver::Carve(kRegion));  // from a new chunk
+  ASSERT_NE(a, nullptr);
+  unsigned char resident;
+  EXPECT_EQ(mincore(a + kRegion, platform::PageSize(), &resident), 0);  // reserved
+  EXPECT_GE(RegionCarver::ReleaseRetained(), kRegion);
+  errno = 0;
+  EXPECT_EQ(mincore(a + kRegion, platform::PageSize(), &resident), -1);  // unmapped
+  EXPECT_EQ(errno, ENOMEM);
+  RegionCarver::Return(a, kRegion);
+  RegionCarver::Flush();
+  RegionCarver::ReleaseRetained();
 }
 
 TEST(RegionCarverTest, NeighboursMergeIntoOneRangeThatServesABiggerRegion) {
