@@ -60,8 +60,9 @@ class BasicAllocator {
     if (!ValidAlignment(alignment)) return nullptr;
     return heap_.Reallocate(p, size, alignment < kMinAlignment ? kMinAlignment : alignment);
   }
-  // Bytes usable at `p` (at least what was asked for).
-  size_t usable_size(const void* p) { return heap_.UsableSize(p); }
+  // Bytes usable at `p` (at least what was asked for); 0 for nullptr, as
+  // malloc_usable_size.
+  size_t usable_size(const void* p) { return p == nullptr ? 0 : heap_.UsableSize(p); }
   bool owns(const void* p) const { return heap_.Owns(p); }
 
   // Returns every empty region, and the slack huge blocks keep, to the OS

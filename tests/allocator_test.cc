@@ -114,6 +114,11 @@ TEST(AllocatorTest, AlignmentsFarBeyondThePayload) {
   }
 }
 
+TEST(AllocatorTest, UsableSizeOfNullIsZero) {
+  Allocator a;
+  EXPECT_EQ(a.usable_size(nullptr), 0u);  // as malloc_usable_size and rulloc_usable_size
+}
+
 TEST(AllocatorTest, BadAlignmentIsEinval) {
   Allocator a;
   for (size_t alignment : {size_t{3}, size_t{24}, size_t{1000}, ~size_t{0}}) {
