@@ -110,8 +110,7 @@ void LargeBucket::PushFree(LargeBlock* b, uint64_t freed_ms, size_t given_back) 
   nonempty_[bin / 64] |= uint64_t{1} << (bin % 64);
 }
 
-void LargeBucket::RemoveFree(LargeBlock* b) {
-  FreeLinks* links = Links(b);
+void LargeBucket::RemoveFree(LargeBlock* b, FreeLinks* links) {
   bytes_decommitted_ -= links->given_back;
   if (links->prev != nullptr) {
     FreeLinks* before = Links(links->prev);
@@ -209,8 +208,9 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
   if (!b->is_last()) {
     LargeBlock* next = b->next();
     if (next->is_free()) {
-      *given_back += Links(next)->given_back;
-      RemoveFree(next);
+      FreeLinks* links = Links(next);
+      *given_back += links->given_back;
+      RemoveFree(next, links);
       SetSizeFlags(b, (b->size() + next->size()) | LargeBlock::kFree |
                           (next->size_flags & LargeBlock::kLast));
       next->check = 0;
@@ -219,8 +219,9 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
   if (b->prev_size != 0) {
     LargeBlock* prev = b->prev();
     if (prev->is_free()) {
-      *given_back += Links(prev)->given_back;
-      RemoveFree(prev);
+      FreeLinks* links = Links(prev);
+      *given_back += links->given_back;
+      RemoveFree(prev, links);
       SetSizeFlags(prev, (prev->size() + b->size()) | LargeBlock::kFree |
                              (b->size_flags & LargeBlock::kLast));
       b->check = 0;
@@ -242,9 +243,10 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
     uint64_t freed_ms = 0;
     size_t given_back = 0;
     if ((b = FindFree(need)) != nullptr) {
-      freed_ms = Links(b)->freed_ms;
-      given_back = Links(b)->given_back;
-      RemoveFree(b);
+      FreeLinks* links = Links(b);
+      freed_ms = links->freed_ms;
+      given_back = links->given_back;
+      RemoveFree(b, links);
       // Right after a block in use (perhaps another thread's growing
       // buffer), a growable block takes the second half of the space.
       if (growable && b->prev_size != 0 && b->size() >= 2 * (need + kMinSplit)) {
@@ -371,12 +373,13 @@ bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
 void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
   LargeBlock* next = b->next();
   // Everything of `next` is read before the rest's header may overwrite it.
-  const uint64_t next_freed_ms = Links(next)->freed_ms;
-  const size_t next_given_back = Links(next)->given_back;
+  FreeLinks* next_links = Links(next);
+  const uint64_t next_freed_ms = next_links->freed_ms;
+  const size_t next_given_back = next_links->given_back;
   const size_t next_interior = InteriorBytes(next);
   const size_t total = b->size() + next->size();
   const uint64_t last = next->size_flags & LargeBlock::kLast;
-  RemoveFree(next);
+  RemoveFree(next, next_links);
   next->check = 0;
   if (total - need < kMinSplit) {
     SetSizeFlags(b, total | last);
@@ -437,7 +440,7 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
     LargeBlock* b = reinterpret_cast<LargeRegion*>(r)->first();
     if (!SpansRegion(b) || !b->is_free()) continue;
     if (r->empty_since_ms + max_age_ms > now_ms) return 0;  // young (or newer than now_ms)
-    RemoveFree(b);
+    RemoveFree(b, Links(b));
     regions_.Remove(r);
     --empty_regions_;
     ++regions_unmapped_;

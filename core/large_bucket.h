@@ -168,7 +168,8 @@ class alignas(64) LargeBucket {
   // PushFree takes the block's age and what decay gave back of its
   // interior (a lower bound: parts of it may have been given back).
   void PushFree(LargeBlock* b, uint64_t freed_ms, size_t given_back);
-  void RemoveFree(LargeBlock* b);
+  // `links`: Links(b), already verified by the caller.
+  void RemoveFree(LargeBlock* b, FreeLinks* links);
   // A free block of at least `need` bytes, or nullptr.
   LargeBlock* FindFree(size_t need);
   // Makes `b` exactly `size` bytes if the rest is worth a free block; the
