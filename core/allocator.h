@@ -63,6 +63,10 @@ class BasicAllocator {
   // Bytes usable at `p` (at least what was asked for); 0 for nullptr, as
   // malloc_usable_size.
   size_t usable_size(const void* p) { return p == nullptr ? 0 : heap_.UsableSize(p); }
+  // Whether `p` lies in memory this instance holds (its regions and
+  // mappings): any address inside them, a freed block's or a cached
+  // mapping's too. Which allocator to free a pointer with, not whether it
+  // is live.
   bool owns(const void* p) const { return heap_.Owns(p); }
 
   // Returns every empty region, and the slack huge blocks keep, to the OS
