@@ -377,24 +377,32 @@ void SmallBucket::UnmapExcessLocked(uint64_t now_ms, Unmapper* later) {
 }
 
 size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
-  SpinLockHolder hold(lock_);
-  const size_t regions_before = regions_unmapped_;
-  UnmapExcessLocked(now_ms, nullptr);
-  size_t unmapped = (regions_unmapped_ - regions_before) * region_size_;
-  // Partial regions that saw no free for the decay time give back the pages
-  // that only free blocks cover.
-  for (RegionHeader* h = partial_.front(); h != nullptr; h = h->next) {
-    auto* r = reinterpret_cast<SmallRegion*>(h);
-    if (r->free_dirty && r->last_free_ms + max_age_ms <= now_ms) {
-      pages_decommitted_ += r->DecommitFreePages();
-      r->free_dirty = false;
+  // In rounds of at most an Unmapper's worth of regions, each unmapped after
+  // the lock is released: the lock is never held across many munmaps.
+  size_t unmapped = 0;
+  for (bool more = true; more;) {
+    Unmapper later;
+    SpinLockHolder hold(lock_);
+    const size_t regions_before = regions_unmapped_;
+    UnmapExcessLocked(now_ms, &later);
+    while (later.count < Unmapper::kCapacity) {
+      RegionHeader* oldest = empty_.back();
+      if (oldest == nullptr || oldest->empty_since_ms + max_age_ms > now_ms) break;  // young
+      empty_.Remove(oldest);
+      UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), &later);
     }
-  }
-  while (RegionHeader* oldest = empty_.back()) {
-    if (oldest->empty_since_ms + max_age_ms > now_ms) break;  // young (or newer than now_ms)
-    empty_.Remove(oldest);
-    UnmapEmpty(reinterpret_cast<SmallRegion*>(oldest), nullptr);
-    unmapped += region_size_;
+    unmapped += (regions_unmapped_ - regions_before) * region_size_;
+    more = later.count == Unmapper::kCapacity;
+    if (more) continue;
+    // Partial regions that saw no free for the decay time give back the
+    // pages that only free blocks cover.
+    for (RegionHeader* h = partial_.front(); h != nullptr; h = h->next) {
+      auto* r = reinterpret_cast<SmallRegion*>(h);
+      if (r->free_dirty && r->last_free_ms + max_age_ms <= now_ms) {
+        pages_decommitted_ += r->DecommitFreePages();
+        r->free_dirty = false;
+      }
+    }
   }
   return unmapped;
 }
