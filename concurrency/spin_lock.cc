@@ -1,5 +1,6 @@
 #include "concurrency/spin_lock.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 
@@ -27,7 +28,11 @@ void Sleep(uint32_t sleeps) {
   // 1 µs, doubling up to about 1 ms.
   const long nanoseconds = 1000L << (sleeps < 10 ? sleeps : 10);
   timespec delay{0, nanoseconds};
+  // nanosleep is a cancellation point; malloc and free must not be one.
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   nanosleep(&delay, nullptr);
+  pthread_setcancelstate(cancel_state, nullptr);
 }
 
 }  // namespace
@@ -46,6 +51,7 @@ void SpinLock::LockSlow() {
       if (waits != UINT32_MAX) ++waits;
     }
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    waits = 0;  // another waiter took it: the lock is moving, not stuck
   }
 }
 

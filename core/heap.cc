@@ -61,7 +61,7 @@ void* Heap::AllocateZeroed(size_t size, size_t alignment) {
     errno = ENOMEM;
     return nullptr;
   }
-  std::memset(p, 0, std::min(dirty, size));
+  std::memset(p, 0, platform::kDecommitReadsZero ? std::min(dirty, size) : size);
   return p;
 }
 
@@ -100,12 +100,9 @@ bool Heap::Owns(const void* p) const {
 void Heap::Deallocate(void* p) {
   if (p == nullptr) return;
   RegionHeader* region = RegionOf(p, "free of a pointer not allocated by rulloc");
-  // (Before hardened mode's zeroing, which would erase a cached block's mark.)
-  if (region->kind == RegionKind::kSmall) {
-    if (CachedBlockCheck check = cached_block_check_.load(std::memory_order_acquire)) {
-      check(p, reinterpret_cast<SmallRegion*>(region)->bucket_index, "double free");
-    }
-  }
+  // (Before hardened mode's zeroing, which would erase a cached block's
+  // mark; only for a block start: the check reads the block.)
+  if (region->kind == RegionKind::kSmall) CheckNotCached(region, p, "double free");
   size_t usable;
   if (runtime_options.hardened && region->kind != RegionKind::kHuge && TryUsableSize(p, &usable)) {
     std::memset(p, 0, usable);  // zero on free (an invalid p is reported below)
@@ -130,7 +127,10 @@ void Heap::DeallocateSized(void* p, size_t size, bool aligned) {
   RegionHeader* region = RegionOf(p, "free of a pointer not allocated by rulloc");
   size_t usable;
   if (UsableSizeIn(region, p, &usable)) {  // (an invalid `p` is reported by Deallocate)
-    bool fits = size <= usable && (aligned || usable <= kMinAlignment || 2 * size >= usable);
+    // (A large block realloc kept when less than a split's worth was left.)
+    bool fits = size <= usable &&
+                (aligned || usable <= kMinAlignment || 2 * size >= usable ||
+                 (region->kind == RegionKind::kLarge && usable - size < LargeBucket::kMinSplit));
     if (!fits && size <= usable && region->kind == RegionKind::kSmall) {
       const uint32_t bucket = reinterpret_cast<SmallRegion*>(region)->bucket_index;
       fits = bucket == 0 || size > SmallBucketAt(0, bucket - 1).block_size();
@@ -138,6 +138,13 @@ void Heap::DeallocateSized(void* p, size_t size, bool aligned) {
     if (!fits) ReportHeapMisuse("free with a wrong size", p);
   }
   Deallocate(p);
+}
+
+void Heap::CheckNotCached(RegionHeader* region, void* p, const char* fault) {
+  CachedBlockCheck check = cached_block_check_.load(std::memory_order_acquire);
+  if (check == nullptr) return;
+  auto* small = reinterpret_cast<SmallRegion*>(region);
+  if (small->HandedOutBlockAt(p) != small->layout.capacity) check(p, small->bucket_index, fault);
 }
 
 bool Heap::TryUsableSize(const void* p, size_t* usable) {
@@ -198,12 +205,7 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
       return p;
     }
   } else {
-    if (region->kind == RegionKind::kSmall) {
-      if (CachedBlockCheck check = cached_block_check_.load(std::memory_order_acquire)) {
-        check(p, reinterpret_cast<SmallRegion*>(region)->bucket_index,
-              "realloc of a freed pointer");
-      }
-    }
+    if (region->kind == RegionKind::kSmall) CheckNotCached(region, p, "realloc of a freed pointer");
     usable = UsableSizeIn(region, p);
     if (aligned && region->kind == RegionKind::kHuge && size > kLargeMax) {
       auto* huge = reinterpret_cast<HugeRegion*>(region);

@@ -182,6 +182,9 @@ class Heap {
   void* AllocateSlow(size_t size, size_t alignment, size_t* dirty = nullptr);
   // The validated region of a pointer this heap owns, or a misuse report.
   RegionHeader* RegionOf(const void* p, const char* operation);
+  // The cached-block check (SetCachedBlockCheck) of `p` in a small region,
+  // if `p` is a block start handed out there.
+  void CheckNotCached(RegionHeader* region, void* p, const char* fault);
   // UsableSize and TryUsableSize of `p` in its validated `region`.
   size_t UsableSizeIn(RegionHeader* region, const void* p);
   static bool UsableSizeIn(RegionHeader* region, const void* p, size_t* usable);

@@ -258,6 +258,8 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
       }
     } else if ((b = NewRegionBlock()) == nullptr) {
       return nullptr;
+    } else {
+      freed_ms = platform::CoarseMonotonicMillis();  // a new region's space: young
     }
     if (SpansRegion(b)) --empty_regions_;
     SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);

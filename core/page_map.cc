@@ -52,7 +52,8 @@ void PageMap::Unregister(const void* base, size_t size) {
     }
     if (pages_begin < pages_end) {
       // (Refused, under mlockall, the entries are cleared one by one.)
-      if (!platform::Decommit(&leaf->entries[pages_begin & (kLeafSize - 1)],
+      if (!platform::kDecommitReadsZero ||
+          !platform::Decommit(&leaf->entries[pages_begin & (kLeafSize - 1)],
                               (pages_end - pages_begin) * sizeof(uintptr_t))) {
         for (granule = pages_begin; granule < pages_end; ++granule) {
           leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);

@@ -46,6 +46,15 @@ bool Guard(void* ptr, size_t size);
 // only the whole reservation).
 bool Release(void* ptr, size_t size);
 
+// Whether decommitted pages read back as zeros (POSIX's MADV_DONTNEED on
+// private memory; Windows' MEM_RESET keeps them as they were): calloc and
+// the page map rely on it only where it holds.
+#ifdef _WIN32
+inline constexpr bool kDecommitReadsZero = false;
+#else
+inline constexpr bool kDecommitReadsZero = true;
+#endif
+
 // Whether MovePages can succeed on this system (only Linux has mremap).
 #ifdef __linux__
 inline constexpr bool kCanMovePages = true;

@@ -989,11 +989,31 @@ void EverySizeGivenIsAccepted(BasicAllocator<Table>& a) {
   }
 }
 
+struct TwoBuckets {
+  static constexpr std::array<uint32_t, 2> kSizes{16, 256};
+};
+
 TEST(AllocatorTest, SizedDeallocateAcceptsEverySizeGiven) {
   Allocator a;
   EverySizeGivenIsAccepted(a);
   BasicAllocator<TinyBuckets> tiny;
   EverySizeGivenIsAccepted(tiny);
+  // A large block that realloc kept because less than a split's worth
+  // (1 KiB) was left: under half of it, and no class below to check.
+  BasicAllocator<TwoBuckets> two;
+  void* p = two.allocate(1000);
+  ASSERT_EQ(two.reallocate(p, 300), p);
+  two.deallocate(p, 300);
+  EverySizeGivenIsAccepted(two);
+}
+
+TEST(AllocatorTest, ANewLargeRegionsFreeSpaceIsYoung) {
+  // Its pages were never touched: a decay purge right after leaves them.
+  Allocator a;
+  void* p = a.allocate(300000);
+  a.heap().Purge(/*max_age_ms=*/1000);
+  EXPECT_EQ(a.heap().LargeStats(0).bytes_decommitted, 0u);
+  a.deallocate(p);
 }
 
 }  // namespace

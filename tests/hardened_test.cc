@@ -35,6 +35,18 @@ TEST(HardenedTest, GuardPageAfterSmallRegionMetadata) {
   rulloc_free(p);
 }
 
+TEST(HardenedTest, FreeOfAGuardPageAddressIsReported) {
+  // Reported, not a fault: nothing reads the memory of a pointer that is
+  // not a block handed out (the guard before block 0 starts a page).
+  auto* p = static_cast<char*>(rulloc_malloc(48));
+  auto* region = reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(p));
+  char* guard =
+      reinterpret_cast<char*>(region) + region->layout.first_offset - platform::PageSize();
+  EXPECT_DEATH(rulloc_free(guard), "^rulloc: free of a pointer");
+  EXPECT_DEATH(DefaultAllocator().deallocate(guard), "^rulloc: free of a pointer");
+  rulloc_free(p);
+}
+
 // Emptied regions of one size class, with guard pages where that class's
 // layout puts them, must not lend their address space to another class
 // (here, 512 KiB regions over two former 256 KiB ones, whose end guard

@@ -1,5 +1,9 @@
 #include "concurrency/spin_lock.h"
 
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -36,6 +40,37 @@ TEST(SpinLockTest, MutualExclusion) { EXPECT_EQ(CountUnderLock(100000, false), 8
 // into the yielding path; every increment must still be seen.
 TEST(SpinLockTest, MutualExclusionWhenHoldersYield) {
   EXPECT_EQ(CountUnderLock(2000, true), 16000);
+}
+
+// A waiter held long enough to nap is not cancelled there: malloc and free
+// must not be cancellation points (nanosleep is one). The cancel stays
+// pending until the thread's next cancellation point, after the lock.
+TEST(SpinLockTest, AWaiterIsNotCancelledInsideLock) {
+  static SpinLock lock;
+  static std::atomic<bool> acquired{false};
+  acquired = false;
+  lock.lock();
+  pthread_t waiter;
+  ASSERT_EQ(pthread_create(
+                &waiter, nullptr,
+                [](void*) -> void* {
+                  lock.lock();
+                  acquired = true;
+                  lock.unlock();
+                  pthread_testcancel();
+                  return nullptr;
+                },
+                nullptr),
+            0);
+  pthread_cancel(waiter);
+  // Long enough for the waiter to spin, yield and nap (its first naps are
+  // microseconds long).
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  lock.unlock();
+  void* result;
+  ASSERT_EQ(pthread_join(waiter, &result), 0);
+  EXPECT_TRUE(acquired.load());
+  EXPECT_EQ(result, PTHREAD_CANCELED);  // at the test's own cancellation point
 }
 
 TEST(SpinLockTest, TryLock) {
