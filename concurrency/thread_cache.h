@@ -184,12 +184,6 @@ __attribute__((always_inline)) inline void* CachedAllocate(size_t size) {
   return ThreadCache::AllocateSlow(bucket);
 }
 
-// A size given to sized free fits a block of `usable` bytes if it is at
-// most that and, for an unaligned allocation, at least half of it (realloc
-// keeps a block that shrinks by up to half).
-inline bool SizeFitsBlock(size_t size, size_t usable, bool aligned) {
-  return size <= usable && (aligned || usable <= kMinAlignment || 2 * size >= usable);
-}
 [[noreturn]] void ReportWrongSize(void* p);
 // Free with the size the caller gave (kSized), checked against the block.
 void FreeSizedGeneral(void* p, size_t size, bool aligned);

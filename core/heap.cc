@@ -23,7 +23,7 @@ constexpr size_t kLargeAlignmentMax = size_t{64} << 10;
 
 }  // namespace
 
-void* Heap::Allocate(size_t size, size_t alignment) {
+void* Heap::Allocate(size_t size, size_t alignment, size_t* dirty) {
   if (size == 0) size = 1;   // a unique pointer, strictly inside its block
   if (size > PTRDIFF_MAX) {  // never satisfiable: no purge for it
     errno = ENOMEM;
@@ -42,26 +42,17 @@ void* Heap::Allocate(size_t size, size_t alignment) {
     MaybePurge();
     return block;
   }
-  void* p = RetryAfterPurge([&] { return AllocateSlow(size, alignment); });
+  void* p = RetryAfterPurge([&] { return AllocateSlow(size, alignment, dirty); });
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
 
 void* Heap::AllocateZeroed(size_t size, size_t alignment) {
-  if (size == 0) size = 1;
-  if (size > PTRDIFF_MAX) {
-    errno = ENOMEM;
-    return nullptr;
+  size_t dirty = SIZE_MAX;  // all of it, unless the large or huge path knows better
+  void* p = Allocate(size, alignment, &dirty);
+  if (p != nullptr) {
+    std::memset(p, 0, platform::kDecommitReadsZero ? std::min(dirty, size) : size);
   }
-  size_t dirty = size;
-  void* p = alignment <= kMinAlignment && size <= small_max_
-                ? Allocate(size, alignment)
-                : RetryAfterPurge([&] { return AllocateSlow(size, alignment, &dirty); });
-  if (p == nullptr) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  std::memset(p, 0, platform::kDecommitReadsZero ? std::min(dirty, size) : size);
   return p;
 }
 
@@ -128,9 +119,9 @@ void Heap::DeallocateSized(void* p, size_t size, bool aligned) {
   size_t usable;
   if (UsableSizeIn(region, p, &usable)) {  // (an invalid `p` is reported by Deallocate)
     // (A large block realloc kept when less than a split's worth was left.)
-    bool fits = size <= usable &&
-                (aligned || usable <= kMinAlignment || 2 * size >= usable ||
-                 (region->kind == RegionKind::kLarge && usable - size < LargeBucket::kMinSplit));
+    bool fits = SizeFitsBlock(size, usable, aligned) ||
+                (size <= usable && region->kind == RegionKind::kLarge &&
+                 usable - size < LargeBucket::kMinSplit);
     if (!fits && size <= usable && region->kind == RegionKind::kSmall) {
       const uint32_t bucket = reinterpret_cast<SmallRegion*>(region)->bucket_index;
       fits = bucket == 0 || size > SmallBucketAt(0, bucket - 1).block_size();

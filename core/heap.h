@@ -46,6 +46,13 @@ struct AllocatorStats {
 
 namespace internal {
 
+// A size given to sized free fits a block of `usable` bytes if it is at
+// most that and, for an unaligned allocation, at least half of it (realloc
+// keeps a block that shrinks by up to half).
+inline bool SizeFitsBlock(size_t size, size_t usable, bool aligned) {
+  return size <= usable && (aligned || usable <= kMinAlignment || 2 * size >= usable);
+}
+
 class Heap {
  public:
   static constexpr size_t kLargeMax = size_t{2} << 20;
@@ -79,7 +86,9 @@ class Heap {
 
   // `alignment` is a power of two ≥ 16. Returns nullptr with errno ENOMEM
   // when memory runs out.
-  void* Allocate(size_t size, size_t alignment);
+  // With `dirty`, sets it (when the large or huge path knows) to how many
+  // bytes from the block's start may not be zero.
+  void* Allocate(size_t size, size_t alignment, size_t* dirty = nullptr);
   // Allocate, with the block's bytes zero (calloc). Memory the OS has just
   // mapped or taken back (a large block past its region's used pages, a
   // huge block past its mapping's resident pages) is zero already and is

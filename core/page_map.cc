@@ -43,26 +43,23 @@ void PageMap::Unregister(const void* base, size_t size) {
       continue;
     }
     // Whole pages of entries that are all this range's read back as zero
-    // (no region) once given back; the entries around them are cleared.
+    // (no region) once given back; the entries around them, or all of them
+    // where that is refused (mlockall) or not so (Windows), are cleared.
+    const auto clear = [leaf](uintptr_t from, uintptr_t to) {
+      for (; from < to; ++from)
+        leaf->entries[from & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
+    };
     const uintptr_t pages_begin = (granule + per_page - 1) / per_page * per_page;
     const uintptr_t pages_end = leaf_end / per_page * per_page;
-    const uintptr_t clear_end = pages_begin < pages_end ? pages_begin : leaf_end;
-    for (; granule < clear_end; ++granule) {
-      leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
+    if (pages_begin < pages_end && platform::kDecommitReadsZero &&
+        platform::Decommit(&leaf->entries[pages_begin & (kLeafSize - 1)],
+                           (pages_end - pages_begin) * sizeof(uintptr_t))) {
+      clear(granule, pages_begin);
+      clear(pages_end, leaf_end);
+    } else {
+      clear(granule, leaf_end);
     }
-    if (pages_begin < pages_end) {
-      // (Refused, under mlockall, the entries are cleared one by one.)
-      if (!platform::kDecommitReadsZero ||
-          !platform::Decommit(&leaf->entries[pages_begin & (kLeafSize - 1)],
-                              (pages_end - pages_begin) * sizeof(uintptr_t))) {
-        for (granule = pages_begin; granule < pages_end; ++granule) {
-          leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
-        }
-      }
-      for (granule = pages_end; granule < leaf_end; ++granule) {
-        leaf->entries[granule & (kLeafSize - 1)].store(0, std::memory_order_relaxed);
-      }
-    }
+    granule = leaf_end;
   }
 }
 
