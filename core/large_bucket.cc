@@ -152,9 +152,13 @@ uintptr_t LargeBucket::InteriorStart(LargeBlock* b) {
 }
 
 size_t LargeBucket::InteriorBytes(LargeBlock* b) {
-  const uintptr_t start = InteriorStart(b);
-  const uintptr_t end =
-      (reinterpret_cast<uintptr_t>(b) + b->size()) & ~(uintptr_t{platform::PageSize()} - 1);
+  return InteriorBytesOf(reinterpret_cast<uintptr_t>(b), b->size());
+}
+
+size_t LargeBucket::InteriorBytesOf(uintptr_t block, size_t size) {
+  const size_t page = platform::PageSize();
+  const uintptr_t start = AlignUp(block + sizeof(LargeBlock) + sizeof(FreeLinks), page);
+  const uintptr_t end = (block + size) & ~(uintptr_t{page} - 1);
   return end > start ? end - start : 0;
 }
 
@@ -345,17 +349,28 @@ void LargeBucket::Free(void* p) {
 }
 
 bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
-  LargeBlock* b = BlockOf(p);
-  if (b == nullptr || b->is_free()) ReportHeapMisuse("realloc of an invalid or freed pointer", p);
-  *usable = b->size() - kHeader -
-            static_cast<size_t>(static_cast<char*>(p) - static_cast<char*>(b->payload()));
-  if (size == 0 || p != b->payload()) return false;
-  if (size <= *usable && *usable - size < kMinSplit) return true;  // nothing to give back
-  SpinLockHolder hold(lock_);
-  // Checked again under the lock: a free racing with this realloc (the
-  // caller's bug) may have merged the block away or unmapped its region;
-  // the caller's free of it reports that.
-  if (BlockOf(p) != b || b->is_free()) return false;
+  bool resized = false;
+  bool invalid = false;
+  {
+    // Validated under the lock, once: a free racing with this realloc (the
+    // caller's bug) cannot merge the block away or unmap its region between
+    // the check and the resize.
+    SpinLockHolder hold(lock_);
+    LargeBlock* b = BlockOf(p);
+    if (b == nullptr || b->is_free()) {
+      invalid = true;
+    } else {
+      *usable = b->size() - kHeader -
+                static_cast<size_t>(static_cast<char*>(p) - static_cast<char*>(b->payload()));
+      if (size != 0 && p == b->payload()) resized = ResizeLocked(b, size, *usable);
+    }
+  }
+  if (invalid) ReportHeapMisuse("realloc of an invalid or freed pointer", p);
+  return resized;
+}
+
+bool LargeBucket::ResizeLocked(LargeBlock* b, size_t size, size_t usable) {
+  if (size <= usable && usable - size < kMinSplit) return true;  // nothing to give back
   const size_t need = AlignUp(size, 16) + kHeader;
   const size_t before = b->size();
   if (need > before) {
@@ -376,14 +391,13 @@ void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
   LargeBlock* next = b->next();
   // Everything of `next` is read before the rest's header may overwrite it.
   FreeLinks* next_links = Links(next);
-  const uint64_t next_freed_ms = next_links->freed_ms;
-  const size_t next_given_back = next_links->given_back;
-  const size_t next_interior = InteriorBytes(next);
-  const size_t total = b->size() + next->size();
+  const FreeLinks old = *next_links;
+  const size_t next_size = next->size();
+  const size_t total = b->size() + next_size;
   const uint64_t last = next->size_flags & LargeBlock::kLast;
-  RemoveFree(next, next_links);
-  next->check = 0;
   if (total - need < kMinSplit) {
+    RemoveFree(next, next_links);
+    next->check = 0;
     SetSizeFlags(b, total | last);
     if (!b->is_last()) b->next()->prev_size = b->size();
     return;
@@ -391,14 +405,47 @@ void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
   // `b` takes the front of its free neighbour. The rest keeps the
   // neighbour's age and what decay gave back of it: no page of it was
   // freed now.
-  SetSizeFlags(b, need);
+  const size_t rest_size = total - need;
   auto* rest = reinterpret_cast<LargeBlock*>(reinterpret_cast<char*>(b) + need);
+  const size_t given_back =
+      old.given_back == 0
+          ? 0
+          : GivenBackWithin(old.given_back, InteriorBytes(next),
+                            InteriorBytesOf(reinterpret_cast<uintptr_t>(rest), rest_size));
+  const size_t bin = BinFor(next_size);
+  const bool same_bin = BinFor(rest_size) == bin;
+  if (!same_bin) RemoveFree(next, next_links);
+  next->check = 0;
+  SetSizeFlags(b, need);
   rest->prev_size = need;
   rest->offset = 0;
-  SetSizeFlags(rest, (total - need) | LargeBlock::kFree | last);
-  if (!rest->is_last()) rest->next()->prev_size = rest->size();
-  PushFree(rest, next_freed_ms,
-           GivenBackWithin(next_given_back, next_interior, InteriorBytes(rest)));
+  SetSizeFlags(rest, rest_size | LargeBlock::kFree | last);
+  if (!rest->is_last()) rest->next()->prev_size = rest_size;
+  if (!same_bin) {
+    PushFree(rest, old.freed_ms, given_back);
+    return;
+  }
+  // The common case (a buffer growing into the free end of its region):
+  // the rest takes the neighbour's place on its list.
+  FreeLinks* links = LinksOf(rest);
+  links->prev = old.prev;
+  links->next = old.next;
+  links->freed_ms = old.freed_ms;
+  links->given_back = given_back;
+  links->Seal();
+  bytes_decommitted_ -= old.given_back - given_back;
+  if (old.prev != nullptr) {
+    FreeLinks* before = Links(old.prev);
+    before->next = rest;
+    before->Seal();
+  } else {
+    bins_[bin] = rest;
+  }
+  if (old.next != nullptr) {
+    FreeLinks* after = Links(old.next);
+    after->prev = rest;
+    after->Seal();
+  }
 }
 
 void LargeBucket::NoteUsed(LargeBlock* b) {

@@ -181,6 +181,9 @@ class alignas(64) LargeBucket {
   // Grows the used block `b` to `need` bytes into its free right neighbour
   // (which holds enough); what is left of the neighbour stays free.
   void GrowIntoNextLocked(LargeBlock* b, size_t need);
+  // Resize of the live block `b` (`usable` payload bytes, handed out at
+  // its payload) to `size` bytes, in place; false if it cannot be.
+  bool ResizeLocked(LargeBlock* b, size_t size, size_t usable);
   // Merges the free block `b` with free neighbours; returns the result,
   // with their given-back bytes added to `given_back`.
   LargeBlock* CoalesceLocked(LargeBlock* b, size_t* given_back);
@@ -191,6 +194,8 @@ class alignas(64) LargeBucket {
   // gives back.
   static uintptr_t InteriorStart(LargeBlock* b);
   static size_t InteriorBytes(LargeBlock* b);
+  // The same for a block of `size` bytes at `block`, before its header is.
+  static size_t InteriorBytesOf(uintptr_t block, size_t size);
   static bool DecommitInterior(LargeBlock* b);  // false if the kernel refused
 
   SpinLock lock_;

@@ -350,6 +350,50 @@ TEST(AllocatorTest, LargeBucketCountsPagesGivenBackAcrossSplitsAndMerges) {
   a.deallocate(after);
 }
 
+// A block that grows into a free neighbour leaves the rest on the
+// neighbour's list, linked to the blocks before and after it there, with
+// what decay gave back of it still counted.
+TEST(AllocatorTest, GrowingIntoANeighbourKeepsItsFreeListWhole) {
+  Allocator a;
+  const size_t page = platform::PageSize();
+  auto* grow = static_cast<char*>(a.allocate(100000));
+  void* neighbour = a.allocate(636 * 1024);
+  void* pin1 = a.allocate(100000);
+  void* second = a.allocate(610 * 1024);
+  void* pin2 = a.allocate(100000);
+  void* third = a.allocate(620 * 1024);
+  void* pin3 = a.allocate(100000);
+  // All written, so that the pages not resident are those given back.
+  for (void* p : {static_cast<void*>(grow), neighbour, pin1, second, pin2, third, pin3}) {
+    std::memset(p, 1, a.usable_size(p));
+  }
+  // One size bin, listed third, neighbour, second.
+  a.deallocate(second);
+  a.deallocate(neighbour);
+  a.deallocate(third);
+  a.trim();  // their pages go back
+  const auto given_back = [&] { return a.heap().LargeStats(0).bytes_decommitted; };
+  const void* region = internal::PageMap::Lookup(grow);
+  const size_t region_size = a.heap().LargeStats(0).bytes_mapped;
+  const size_t before = given_back();
+  constexpr size_t kGrown = 100000 + 48 * 1024;  // the rest stays in its bin
+  ASSERT_EQ(a.reallocate(grow, kGrown), grow);
+  std::memset(grow, 2, kGrown);
+  EXPECT_GE(given_back(), before - 48 * 1024 - 3 * page);
+  EXPECT_LE(given_back(), NonResidentBytes(region, region_size));
+  // Each block of the list is found where it was.
+  EXPECT_EQ(a.allocate(620 * 1024), third);
+  EXPECT_EQ(a.allocate(610 * 1024), second);
+  auto* rest = static_cast<char*>(a.allocate(580 * 1024));
+  EXPECT_GT(rest, grow + kGrown);
+  EXPECT_LT(rest, static_cast<char*>(pin1));
+  for (void* p :
+       {static_cast<void*>(grow), pin1, second, pin2, third, pin3, static_cast<void*>(rest)}) {
+    a.deallocate(p);
+  }
+  EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
+}
+
 // Whether [p, p + size) is all zero bytes.
 bool AllZero(const void* p, size_t size) {
   static const char kZeros[4096] = {};
