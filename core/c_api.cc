@@ -55,9 +55,7 @@ void* rulloc_realloc(void* ptr, size_t size) {
   // validates, measures and resizes them with one look at their header.
   size_t bucket;
   size_t usable;
-  const bool tagged =
-      rulloc::internal::IsTaggedBlock(ptr, &bucket) && !rulloc::internal::LooksCached(ptr);
-  if (tagged) {
+  if (rulloc::internal::IsTaggedBlock(ptr, &bucket) && !rulloc::internal::LooksCached(ptr)) {
     usable = DefaultClasses::BlockSize(bucket);
   } else {
     rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
@@ -77,13 +75,9 @@ void* rulloc_realloc(void* ptr, size_t size) {
       into_large ? rulloc::internal::DefaultHeap().AllocateGrowable(size) : CachedMalloc(size);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, ptr, size < usable ? size : usable);
-  // The free checks the block's mark again: a free of `ptr` racing with
-  // this realloc (the caller's bug) is reported rather than cached twice.
-  if (tagged) {
-    rulloc::internal::CachedFreeTagged(ptr, bucket);
-  } else {
-    CachedFreeUnlessNull(ptr);
-  }
+  // Checked again: a free of `ptr` racing with this realloc (the caller's
+  // bug) is reported rather than cached twice.
+  CachedFreeUnlessNull(ptr);
   return fresh;
 }
 
