@@ -275,16 +275,22 @@ uint64_t LargeBlocks(const Context& c) {
 }
 
 // Fragmentation: many small objects, free every other, then bigger ones.
+// The threads go through the phases together, so that the peak is every
+// thread's live set at once, whatever the scheduler overlaps.
 uint64_t Fragmentation(const Context& c) {
   const size_t count = c.Ops(300000) / static_cast<size_t>(c.threads) + 1;
+  std::barrier sync(c.threads);
   return RunThreads(c.threads, [&](int t) {
     std::mt19937_64 rng(c.seed + t);
     std::vector<Block> blocks;
     uint64_t sum = 0;
     for (size_t i = 0; i < count; ++i) blocks.push_back(Make(32 + rng() % 96, rng()));
+    sync.arrive_and_wait();
     for (size_t i = 0; i < count; i += 2) sum += Release(blocks[i]);
+    sync.arrive_and_wait();
     std::vector<Block> bigger;
     for (size_t i = 0; i < count / 4; ++i) bigger.push_back(Make(256 + rng() % 768, rng()));
+    sync.arrive_and_wait();
     for (Block& b : blocks)
       if (b.ptr != nullptr) sum += Release(b);
     for (Block& b : bigger) sum += Release(b);
