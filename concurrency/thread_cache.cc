@@ -525,6 +525,7 @@ void AfterForkInParent() {
 void AfterForkInChild() {
   using internal::registry;
   internal::RegionCarver::UnlockAfterFork();
+  internal::DefaultHeap().AfterForkInChildLocked();
   internal::DefaultHeap().UnlockAll();
   UnlockTransferCaches();
   // Only the forking thread exists in the child: keep its cache alone.

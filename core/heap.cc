@@ -321,6 +321,10 @@ void Heap::LockAll() {
   huge_.LockAll();
 }
 
+void Heap::AfterForkInChildLocked() {
+  for (LargeBucket& bucket : large_) bucket.AdoptPendingAfterFork();
+}
+
 void Heap::UnlockAll() {
   huge_.UnlockAll();
   for (LargeBucket& bucket : large_) bucket.lock().unlock();

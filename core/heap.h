@@ -153,6 +153,8 @@ class Heap {
   // Take and release every lock of the heap, in a fixed order (fork).
   void LockAll();
   void UnlockAll();
+  // In a child after fork, with every lock held (LockAll in the parent).
+  void AfterForkInChildLocked();
 
   // The small bucket for `size` (≤ small max), for callers that batch.
   SmallBucket& SmallBucketFor(size_t size) { return small_[lookup_[(size + 15) >> 4]]; }

@@ -293,7 +293,7 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
   return payload + b->offset;
 }
 
-void LargeBucket::FreeLocked(LargeBlock* b) {
+RegionHeader* LargeBucket::FreeLocked(LargeBlock* b, PendingDecommit* decommit) {
   --blocks_in_use_;
   bytes_in_use_ -= b->size();
   SetSizeFlags(b, b->size_flags | LargeBlock::kFree);
@@ -301,36 +301,57 @@ void LargeBucket::FreeLocked(LargeBlock* b) {
   b = CoalesceLocked(b, &given_back);
   if (SpansRegion(b)) {
     auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
-    if (empty_regions_ < 1) {
-      ++empty_regions_;
-      region->header.empty_since_ms = platform::CoarseMonotonicMillis();
-      // The kept region stays mapped for reuse, but no more than its first
-      // kKeptResident bytes stay resident: the rest goes back now, if any
-      // block reached it since it last went back.
-      const uintptr_t keep_end =
-          AlignUp(reinterpret_cast<uintptr_t>(b) + kKeptResident, platform::PageSize());
-      // (Rounded to a huge page: where transparent huge pages are always
-      // on, a touched byte may have brought in the whole 2 MiB around it.)
-      const uintptr_t end = std::min(reinterpret_cast<uintptr_t>(b) + b->size(),
-                                     AlignUp(region->used_end, platform::kHugePageSize));
-      // (Refused, under mlockall, the pages keep their contents: used_end
-      // stays, so calloc clears them.)
-      if (end > keep_end && platform::Decommit(reinterpret_cast<void*>(keep_end), end - keep_end)) {
-        region->used_end = keep_end;
-        given_back = std::max<size_t>(given_back, end - keep_end);
-      }
-    } else {
+    if (empty_regions_ >= 1) {
       regions_.Remove(&region->header);
       ++regions_unmapped_;
-      UnmapRegion(&region->header);
-      return;
+      return &region->header;  // unmapped by the caller, with no lock held
+    }
+    ++empty_regions_;
+    region->header.empty_since_ms = platform::CoarseMonotonicMillis();
+    // The kept region stays mapped for reuse, but no more than its first
+    // kKeptResident bytes stay resident: the rest goes back now, if any
+    // block reached it since it last went back.
+    const uintptr_t keep_end =
+        AlignUp(reinterpret_cast<uintptr_t>(b) + kKeptResident, platform::PageSize());
+    // (Rounded to a huge page: where transparent huge pages are always
+    // on, a touched byte may have brought in the whole 2 MiB around it.)
+    const uintptr_t end = std::min(reinterpret_cast<uintptr_t>(b) + b->size(),
+                                   AlignUp(region->used_end, platform::kHugePageSize));
+    if (end > keep_end) {
+      // Given back by the caller with no lock held (megabytes of madvise);
+      // meanwhile the block stays off the lists, so nothing can take it.
+      pending_ = {b, keep_end, end, given_back};
+      *decommit = pending_;
+      return nullptr;
     }
   }
   PushFree(b, platform::CoarseMonotonicMillis(), given_back);
+  return nullptr;
+}
+
+void LargeBucket::PushPendingLocked(bool decommitted) {
+  LargeBlock* b = pending_.block;
+  size_t given_back = pending_.given_back;
+  // (Refused, under mlockall, the pages keep their contents: used_end
+  // stays, so calloc clears them.)
+  if (decommitted) {
+    (reinterpret_cast<LargeRegion*>(b) - 1)->used_end = pending_.from;
+    given_back = std::max<size_t>(given_back, pending_.to - pending_.from);
+  }
+  pending_ = {};
+  PushFree(b, platform::CoarseMonotonicMillis(), given_back);
+}
+
+void LargeBucket::AdoptPendingAfterFork() {
+  // The thread giving the pages back does not exist in the child: its
+  // block goes back to the lists as it is.
+  if (pending_.block != nullptr) PushPendingLocked(/*decommitted=*/false);
 }
 
 void LargeBucket::Free(void* p) {
   const char* fault = nullptr;
+  RegionHeader* unmap = nullptr;
+  PendingDecommit decommit;
   {
     SpinLockHolder hold(lock_);
     LargeBlock* b = BlockOf(p);
@@ -341,11 +362,18 @@ void LargeBucket::Free(void* p) {
     } else {
       // A stale shadow header must not lead a second free to a new block.
       if (p != b->payload()) LargeBlock::FromPayload(p)->check = 0;
-      FreeLocked(b);
+      unmap = FreeLocked(b, &decommit);
     }
   }
   // Reported with no lock held, so that a SIGABRT handler may still allocate.
   if (fault != nullptr) ReportHeapMisuse(fault, p);
+  if (unmap != nullptr) UnmapRegion(unmap);
+  if (decommit.block != nullptr) {
+    const bool done =
+        platform::Decommit(reinterpret_cast<void*>(decommit.from), decommit.to - decommit.from);
+    SpinLockHolder hold(lock_);
+    PushPendingLocked(done);
+  }
 }
 
 bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
@@ -465,7 +493,17 @@ bool LargeBucket::UsableSize(const void* p, size_t* usable) {
 }
 
 size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
-  SpinLockHolder hold(lock_);
+  RegionHeader* unmap = nullptr;
+  {
+    SpinLockHolder hold(lock_);
+    unmap = PurgeLocked(now_ms, max_age_ms);
+  }
+  if (unmap == nullptr) return 0;
+  UnmapRegion(unmap);  // with no lock held
+  return region_size_;
+}
+
+RegionHeader* LargeBucket::PurgeLocked(uint64_t now_ms, uint64_t max_age_ms) {
   // Free blocks that have not changed for the decay time give their pages
   // back, so that a bucket does not keep its high-water mark resident.
   for (size_t bin = BinFor(kDecommitMin); bin < kBins; ++bin) {
@@ -484,25 +522,26 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
       }
     }
   }
-  if (empty_regions_ == 0) return 0;
+  if (empty_regions_ == 0) return nullptr;
   for (RegionHeader* r = regions_.front(); r != nullptr; r = r->next) {
     LargeBlock* b = reinterpret_cast<LargeRegion*>(r)->first();
-    if (!SpansRegion(b) || !b->is_free()) continue;
-    if (r->empty_since_ms + max_age_ms > now_ms) return 0;  // young (or newer than now_ms)
+    // (The pending block is off the lists while its free gives pages back.)
+    if (!SpansRegion(b) || !b->is_free() || b == pending_.block) continue;
+    if (r->empty_since_ms + max_age_ms > now_ms) return nullptr;  // young (or newer than now_ms)
     RemoveFree(b, Links(b));
     regions_.Remove(r);
     --empty_regions_;
     ++regions_unmapped_;
-    UnmapRegion(r);
-    return region_size_;
+    return r;
   }
-  return 0;
+  return nullptr;
 }
 
 void LargeBucket::ReleaseAll() {
   SpinLockHolder hold(lock_);
   while (RegionHeader* r = regions_.PopFront()) UnmapRegion(r);
   regions_unmapped_ = regions_mapped_;
+  pending_ = {};
   for (LargeBlock*& head : bins_) head = nullptr;
   for (uint64_t& word : nonempty_) word = 0;
   empty_regions_ = blocks_in_use_ = bytes_in_use_ = bytes_decommitted_ = 0;

@@ -146,6 +146,9 @@ class alignas(64) LargeBucket {
   void ReleaseAll();
   // Held across fork() so that the child sees consistent buckets.
   SpinLock& lock() { return lock_; }
+  // In a child after fork, with the lock held: a free that was giving the
+  // kept region's pages back in the parent will not finish here.
+  void AdoptPendingAfterFork();
   LargeBucketStats Stats();
 
   // Validates `p` and returns its block (the real one behind a shadow).
@@ -187,7 +190,24 @@ class alignas(64) LargeBucket {
   // Merges the free block `b` with free neighbours; returns the result,
   // with their given-back bytes added to `given_back`.
   LargeBlock* CoalesceLocked(LargeBlock* b, size_t* given_back);
-  void FreeLocked(LargeBlock* b);
+  // The block spanning the kept empty region while the free that emptied
+  // it gives its pages [from, to) back with no lock held: off the lists,
+  // counted in empty_regions_. At most one (only one region is kept).
+  struct PendingDecommit {
+    LargeBlock* block = nullptr;
+    uintptr_t from = 0;
+    uintptr_t to = 0;
+    size_t given_back = 0;  // what its parts had given back before
+  };
+  // Frees `b`. Returns a region emptied by it to unmap once the lock is
+  // released, or sets pending_ and `*decommit` to the pages of the kept
+  // region to give back then (the caller's job in both cases).
+  RegionHeader* FreeLocked(LargeBlock* b, PendingDecommit* decommit);
+  // Puts the pending block back on the lists once its pages went back (or
+  // the kernel refused: `decommitted` false).
+  void PushPendingLocked(bool decommitted);
+  // The part of Purge under the lock; returns an empty region to unmap.
+  RegionHeader* PurgeLocked(uint64_t now_ms, uint64_t max_age_ms);
   // Records that the block `b`, just handed out or grown, may be written.
   static void NoteUsed(LargeBlock* b);
   // The page-aligned inside of a free block past its links: what decay
@@ -199,6 +219,7 @@ class alignas(64) LargeBucket {
   static bool DecommitInterior(LargeBlock* b);  // false if the kernel refused
 
   SpinLock lock_;
+  PendingDecommit pending_;
   const size_t max_request_;
   const size_t region_size_;
   Heap* const heap_;

@@ -36,6 +36,9 @@ bool Commit(void* ptr, size_t size);
 // Returns the physical memory of [ptr, ptr+size) to the OS. The range stays
 // reserved; on POSIX it stays accessible and reads back as zeros.
 bool Decommit(void* ptr, size_t size);
+// Called, when set, on entry to every Decommit: a seam for tests that check
+// what the allocator holds while pages go back.
+inline void (*decommit_observer)(void* ptr, size_t size) = nullptr;
 
 // Makes [ptr, ptr+size) inaccessible (a guard: any access faults). The
 // range must be committed pages of one reservation. Returns false on failure.

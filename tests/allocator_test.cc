@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <random>
 #include <set>
@@ -297,6 +298,58 @@ TEST(AllocatorTest, ResidentMemoryFallsAfterALargeFree) {
               after >> 20);
   EXPECT_GT(peak, start + kBlocks * kSize * 9 / 10);
   EXPECT_LT(after, start + (size_t{20} << 20));
+}
+
+// While a free that emptied a large region gives its pages back, another
+// thread allocates and frees in the same bucket: the madvise runs with no
+// lock held. (With the lock held the other thread would wait for the
+// madvise, which waits for it: the timeout reports that deadlock, and the
+// test joins the thread once the free is over.)
+struct DecommitWitness {
+  static inline Allocator* allocator = nullptr;
+  static inline std::thread::id freeing_thread;
+  static inline std::thread other;
+  static inline bool other_thread_done = false;
+  static inline int calls_seen = 0;
+
+  static void Observe(void*, size_t size) {
+    if (std::this_thread::get_id() != freeing_thread || size < (size_t{1} << 20)) return;
+    ++calls_seen;
+    auto done = std::make_shared<std::promise<void>>();
+    other = std::thread([done] {
+      void* p = allocator->allocate(100000);
+      std::memset(p, 1, 100000);
+      allocator->deallocate(p);
+      done->set_value();
+    });
+    other_thread_done =
+        done->get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  }
+};
+
+TEST(AllocatorTest, ALargeFreeGivesPagesBackWithNoLockHeld) {
+  Allocator a;
+  constexpr size_t kSize = size_t{1} << 20;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 12; ++i) {  // past the 4 MiB the kept region keeps resident
+    blocks.push_back(a.allocate(kSize));
+    std::memset(blocks.back(), 1, kSize);
+  }
+  DecommitWitness::allocator = &a;
+  DecommitWitness::freeing_thread = std::this_thread::get_id();
+  platform::decommit_observer = &DecommitWitness::Observe;
+  for (void* p : blocks) a.deallocate(p);  // the last one empties the region
+  platform::decommit_observer = nullptr;
+  if (DecommitWitness::other.joinable()) DecommitWitness::other.join();
+  EXPECT_EQ(DecommitWitness::calls_seen, 1);
+  EXPECT_TRUE(DecommitWitness::other_thread_done);
+  EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
+  // The region is kept, with its block back on the lists: reused, not remapped.
+  const size_t mapped = a.stats().regions_mapped;
+  void* again = a.allocate(kSize);
+  EXPECT_EQ(again, blocks.front());
+  EXPECT_EQ(a.stats().regions_mapped, mapped);
+  a.deallocate(again);
 }
 
 // The bytes of [p, p + size) in pages that are not resident.

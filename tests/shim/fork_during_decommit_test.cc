@@ -1,0 +1,66 @@
+// fork() while a free gives the kept large region's pages back, which it
+// does with no lock held: the free never finishes in the child, so the
+// child must take the region's block back itself, or the region would stay
+// off its lists for good (never reused, never unmapped).
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/c_api.h"
+#include "core/page_map.h"
+#include "gtest/gtest.h"
+#include "platform/pages.h"
+
+namespace {
+
+pid_t child = -1;
+
+void ForkOnFirstLargeDecommit(void* ptr, size_t size) {
+  if (size < (size_t{1} << 20) || child != -1) return;
+  child = fork();
+  if (child != 0) return;
+  // The child: trim unmaps every empty region, the kept one included if it
+  // is back on the lists.
+  rulloc_trim();
+  _exit(rulloc::internal::PageMap::Lookup(ptr) == nullptr ? 0 : 1);
+}
+
+TEST(ForkDuringDecommitTest, TheChildTakesTheKeptRegionBack) {
+  // One CPU, so one arena's large bucket takes every block.
+  cpu_set_t one_cpu;
+  CPU_ZERO(&one_cpu);
+  CPU_SET(sched_getcpu(), &one_cpu);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one_cpu), &one_cpu), 0);
+  using rulloc::internal::PageMap;
+  constexpr size_t kSize = size_t{1} << 20;
+  // Blocks until one starts a region of its own (the first region holds
+  // other blocks of the process), then more in that region: past the 4 MiB
+  // it keeps resident once empty.
+  std::vector<void*> filler{malloc(kSize)};
+  while (PageMap::Lookup(filler.back()) == PageMap::Lookup(filler.front())) {
+    ASSERT_LT(filler.size(), 100u);
+    filler.push_back(malloc(kSize));
+  }
+  std::vector<void*> blocks{filler.back()};
+  filler.pop_back();
+  while (blocks.size() < 12) blocks.push_back(malloc(kSize));
+  for (void* p : blocks) {
+    ASSERT_EQ(PageMap::Lookup(p), PageMap::Lookup(blocks.front()));
+    std::memset(p, 1, kSize);
+  }
+  rulloc::platform::decommit_observer = &ForkOnFirstLargeDecommit;
+  for (void* p : blocks) free(p);  // the last one empties the new region
+  rulloc::platform::decommit_observer = nullptr;
+  for (void* p : filler) free(p);
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
