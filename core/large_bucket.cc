@@ -329,8 +329,8 @@ RegionHeader* LargeBucket::FreeLocked(LargeBlock* b, PendingDecommit* decommit) 
   return nullptr;
 }
 
-void LargeBucket::PushPendingLocked(bool decommitted) {
-  LargeBlock* b = pending_.block;
+void LargeBucket::PushPendingLocked(LargeBlock* b, bool decommitted) {
+  if (pending_.block != b) return;  // (put back already: a child after fork)
   size_t given_back = pending_.given_back;
   // (Refused, under mlockall, the pages keep their contents: used_end
   // stays, so calloc clears them.)
@@ -345,7 +345,7 @@ void LargeBucket::PushPendingLocked(bool decommitted) {
 void LargeBucket::AdoptPendingAfterFork() {
   // The thread giving the pages back does not exist in the child: its
   // block goes back to the lists as it is.
-  if (pending_.block != nullptr) PushPendingLocked(/*decommitted=*/false);
+  if (pending_.block != nullptr) PushPendingLocked(pending_.block, /*decommitted=*/false);
 }
 
 void LargeBucket::Free(void* p) {
@@ -372,7 +372,7 @@ void LargeBucket::Free(void* p) {
     const bool done =
         platform::Decommit(reinterpret_cast<void*>(decommit.from), decommit.to - decommit.from);
     SpinLockHolder hold(lock_);
-    PushPendingLocked(done);
+    PushPendingLocked(decommit.block, done);
   }
 }
 

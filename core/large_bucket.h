@@ -203,9 +203,9 @@ class alignas(64) LargeBucket {
   // released, or sets pending_ and `*decommit` to the pages of the kept
   // region to give back then (the caller's job in both cases).
   RegionHeader* FreeLocked(LargeBlock* b, PendingDecommit* decommit);
-  // Puts the pending block back on the lists once its pages went back (or
-  // the kernel refused: `decommitted` false).
-  void PushPendingLocked(bool decommitted);
+  // Puts the pending block `b` back on the lists once its pages went back
+  // (or the kernel refused: `decommitted` false); nothing if it is not.
+  void PushPendingLocked(LargeBlock* b, bool decommitted);
   // The part of Purge under the lock; returns an empty region to unmap.
   RegionHeader* PurgeLocked(uint64_t now_ms, uint64_t max_age_ms);
   // Records that the block `b`, just handed out or grown, may be written.

@@ -13,6 +13,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#ifndef _WIN32
+// A seam for tests that check what the allocator holds while pages go back:
+// a program that defines this function has it called on entry to every
+// Decommit. A weak function, not a settable pointer: nothing a write to
+// memory could redirect, and a null test when no program defines it.
+extern "C" void rulloc_decommit_observer(void* ptr, size_t size) __attribute__((weak));
+#endif
+
 namespace rulloc::platform {
 
 // The operating system's page size (4096 on x86-64 Linux).
@@ -36,9 +44,6 @@ bool Commit(void* ptr, size_t size);
 // Returns the physical memory of [ptr, ptr+size) to the OS. The range stays
 // reserved; on POSIX it stays accessible and reads back as zeros.
 bool Decommit(void* ptr, size_t size);
-// Called, when set, on entry to every Decommit: a seam for tests that check
-// what the allocator holds while pages go back.
-inline void (*decommit_observer)(void* ptr, size_t size) = nullptr;
 
 // Makes [ptr, ptr+size) inaccessible (a guard: any access faults). The
 // range must be committed pages of one reservation. Returns false on failure.

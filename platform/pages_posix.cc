@@ -94,8 +94,8 @@ bool Guard(void* ptr, size_t size) {
 }
 
 bool Decommit(void* ptr, size_t size) {
-  if (decommit_observer != nullptr) decommit_observer(ptr, size);
   const int saved_errno = errno;
+  if (rulloc_decommit_observer != nullptr) rulloc_decommit_observer(ptr, size);
   const bool ok = madvise(ptr, size, MADV_DONTNEED) == 0;
   errno = saved_errno;
   return ok;

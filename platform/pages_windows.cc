@@ -48,7 +48,6 @@ bool Guard(void* ptr, size_t size) {
 }
 
 bool Decommit(void* ptr, size_t size) {
-  if (decommit_observer != nullptr) decommit_observer(ptr, size);
   // MEM_RESET returns the contents without making the range inaccessible,
   // which keeps the POSIX meaning of Decommit.
   return VirtualAlloc(ptr, size, MEM_RESET, PAGE_READWRITE) != nullptr;

@@ -300,6 +300,9 @@ TEST(AllocatorTest, ResidentMemoryFallsAfterALargeFree) {
   EXPECT_LT(after, start + (size_t{20} << 20));
 }
 
+// Called by the allocator on entry to every Decommit (see platform/pages.h).
+void (*decommit_observer)(void* ptr, size_t size) = nullptr;
+
 // While a free that emptied a large region gives its pages back, another
 // thread allocates and frees in the same bucket: the madvise runs with no
 // lock held. (With the lock held the other thread would wait for the
@@ -312,9 +315,14 @@ struct DecommitWitness {
   static inline bool other_thread_done = false;
   static inline int calls_seen = 0;
 
-  static void Observe(void*, size_t size) {
-    if (std::this_thread::get_id() != freeing_thread || size < (size_t{1} << 20)) return;
-    ++calls_seen;
+  static inline const void* region = nullptr;  // of the blocks the test frees
+
+  static void Observe(void* ptr, size_t) {
+    // (Not a decay's madvise, say, of another region or the same one.)
+    if (std::this_thread::get_id() != freeing_thread || internal::PageMap::Lookup(ptr) != region ||
+        ++calls_seen > 1) {
+      return;
+    }
     auto done = std::make_shared<std::promise<void>>();
     other = std::thread([done] {
       void* p = allocator->allocate(100000);
@@ -337,9 +345,10 @@ TEST(AllocatorTest, ALargeFreeGivesPagesBackWithNoLockHeld) {
   }
   DecommitWitness::allocator = &a;
   DecommitWitness::freeing_thread = std::this_thread::get_id();
-  platform::decommit_observer = &DecommitWitness::Observe;
+  DecommitWitness::region = internal::PageMap::Lookup(blocks.front());
+  decommit_observer = &DecommitWitness::Observe;
   for (void* p : blocks) a.deallocate(p);  // the last one empties the region
-  platform::decommit_observer = nullptr;
+  decommit_observer = nullptr;
   if (DecommitWitness::other.joinable()) DecommitWitness::other.join();
   EXPECT_EQ(DecommitWitness::calls_seen, 1);
   EXPECT_TRUE(DecommitWitness::other_thread_done);
@@ -1115,3 +1124,7 @@ TEST(AllocatorTest, ANewLargeRegionsFreeSpaceIsYoung) {
 
 }  // namespace
 }  // namespace rulloc
+
+extern "C" void rulloc_decommit_observer(void* ptr, size_t size) {
+  if (rulloc::decommit_observer != nullptr) rulloc::decommit_observer(ptr, size);
+}

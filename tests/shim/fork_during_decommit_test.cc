@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -17,10 +18,17 @@
 
 namespace {
 
-pid_t child = -1;
+// Atomics: the compiler knows free() as a builtin that reads neither, and
+// would drop a plain store before it or a plain load after it.
+std::atomic<pid_t> child{-1};
+std::atomic<const void*> region{nullptr};  // of the blocks the test frees, once set
 
-void ForkOnFirstLargeDecommit(void* ptr, size_t size) {
-  if (size < (size_t{1} << 20) || child != -1) return;
+}  // namespace
+
+// Called by the allocator on entry to every Decommit (see platform/pages.h).
+extern "C" void rulloc_decommit_observer(void* ptr, size_t) {
+  // (Not a decay's madvise, say, of another region.)
+  if (region == nullptr || rulloc::internal::PageMap::Lookup(ptr) != region || child != -1) return;
   child = fork();
   if (child != 0) return;
   // The child: trim unmaps every empty region, the kept one included if it
@@ -28,6 +36,8 @@ void ForkOnFirstLargeDecommit(void* ptr, size_t size) {
   rulloc_trim();
   _exit(rulloc::internal::PageMap::Lookup(ptr) == nullptr ? 0 : 1);
 }
+
+namespace {
 
 TEST(ForkDuringDecommitTest, TheChildTakesTheKeptRegionBack) {
   // One CPU, so one arena's large bucket takes every block.
@@ -37,6 +47,9 @@ TEST(ForkDuringDecommitTest, TheChildTakesTheKeptRegionBack) {
   ASSERT_EQ(sched_setaffinity(0, sizeof(one_cpu), &one_cpu), 0);
   using rulloc::internal::PageMap;
   constexpr size_t kSize = size_t{1} << 20;
+  // No empty region kept from before (start-up's), so that the one the
+  // test empties is kept, not unmapped.
+  rulloc_trim();
   // Blocks until one starts a region of its own (the first region holds
   // other blocks of the process), then more in that region: past the 4 MiB
   // it keeps resident once empty.
@@ -52,9 +65,9 @@ TEST(ForkDuringDecommitTest, TheChildTakesTheKeptRegionBack) {
     ASSERT_EQ(PageMap::Lookup(p), PageMap::Lookup(blocks.front()));
     std::memset(p, 1, kSize);
   }
-  rulloc::platform::decommit_observer = &ForkOnFirstLargeDecommit;
+  region = PageMap::Lookup(blocks.front());
   for (void* p : blocks) free(p);  // the last one empties the new region
-  rulloc::platform::decommit_observer = nullptr;
+  region = nullptr;
   for (void* p : filler) free(p);
   ASSERT_GT(child, 0);
   int status = 0;
