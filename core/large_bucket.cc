@@ -1,6 +1,7 @@
 #include "core/large_bucket.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "core/diagnostics.h"
 #include "core/page_map.h"
@@ -240,7 +241,8 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
   const size_t slack = alignment > 16 ? alignment + kHeader : 0;
   const size_t need = AlignUp(size + slack, 16) + kHeader;
   LargeBlock* b;
-  {
+  for (bool wait = false;; wait = true) {
+    if (wait) std::this_thread::yield();
     SpinLockHolder hold(lock_);
     // The free space left over keeps its age and what decay gave back of
     // it: no page of it was freed now.
@@ -261,7 +263,11 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
         given_back = GivenBackWithin(given_back, interior, InteriorBytes(b));
       }
     } else if ((b = NewRegionBlock()) == nullptr) {
-      return nullptr;
+      // No new region to be had (address-space limit, strict overcommit):
+      // the kept region, whose pages a free is giving back with no lock
+      // held, is worth waiting for.
+      if (pending_.block == nullptr) return nullptr;
+      continue;
     } else {
       freed_ms = platform::CoarseMonotonicMillis();  // a new region's space: young
     }
@@ -283,6 +289,7 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
     b->offset = (addr & (alignment - 1)) == 0
                     ? 0
                     : ((addr + kHeader + alignment - 1) & ~(uintptr_t{alignment} - 1)) - addr;
+    break;
   }
   char* payload = static_cast<char*>(b->payload());
   if (b->offset == 0) return payload;

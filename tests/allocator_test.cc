@@ -2,8 +2,10 @@
 
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cinttypes>
 #include <cstdint>
@@ -359,6 +361,66 @@ TEST(AllocatorTest, ALargeFreeGivesPagesBackWithNoLockHeld) {
   EXPECT_EQ(again, blocks.front());
   EXPECT_EQ(a.stats().regions_mapped, mapped);
   a.deallocate(again);
+}
+
+// An allocation that finds no space while the kept region's pages go back,
+// and cannot map a new region (an address-space limit), waits for the
+// region instead of failing.
+struct WaitWitness {
+  static inline Allocator* allocator = nullptr;
+  static inline const void* region = nullptr;
+  static inline std::thread other;
+  static inline std::atomic<bool> limited{false};
+  static inline std::atomic<void*> got{nullptr};
+  static inline bool other_done_in_window = false;
+  static inline int calls_seen = 0;
+  static inline rlimit saved;
+
+  static void Observe(void* ptr, size_t) {
+    if (internal::PageMap::Lookup(ptr) != region || ++calls_seen > 1) return;
+    auto done = std::make_shared<std::promise<void>>();
+    other = std::thread([done] {
+      while (!limited.load()) std::this_thread::yield();
+      got = allocator->allocate(100000);
+      done->set_value();
+    });
+    // No room for another region's mapping until the test lifts it.
+    ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
+    rlimit tight = saved;
+    tight.rlim_cur = platform::AddressSpaceBytes() + (size_t{16} << 20);
+    ASSERT_EQ(setrlimit(RLIMIT_AS, &tight), 0);
+    limited = true;
+    // Before waiting, the allocation fails at once; waiting, it cannot
+    // finish before this madvise does, so the wait always runs out.
+    other_done_in_window =
+        done->get_future().wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+  }
+};
+
+TEST(AllocatorTest, AnAllocationWithNoRegionToMapWaitsForTheKeptOne) {
+  // (A sanitizer's runtime maps memory of its own for the new thread.)
+  if (test_support::kUnderSanitizer) GTEST_SKIP() << "RLIMIT_AS under a sanitizer";
+  Allocator a;
+  constexpr size_t kSize = size_t{1} << 20;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 12; ++i) {
+    blocks.push_back(a.allocate(kSize));
+    std::memset(blocks.back(), 1, kSize);
+  }
+  WaitWitness::allocator = &a;
+  WaitWitness::region = internal::PageMap::Lookup(blocks.front());
+  decommit_observer = &WaitWitness::Observe;
+  for (void* p : blocks) a.deallocate(p);  // the last one empties the region
+  decommit_observer = nullptr;
+  ASSERT_TRUE(WaitWitness::limited);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &WaitWitness::saved), 0);
+  ASSERT_TRUE(WaitWitness::other.joinable());
+  WaitWitness::other.join();
+  EXPECT_FALSE(WaitWitness::other_done_in_window);
+  void* got = WaitWitness::got.load();
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(internal::PageMap::Lookup(got), WaitWitness::region);  // the kept region
+  a.deallocate(got);
 }
 
 // The bytes of [p, p + size) in pages that are not resident.
