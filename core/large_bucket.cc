@@ -265,8 +265,9 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
     } else if ((b = NewRegionBlock()) == nullptr) {
       // No new region to be had (address-space limit, strict overcommit):
       // the kept region, whose pages a free is giving back with no lock
-      // held, is worth waiting for.
-      if (pending_.block == nullptr) return nullptr;
+      // held, or the free blocks a purge is giving back pages of, are
+      // worth waiting for.
+      if (pending_.block == nullptr && purging_count_ == 0) return nullptr;
       continue;
     } else {
       freed_ms = platform::CoarseMonotonicMillis();  // a new region's space: young
@@ -353,6 +354,8 @@ void LargeBucket::AdoptPendingAfterFork() {
   // The thread giving the pages back does not exist in the child: its
   // block goes back to the lists as it is.
   if (pending_.block != nullptr) PushPendingLocked(pending_.block, /*decommitted=*/false);
+  if (purging_count_ != 0)
+    ReturnPurgedLocked(/*decommitted=*/nullptr, platform::CoarseMonotonicMillis());
 }
 
 void LargeBucket::Free(void* p) {
@@ -500,35 +503,84 @@ bool LargeBucket::UsableSize(const void* p, size_t* usable) {
 }
 
 size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
+  // Free blocks that have not changed for the decay time give their pages
+  // back, so that a bucket does not keep its high-water mark resident: a
+  // batch at a time, taken off the lists, with no lock held while the
+  // kernel takes the pages.
+  for (;;) {
+    size_t count;
+    {
+      SpinLockHolder hold(lock_);
+      count = TakeAgedLocked(now_ms, max_age_ms);
+    }
+    if (count == 0) break;
+    bool decommitted[kPurgeBatch];
+    for (size_t i = 0; i < count; ++i) decommitted[i] = DecommitInterior(purging_[i].block);
+    {
+      SpinLockHolder hold(lock_);
+      ReturnPurgedLocked(decommitted, now_ms);
+    }
+    if (count < kPurgeBatch) break;
+  }
   RegionHeader* unmap = nullptr;
   {
     SpinLockHolder hold(lock_);
-    unmap = PurgeLocked(now_ms, max_age_ms);
+    unmap = TakeAgedEmptyRegionLocked(now_ms, max_age_ms);
   }
   if (unmap == nullptr) return 0;
   UnmapRegion(unmap);  // with no lock held
   return region_size_;
 }
 
-RegionHeader* LargeBucket::PurgeLocked(uint64_t now_ms, uint64_t max_age_ms) {
-  // Free blocks that have not changed for the decay time give their pages
-  // back, so that a bucket does not keep its high-water mark resident.
-  for (size_t bin = BinFor(kDecommitMin); bin < kBins; ++bin) {
-    for (LargeBlock* b = bins_[bin]; b != nullptr; b = Links(b)->next) {
+size_t LargeBucket::TakeAgedLocked(uint64_t now_ms, uint64_t max_age_ms) {
+  if (purging_count_ != 0) return 0;  // another purge is at it
+  for (size_t bin = BinFor(kDecommitMin); bin < kBins && purging_count_ < kPurgeBatch; ++bin) {
+    LargeBlock* next;
+    for (LargeBlock* b = bins_[bin]; b != nullptr && purging_count_ < kPurgeBatch; b = next) {
       FreeLinks* links = Links(b);
-      const size_t interior = InteriorBytes(b);
-      if (b->size() >= kDecommitMin && links->given_back < interior &&
-          links->freed_ms + max_age_ms <= now_ms) {
-        if (DecommitInterior(b)) {
-          bytes_decommitted_ += interior - links->given_back;
-          links->given_back = interior;
-        } else {
-          links->freed_ms = now_ms;  // refused (mlockall): not again before the decay time
-        }
-        links->Seal();
+      next = links->next;
+      if (b->size() < kDecommitMin || links->given_back >= InteriorBytes(b) ||
+          links->freed_ms + max_age_ms > now_ms) {
+        continue;
       }
+      purging_[purging_count_++] = {b, links->freed_ms, links->given_back};
+      RemoveFree(b, links);
+      SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);
+      b->offset = kPurgingOffset;
     }
   }
+  return purging_count_;
+}
+
+void LargeBucket::ReturnPurgedLocked(const bool* decommitted, uint64_t now_ms) {
+  for (size_t i = 0; i < purging_count_; ++i) {
+    LargeBlock* b = purging_[i].block;
+    uint64_t freed_ms = purging_[i].freed_ms;
+    size_t given_back = purging_[i].given_back;
+    if (decommitted == nullptr) {
+      // (A child after fork: the purge did not finish here.)
+    } else if (decommitted[i]) {
+      given_back = InteriorBytes(b);
+    } else {
+      freed_ms = now_ms;  // refused (mlockall): not again before the decay time
+    }
+    b->offset = 0;
+    SetSizeFlags(b, b->size_flags | LargeBlock::kFree);
+    // Neighbours freed meanwhile could not merge with it: they do now.
+    const bool spanned = SpansRegion(b);
+    const size_t size = b->size();
+    b = CoalesceLocked(b, &given_back);
+    if (b->size() != size) freed_ms = now_ms;  // it holds space freed now
+    if (!spanned && SpansRegion(b)) {
+      ++empty_regions_;
+      (reinterpret_cast<LargeRegion*>(b) - 1)->header.empty_since_ms = now_ms;
+    }
+    PushFree(b, freed_ms, given_back);
+  }
+  purging_count_ = 0;
+}
+
+RegionHeader* LargeBucket::TakeAgedEmptyRegionLocked(uint64_t now_ms, uint64_t max_age_ms) {
   if (empty_regions_ == 0) return nullptr;
   for (RegionHeader* r = regions_.front(); r != nullptr; r = r->next) {
     LargeBlock* b = reinterpret_cast<LargeRegion*>(r)->first();
@@ -549,6 +601,7 @@ void LargeBucket::ReleaseAll() {
   while (RegionHeader* r = regions_.PopFront()) UnmapRegion(r);
   regions_unmapped_ = regions_mapped_;
   pending_ = {};
+  purging_count_ = 0;
   for (LargeBlock*& head : bins_) head = nullptr;
   for (uint64_t& word : nonempty_) word = 0;
   empty_regions_ = blocks_in_use_ = bytes_in_use_ = bytes_decommitted_ = 0;

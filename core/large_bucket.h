@@ -147,7 +147,8 @@ class alignas(64) LargeBucket {
   // Held across fork() so that the child sees consistent buckets.
   SpinLock& lock() { return lock_; }
   // In a child after fork, with the lock held: a free that was giving the
-  // kept region's pages back in the parent will not finish here.
+  // kept region's pages back, or a purge giving free blocks' pages back, in
+  // the parent will not finish here.
   void AdoptPendingAfterFork();
   LargeBucketStats Stats();
 
@@ -206,8 +207,16 @@ class alignas(64) LargeBucket {
   // Puts the pending block `b` back on the lists once its pages went back
   // (or the kernel refused: `decommitted` false); nothing if it is not.
   void PushPendingLocked(LargeBlock* b, bool decommitted);
-  // The part of Purge under the lock; returns an empty region to unmap.
-  RegionHeader* PurgeLocked(uint64_t now_ms, uint64_t max_age_ms);
+  // Takes up to kPurgeBatch free blocks aged past `max_age_ms` whose pages
+  // can go back into purging_ (none while another purge has some).
+  size_t TakeAgedLocked(uint64_t now_ms, uint64_t max_age_ms);
+  // Puts the purging_ blocks back on the lists, merged with neighbours freed
+  // meanwhile; `decommitted[i]`: block i's pages went back (nullptr: a
+  // child after fork, where nothing happened).
+  void ReturnPurgedLocked(const bool* decommitted, uint64_t now_ms);
+  // Takes off the bucket an empty region aged past `max_age_ms` (nullptr:
+  // none), for the caller to unmap.
+  RegionHeader* TakeAgedEmptyRegionLocked(uint64_t now_ms, uint64_t max_age_ms);
   // Records that the block `b`, just handed out or grown, may be written.
   static void NoteUsed(LargeBlock* b);
   // The page-aligned inside of a free block past its links: what decay
@@ -218,8 +227,21 @@ class alignas(64) LargeBucket {
   static size_t InteriorBytesOf(uintptr_t block, size_t size);
   static bool DecommitInterior(LargeBlock* b);  // false if the kernel refused
 
+  // Blocks whose pages a purge gives back with no lock held: off the
+  // lists, marked in use (so that neighbours do not merge with them) with
+  // an offset no pointer can match (so that no free or realloc takes them).
+  struct PurgingBlock {
+    LargeBlock* block;
+    uint64_t freed_ms;  // as they were on the lists
+    size_t given_back;
+  };
+  static constexpr size_t kPurgeBatch = 16;
+  static constexpr uint64_t kPurgingOffset = 1;  // (pointers handed out are 16-aligned)
+
   SpinLock lock_;
   PendingDecommit pending_;
+  PurgingBlock purging_[kPurgeBatch] = {};
+  size_t purging_count_ = 0;
   const size_t max_request_;
   const size_t region_size_;
   Heap* const heap_;

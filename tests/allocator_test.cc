@@ -423,6 +423,63 @@ TEST(AllocatorTest, AnAllocationWithNoRegionToMapWaitsForTheKeptOne) {
   a.deallocate(got);
 }
 
+// A purge gives free blocks' pages back with no lock held: meanwhile
+// another thread frees the purged block's neighbour and allocates in the
+// same bucket; once the purge is over, the two free blocks are one.
+struct PurgeWitness {
+  static inline Allocator* allocator = nullptr;
+  static inline uintptr_t from = 0;  // the purged block
+  static inline uintptr_t to = 0;
+  static inline void* neighbour = nullptr;
+  static inline std::thread other;
+  static inline bool other_thread_done = false;
+  static inline int calls_seen = 0;
+
+  static void Observe(void* ptr, size_t) {
+    const auto addr = reinterpret_cast<uintptr_t>(ptr);
+    if (addr < from || addr >= to || ++calls_seen > 1) return;
+    auto done = std::make_shared<std::promise<void>>();
+    other = std::thread([done] {
+      allocator->deallocate(neighbour);
+      void* p = allocator->allocate(100000);
+      std::memset(p, 1, 100000);
+      allocator->deallocate(p);
+      done->set_value();
+    });
+    other_thread_done =
+        done->get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  }
+};
+
+TEST(AllocatorTest, APurgeGivesPagesBackWithNoLockHeldThenMerges) {
+  Allocator a;
+  constexpr size_t kBig = size_t{1} << 20;
+  constexpr size_t kNeighbour = 200000;
+  void* before = a.allocate(100000);
+  auto* big = static_cast<char*>(a.allocate(kBig));
+  void* neighbour = a.allocate(kNeighbour);
+  void* after = a.allocate(100000);  // keeps the two off the region's free tail
+  for (void* p : {before, static_cast<void*>(big), neighbour, after}) {
+    std::memset(p, 1, a.usable_size(p));
+  }
+  a.deallocate(big);
+  PurgeWitness::allocator = &a;
+  PurgeWitness::from = reinterpret_cast<uintptr_t>(big);
+  PurgeWitness::to = reinterpret_cast<uintptr_t>(big) + kBig;
+  PurgeWitness::neighbour = neighbour;
+  decommit_observer = &PurgeWitness::Observe;
+  a.heap().Purge(/*max_age_ms=*/0);
+  decommit_observer = nullptr;
+  if (PurgeWitness::other.joinable()) PurgeWitness::other.join();
+  EXPECT_EQ(PurgeWitness::calls_seen, 1);
+  EXPECT_TRUE(PurgeWitness::other_thread_done);
+  // Only the purged block merged with its neighbour can hold this.
+  void* merged = a.allocate(kBig + kNeighbour);
+  EXPECT_EQ(merged, big);
+  for (void* p : {merged, before, after}) a.deallocate(p);
+  EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
+}
+
 // The bytes of [p, p + size) in pages that are not resident.
 size_t NonResidentBytes(const void* p, size_t size) {
   const size_t page = platform::PageSize();

@@ -22,11 +22,24 @@ namespace {
 // would drop a plain store before it or a plain load after it.
 std::atomic<pid_t> child{-1};
 std::atomic<const void*> region{nullptr};  // of the blocks the test frees, once set
+// The second test: a purged block's range, and the child that forks there.
+std::atomic<uintptr_t> purged_from{0};
+std::atomic<uintptr_t> purged_to{0};
+std::atomic<pid_t> purge_child{-1};
 
 }  // namespace
 
 // Called by the allocator on entry to every Decommit (see platform/pages.h).
 extern "C" void rulloc_decommit_observer(void* ptr, size_t) {
+  const auto addr = reinterpret_cast<uintptr_t>(ptr);
+  if (addr >= purged_from && addr < purged_to && purge_child == -1) {
+    purge_child = fork();
+    if (purge_child != 0) return;
+    // The child: the block is free here too, the purge never finishes
+    // here, so the child must have put the block back on its lists.
+    void* again = malloc(size_t{1} << 20);
+    _exit(reinterpret_cast<uintptr_t>(again) == purged_from.load() ? 0 : 1);
+  }
   // (Not a decay's madvise, say, of another region.)
   if (region == nullptr || rulloc::internal::PageMap::Lookup(ptr) != region || child != -1) return;
   child = fork();
@@ -74,6 +87,34 @@ TEST(ForkDuringDecommitTest, TheChildTakesTheKeptRegionBack) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// The same for a purge, which gives free blocks' pages back with no lock
+// held: a child forked meanwhile puts them back on its lists itself.
+TEST(ForkDuringDecommitTest, TheChildTakesAPurgedBlockBack) {
+  cpu_set_t one_cpu;
+  CPU_ZERO(&one_cpu);
+  CPU_SET(sched_getcpu(), &one_cpu);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one_cpu), &one_cpu), 0);
+  constexpr size_t kSize = size_t{1} << 20;
+  rulloc_trim();
+  void* before = malloc(100000);
+  void* purged = malloc(kSize);
+  void* after = malloc(100000);  // keeps it off the region's free tail
+  std::memset(purged, 1, kSize);
+  free(purged);
+  purged_from = reinterpret_cast<uintptr_t>(purged);
+  purged_to = reinterpret_cast<uintptr_t>(purged) + kSize;
+  rulloc_trim();  // purges whatever the age
+  purged_from = 0;
+  purged_to = 0;
+  ASSERT_GT(purge_child, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(purge_child, &status, 0), purge_child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  free(before);
+  free(after);
 }
 
 }  // namespace
