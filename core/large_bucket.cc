@@ -307,31 +307,37 @@ RegionHeader* LargeBucket::FreeLocked(LargeBlock* b, PendingDecommit* decommit) 
   SetSizeFlags(b, b->size_flags | LargeBlock::kFree);
   size_t given_back = 0;
   b = CoalesceLocked(b, &given_back);
-  if (SpansRegion(b)) {
-    auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
-    if (empty_regions_ >= 1) {
-      regions_.Remove(&region->header);
-      ++regions_unmapped_;
-      return &region->header;  // unmapped by the caller, with no lock held
-    }
-    ++empty_regions_;
-    region->header.empty_since_ms = platform::CoarseMonotonicMillis();
-    // The kept region stays mapped for reuse, but no more than its first
-    // kKeptResident bytes stay resident: the rest goes back now, if any
-    // block reached it since it last went back.
-    const uintptr_t keep_end =
-        AlignUp(reinterpret_cast<uintptr_t>(b) + kKeptResident, platform::PageSize());
-    // (Rounded to a huge page: where transparent huge pages are always
-    // on, a touched byte may have brought in the whole 2 MiB around it.)
-    const uintptr_t end = std::min(reinterpret_cast<uintptr_t>(b) + b->size(),
-                                   AlignUp(region->used_end, platform::kHugePageSize));
-    if (end > keep_end) {
-      // Given back by the caller with no lock held (megabytes of madvise);
-      // meanwhile the block stays off the lists, so nothing can take it.
-      pending_ = {b, keep_end, end, given_back};
-      *decommit = pending_;
-      return nullptr;
-    }
+  if (SpansRegion(b)) return EmptiedLocked(b, given_back, decommit);
+  PushFree(b, platform::CoarseMonotonicMillis(), given_back);
+  return nullptr;
+}
+
+RegionHeader* LargeBucket::EmptiedLocked(LargeBlock* b, size_t given_back,
+                                         PendingDecommit* decommit) {
+  auto* region = reinterpret_cast<LargeRegion*>(b) - 1;
+  if (empty_regions_ >= 1) {
+    regions_.Remove(&region->header);
+    ++regions_unmapped_;
+    return &region->header;  // unmapped by the caller, with no lock held
+  }
+  ++empty_regions_;
+  region->header.empty_since_ms = platform::CoarseMonotonicMillis();
+  // The kept region stays mapped for reuse, but no more than its first
+  // kKeptResident bytes stay resident: the rest goes back now, if any
+  // block reached it since it last went back.
+  const uintptr_t keep_end =
+      AlignUp(reinterpret_cast<uintptr_t>(b) + kKeptResident, platform::PageSize());
+  // (Rounded to a huge page: where transparent huge pages are always
+  // on, a touched byte may have brought in the whole 2 MiB around it.)
+  const uintptr_t end = std::min(reinterpret_cast<uintptr_t>(b) + b->size(),
+                                 AlignUp(region->used_end, platform::kHugePageSize));
+  if (end > keep_end) {
+    // Given back by the caller with no lock held (megabytes of madvise);
+    // meanwhile the block stays off the lists, so nothing can take it.
+    // (No other is pending: a pending block is a kept empty region.)
+    pending_ = {b, keep_end, end, given_back};
+    *decommit = pending_;
+    return nullptr;
   }
   PushFree(b, platform::CoarseMonotonicMillis(), given_back);
   return nullptr;
@@ -354,8 +360,10 @@ void LargeBucket::AdoptPendingAfterFork() {
   // The thread giving the pages back does not exist in the child: its
   // block goes back to the lists as it is.
   if (pending_.block != nullptr) PushPendingLocked(pending_.block, /*decommitted=*/false);
-  if (purging_count_ != 0)
-    ReturnPurgedLocked(/*decommitted=*/nullptr, platform::CoarseMonotonicMillis());
+  if (purging_count_ != 0) {
+    ReturnPurgedLocked(/*decommitted=*/nullptr, platform::CoarseMonotonicMillis(),
+                       /*after=*/nullptr);
+  }
 }
 
 void LargeBucket::Free(void* p) {
@@ -378,12 +386,14 @@ void LargeBucket::Free(void* p) {
   // Reported with no lock held, so that a SIGABRT handler may still allocate.
   if (fault != nullptr) ReportHeapMisuse(fault, p);
   if (unmap != nullptr) UnmapRegion(unmap);
-  if (decommit.block != nullptr) {
-    const bool done =
-        platform::Decommit(reinterpret_cast<void*>(decommit.from), decommit.to - decommit.from);
-    SpinLockHolder hold(lock_);
-    PushPendingLocked(decommit.block, done);
-  }
+  if (decommit.block != nullptr) FinishDecommit(decommit);
+}
+
+void LargeBucket::FinishDecommit(const PendingDecommit& decommit) {
+  const bool done =
+      platform::Decommit(reinterpret_cast<void*>(decommit.from), decommit.to - decommit.from);
+  SpinLockHolder hold(lock_);
+  PushPendingLocked(decommit.block, done);
 }
 
 bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
@@ -506,37 +516,46 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   // Free blocks that have not changed for the decay time give their pages
   // back, so that a bucket does not keep its high-water mark resident: a
   // batch at a time, taken off the lists, with no lock held while the
-  // kernel takes the pages.
-  for (;;) {
+  // kernel takes the pages. Bins are walked once, in rounds.
+  size_t unmapped = 0;
+  size_t bin = BinFor(kDecommitMin);
+  while (bin < kBins) {
     size_t count;
     {
       SpinLockHolder hold(lock_);
-      count = TakeAgedLocked(now_ms, max_age_ms);
+      // (One batch at a time per bucket: wait for another purge's.)
+      count = purging_count_ == 0 ? TakeAgedLocked(now_ms, max_age_ms, &bin) : kBusy;
+    }
+    if (count == kBusy) {
+      std::this_thread::yield();
+      continue;
     }
     if (count == 0) break;
     bool decommitted[kPurgeBatch];
     for (size_t i = 0; i < count; ++i) decommitted[i] = DecommitInterior(purging_[i].block);
+    AfterPurge after;
     {
       SpinLockHolder hold(lock_);
-      ReturnPurgedLocked(decommitted, now_ms);
+      ReturnPurgedLocked(decommitted, now_ms, &after);
     }
-    if (count < kPurgeBatch) break;
+    for (size_t i = 0; i < after.unmap_count; ++i) UnmapRegion(after.unmap[i]);
+    unmapped += after.unmap_count * region_size_;
+    if (after.decommit.block != nullptr) FinishDecommit(after.decommit);
   }
   RegionHeader* unmap = nullptr;
   {
     SpinLockHolder hold(lock_);
     unmap = TakeAgedEmptyRegionLocked(now_ms, max_age_ms);
   }
-  if (unmap == nullptr) return 0;
+  if (unmap == nullptr) return unmapped;
   UnmapRegion(unmap);  // with no lock held
-  return region_size_;
+  return unmapped + region_size_;
 }
 
-size_t LargeBucket::TakeAgedLocked(uint64_t now_ms, uint64_t max_age_ms) {
-  if (purging_count_ != 0) return 0;  // another purge is at it
-  for (size_t bin = BinFor(kDecommitMin); bin < kBins && purging_count_ < kPurgeBatch; ++bin) {
+size_t LargeBucket::TakeAgedLocked(uint64_t now_ms, uint64_t max_age_ms, size_t* bin) {
+  for (; *bin < kBins; ++*bin) {
     LargeBlock* next;
-    for (LargeBlock* b = bins_[bin]; b != nullptr && purging_count_ < kPurgeBatch; b = next) {
+    for (LargeBlock* b = bins_[*bin]; b != nullptr; b = next) {
       FreeLinks* links = Links(b);
       next = links->next;
       if (b->size() < kDecommitMin || links->given_back >= InteriorBytes(b) ||
@@ -547,12 +566,15 @@ size_t LargeBucket::TakeAgedLocked(uint64_t now_ms, uint64_t max_age_ms) {
       RemoveFree(b, links);
       SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);
       b->offset = kPurgingOffset;
+      // (The rest of this bin next round: blocks put back meanwhile are
+      // given back already, or refused, or merged and so young.)
+      if (purging_count_ == kPurgeBatch) return purging_count_;
     }
   }
   return purging_count_;
 }
 
-void LargeBucket::ReturnPurgedLocked(const bool* decommitted, uint64_t now_ms) {
+void LargeBucket::ReturnPurgedLocked(const bool* decommitted, uint64_t now_ms, AfterPurge* after) {
   for (size_t i = 0; i < purging_count_; ++i) {
     LargeBlock* b = purging_[i].block;
     uint64_t freed_ms = purging_[i].freed_ms;
@@ -562,7 +584,9 @@ void LargeBucket::ReturnPurgedLocked(const bool* decommitted, uint64_t now_ms) {
     } else if (decommitted[i]) {
       given_back = InteriorBytes(b);
     } else {
-      freed_ms = now_ms;  // refused (mlockall): not again before the decay time
+      // Refused (mlockall): not again in this purge, nor before the decay
+      // time.
+      freed_ms = now_ms + 1;
     }
     b->offset = 0;
     SetSizeFlags(b, b->size_flags | LargeBlock::kFree);
@@ -572,8 +596,15 @@ void LargeBucket::ReturnPurgedLocked(const bool* decommitted, uint64_t now_ms) {
     b = CoalesceLocked(b, &given_back);
     if (b->size() != size) freed_ms = now_ms;  // it holds space freed now
     if (!spanned && SpansRegion(b)) {
-      ++empty_regions_;
-      (reinterpret_cast<LargeRegion*>(b) - 1)->header.empty_since_ms = now_ms;
+      // Its region is empty now: kept or unmapped as a free would have.
+      if (after == nullptr) {  // (a child after fork: kept)
+        ++empty_regions_;
+        (reinterpret_cast<LargeRegion*>(b) - 1)->header.empty_since_ms = now_ms;
+      } else {
+        RegionHeader* unmap = EmptiedLocked(b, given_back, &after->decommit);
+        if (unmap != nullptr) after->unmap[after->unmap_count++] = unmap;
+        continue;
+      }
     }
     PushFree(b, freed_ms, given_back);
   }

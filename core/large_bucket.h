@@ -207,13 +207,24 @@ class alignas(64) LargeBucket {
   // Puts the pending block `b` back on the lists once its pages went back
   // (or the kernel refused: `decommitted` false); nothing if it is not.
   void PushPendingLocked(LargeBlock* b, bool decommitted);
-  // Takes up to kPurgeBatch free blocks aged past `max_age_ms` whose pages
-  // can go back into purging_ (none while another purge has some).
-  size_t TakeAgedLocked(uint64_t now_ms, uint64_t max_age_ms);
+  // The free of a block that spans its region (`given_back`: bytes known
+  // given back inside it): keeps the region, with its pages past the first
+  // kKeptResident set in `*decommit` to go back once the lock is released,
+  // or returns it for the caller to unmap if one is kept already.
+  RegionHeader* EmptiedLocked(LargeBlock* b, size_t given_back, PendingDecommit* decommit);
+  // Gives back the pending block's pages, with no lock held, and puts it back.
+  void FinishDecommit(const PendingDecommit& decommit);
+  // Takes into purging_ up to kPurgeBatch free blocks aged past
+  // `max_age_ms` whose pages can go back, walking the bins from `*bin`
+  // (left where the walk stopped: kBins when done).
+  size_t TakeAgedLocked(uint64_t now_ms, uint64_t max_age_ms, size_t* bin);
+  // What putting purged blocks back leaves to do once the lock is
+  // released: regions they emptied, to keep (`decommit`) or unmap.
+  struct AfterPurge;
   // Puts the purging_ blocks back on the lists, merged with neighbours freed
-  // meanwhile; `decommitted[i]`: block i's pages went back (nullptr: a
-  // child after fork, where nothing happened).
-  void ReturnPurgedLocked(const bool* decommitted, uint64_t now_ms);
+  // meanwhile; `decommitted[i]`: block i's pages went back (nullptr, and
+  // `after` nullptr: a child after fork, where nothing happened).
+  void ReturnPurgedLocked(const bool* decommitted, uint64_t now_ms, AfterPurge* after);
   // Takes off the bucket an empty region aged past `max_age_ms` (nullptr:
   // none), for the caller to unmap.
   RegionHeader* TakeAgedEmptyRegionLocked(uint64_t now_ms, uint64_t max_age_ms);
@@ -236,7 +247,13 @@ class alignas(64) LargeBucket {
     size_t given_back;
   };
   static constexpr size_t kPurgeBatch = 16;
+  static constexpr size_t kBusy = ~size_t{0};    // (TakeAgedLocked's caller: not its turn)
   static constexpr uint64_t kPurgingOffset = 1;  // (pointers handed out are 16-aligned)
+  struct AfterPurge {
+    RegionHeader* unmap[kPurgeBatch];
+    size_t unmap_count = 0;
+    PendingDecommit decommit;
+  };
 
   SpinLock lock_;
   PendingDecommit pending_;

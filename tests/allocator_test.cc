@@ -575,6 +575,128 @@ TEST(AllocatorTest, GrowingIntoANeighbourKeepsItsFreeListWhole) {
   EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
 }
 
+// Locked pages cannot be given back (madvise fails, as under mlockall): a
+// trim still ends, each refused block tried once.
+TEST(AllocatorTest, TrimEndsWhereEveryBlockIsLocked) {
+  Allocator a;
+  constexpr size_t kSize = 100000;
+  constexpr int kBlocks = 40;  // more than a purge's batch of 16 when freed
+  std::vector<void*> blocks;
+  for (int i = 0; i < kBlocks; ++i) {
+    blocks.push_back(a.allocate(kSize));
+    std::memset(blocks.back(), 1, kSize);
+  }
+  for (int i = 0; i < kBlocks; i += 2) ASSERT_EQ(mlock(blocks[i], kSize), 0);
+  for (int i = 0; i < kBlocks; i += 2) a.deallocate(blocks[i]);
+  auto trim = std::async(std::launch::async, [&] { return a.trim(); });
+  ASSERT_EQ(trim.wait_for(std::chrono::seconds(60)), std::future_status::ready)
+      << "trim does not end";  // (the process cannot go on past a purge that never ends)
+  trim.get();
+  for (int i = 0; i < kBlocks; i += 2) munlock(blocks[i], kSize);
+  for (int i = 1; i < kBlocks; i += 2) a.deallocate(blocks[i]);
+}
+
+// A trim while another purge has a batch out waits for it, then gives
+// back the blocks freed before it was called (it skipped the bucket).
+struct TrimDuringPurge {
+  static inline Allocator* allocator = nullptr;
+  static inline uintptr_t from = 0;  // the first purge's block
+  static inline uintptr_t to = 0;
+  static inline char* freed_before_trim = nullptr;
+  static inline size_t given_back_by_trim = 0;
+  static inline std::thread other;
+  static inline int calls_seen = 0;
+
+  static void Observe(void* ptr, size_t) {
+    const auto addr = reinterpret_cast<uintptr_t>(ptr);
+    if (addr < from || addr >= to || ++calls_seen > 1) return;
+    // The trim cannot finish before this purge's batch is back: it runs
+    // on, and the test joins it.
+    other = std::thread([] {
+      allocator->deallocate(freed_before_trim);
+      allocator->trim();
+      given_back_by_trim = NonResidentBytes(freed_before_trim + 8192, (size_t{1} << 20) - 16384);
+    });
+  }
+};
+
+TEST(AllocatorTest, ATrimDuringAPurgeWaitsForItThenGivesBack) {
+  Allocator a;
+  constexpr size_t kBig = size_t{1} << 20;
+  auto* first = static_cast<char*>(a.allocate(kBig));
+  void* pin1 = a.allocate(100000);
+  auto* second = static_cast<char*>(a.allocate(kBig));
+  void* pin2 = a.allocate(100000);
+  for (void* p : {static_cast<void*>(first), pin1, static_cast<void*>(second), pin2}) {
+    std::memset(p, 1, a.usable_size(p));
+  }
+  a.deallocate(first);
+  TrimDuringPurge::allocator = &a;
+  TrimDuringPurge::from = reinterpret_cast<uintptr_t>(first);
+  TrimDuringPurge::to = reinterpret_cast<uintptr_t>(first) + kBig;
+  TrimDuringPurge::freed_before_trim = second;
+  decommit_observer = &TrimDuringPurge::Observe;
+  a.heap().Purge(/*max_age_ms=*/0);
+  ASSERT_TRUE(TrimDuringPurge::other.joinable());
+  TrimDuringPurge::other.join();
+  decommit_observer = nullptr;
+  EXPECT_GE(TrimDuringPurge::given_back_by_trim, kBig - 16384 - 3 * platform::PageSize());
+  a.deallocate(pin1);
+  a.deallocate(pin2);
+}
+
+// A region emptied when a purge puts its blocks back (their neighbours
+// freed meanwhile) is unmapped, as a free would have, when another empty
+// region is kept already.
+struct EmptiedDuringPurge {
+  static inline Allocator* allocator = nullptr;
+  static inline uintptr_t from = 0;  // the purged block
+  static inline uintptr_t to = 0;
+  static inline std::vector<void*> to_free;
+  static inline std::thread other;
+  static inline bool other_thread_done = false;
+  static inline int calls_seen = 0;
+
+  static void Observe(void* ptr, size_t) {
+    const auto addr = reinterpret_cast<uintptr_t>(ptr);
+    if (addr < from || addr >= to || ++calls_seen > 1) return;
+    auto done = std::make_shared<std::promise<void>>();
+    other = std::thread([done] {
+      for (void* p : to_free) allocator->deallocate(p);
+      done->set_value();
+    });
+    other_thread_done =
+        done->get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  }
+};
+
+TEST(AllocatorTest, ARegionEmptiedAsAPurgeEndsIsUnmappedWhenOneIsKept) {
+  Allocator a;
+  constexpr size_t kSize = 2000000;  // sixteen fill a 32 MiB region
+  std::vector<void*> blocks;
+  for (int i = 0; i < 17; ++i) {
+    blocks.push_back(a.allocate(kSize));
+    std::memset(blocks.back(), 1, kSize);
+  }
+  const void* full = internal::PageMap::Lookup(blocks[0]);
+  ASSERT_EQ(internal::PageMap::Lookup(blocks[15]), full);
+  ASSERT_NE(internal::PageMap::Lookup(blocks[16]), full);
+  a.deallocate(blocks[16]);  // its region: the kept empty one
+  a.deallocate(blocks[1]);   // the block the purge holds while the rest go
+  EmptiedDuringPurge::allocator = &a;
+  EmptiedDuringPurge::from = reinterpret_cast<uintptr_t>(blocks[1]);
+  EmptiedDuringPurge::to = EmptiedDuringPurge::from + kSize;
+  EmptiedDuringPurge::to_free = {blocks[0]};
+  for (int i = 2; i < 16; ++i) EmptiedDuringPurge::to_free.push_back(blocks[i]);
+  decommit_observer = &EmptiedDuringPurge::Observe;
+  a.heap().Purge(/*max_age_ms=*/0);
+  decommit_observer = nullptr;
+  if (EmptiedDuringPurge::other.joinable()) EmptiedDuringPurge::other.join();
+  EXPECT_TRUE(EmptiedDuringPurge::other_thread_done);
+  EXPECT_EQ(internal::PageMap::Lookup(blocks[0]), nullptr);
+  EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
+}
+
 // Whether [p, p + size) is all zero bytes.
 bool AllZero(const void* p, size_t size) {
   static const char kZeros[4096] = {};
