@@ -523,9 +523,12 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
     size_t count;
     {
       SpinLockHolder hold(lock_);
-      // (One batch at a time per bucket: wait for another purge's.)
+      // One batch at a time per bucket. A decay leaves the bucket to the
+      // purge at it; a trim (any age) waits for that purge's batch, so as
+      // to give back what was freed before it was called.
       count = purging_count_ == 0 ? TakeAgedLocked(now_ms, max_age_ms, &bin) : kBusy;
     }
+    if (count == kBusy && max_age_ms != 0) break;
     if (count == kBusy) {
       std::this_thread::yield();
       continue;
@@ -567,7 +570,8 @@ size_t LargeBucket::TakeAgedLocked(uint64_t now_ms, uint64_t max_age_ms, size_t*
       SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);
       b->offset = kPurgingOffset;
       // (The rest of this bin next round: blocks put back meanwhile are
-      // given back already, or refused, or merged and so young.)
+      // given back already, or refused, or merged with space freed since,
+      // which only a purge of any age, a trim, takes again.)
       if (purging_count_ == kPurgeBatch) return purging_count_;
     }
   }

@@ -140,8 +140,9 @@ class alignas(64) LargeBucket {
   // false otherwise (no report). Lock-free.
   static bool UsableSize(const void* p, size_t* usable);
 
-  // Unmaps the empty region kept for reuse if it became empty at or before
-  // `now_ms - max_age_ms`. Returns the bytes unmapped.
+  // Gives back the pages of free blocks unchanged since `now_ms -
+  // max_age_ms`, and unmaps the empty region kept for reuse if it became
+  // empty by then. Returns the bytes unmapped.
   size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   void ReleaseAll();
   // Held across fork() so that the child sees consistent buckets.
