@@ -157,9 +157,9 @@ size_t LargeBucket::InteriorBytes(LargeBlock* b) {
 }
 
 size_t LargeBucket::InteriorBytesOf(uintptr_t block, size_t size) {
-  const size_t page = platform::PageSize();
-  const uintptr_t start = AlignUp(block + sizeof(LargeBlock) + sizeof(FreeLinks), page);
-  const uintptr_t end = (block + size) & ~(uintptr_t{page} - 1);
+  // (InteriorStart reads only the block's address, not its header.)
+  const uintptr_t start = InteriorStart(reinterpret_cast<LargeBlock*>(block));
+  const uintptr_t end = (block + size) & ~(uintptr_t{platform::PageSize()} - 1);
   return end > start ? end - start : 0;
 }
 
@@ -528,8 +528,8 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
       // to give back what was freed before it was called.
       count = purging_count_ == 0 ? TakeAgedLocked(now_ms, max_age_ms, &bin) : kBusy;
     }
-    if (count == kBusy && max_age_ms != 0) break;
     if (count == kBusy) {
+      if (max_age_ms != 0) break;
       std::this_thread::yield();
       continue;
     }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <memory>
 #include <random>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "core/page_map.h"
+#include "core/region.h"
 #include "core/runtime_options.h"
 #include "gtest/gtest.h"
 #include "platform/pages.h"
@@ -305,38 +307,63 @@ TEST(AllocatorTest, ResidentMemoryFallsAfterALargeFree) {
 // Called by the allocator on entry to every Decommit (see platform/pages.h).
 void (*decommit_observer)(void* ptr, size_t size) = nullptr;
 
+// Runs `action` on another thread from inside the first Decommit that starts
+// in [from, from + size), and waits there up to `limit` for it: the pages go
+// back only after. An action that needs a lock held across that madvise
+// cannot end in the window (a deadlock the limit turns into a failure; the
+// thread is joined once the madvise is over).
+class ActionInsideDecommit {
+ public:
+  ActionInsideDecommit(const void* from, size_t size, std::function<void()> action,
+                       std::chrono::seconds limit)
+      : from_(reinterpret_cast<uintptr_t>(from)),
+        to_(from_ + size),
+        action_(std::move(action)),
+        limit_(limit) {
+    active_ = this;
+    decommit_observer = &Observe;
+  }
+  ~ActionInsideDecommit() { Finish(); }
+
+  // Waits for the action to end (it may decommit too), then stops watching.
+  void Finish() {
+    if (other_.joinable()) other_.join();
+    decommit_observer = nullptr;
+    active_ = nullptr;
+  }
+  int calls() const { return calls_; }  // decommits seen in the range
+  bool started() const { return calls_ > 0; }
+  bool done_in_window() const { return done_in_window_; }
+
+ private:
+  static void Observe(void* ptr, size_t) {
+    ActionInsideDecommit* self = active_;
+    const auto addr = reinterpret_cast<uintptr_t>(ptr);
+    if (self == nullptr || addr < self->from_ || addr >= self->to_ || ++self->calls_ > 1) return;
+    self->other_ = std::thread([self] {
+      self->action_();
+      self->done_.set_value();
+    });
+    self->done_in_window_ =
+        self->done_.get_future().wait_for(self->limit_) == std::future_status::ready;
+  }
+
+  static inline ActionInsideDecommit* active_ = nullptr;
+  const uintptr_t from_;
+  const uintptr_t to_;
+  const std::function<void()> action_;
+  const std::chrono::seconds limit_;
+  std::atomic<int> calls_{0};
+  std::promise<void> done_;
+  std::thread other_;
+  bool done_in_window_ = false;
+};
+
 // While a free that emptied a large region gives its pages back, another
 // thread allocates and frees in the same bucket: the madvise runs with no
 // lock held. (With the lock held the other thread would wait for the
 // madvise, which waits for it: the timeout reports that deadlock, and the
 // test joins the thread once the free is over.)
-struct DecommitWitness {
-  static inline Allocator* allocator = nullptr;
-  static inline std::thread::id freeing_thread;
-  static inline std::thread other;
-  static inline bool other_thread_done = false;
-  static inline int calls_seen = 0;
-
-  static inline const void* region = nullptr;  // of the blocks the test frees
-
-  static void Observe(void* ptr, size_t) {
-    // (Not a decay's madvise, say, of another region or the same one.)
-    if (std::this_thread::get_id() != freeing_thread || internal::PageMap::Lookup(ptr) != region ||
-        ++calls_seen > 1) {
-      return;
-    }
-    auto done = std::make_shared<std::promise<void>>();
-    other = std::thread([done] {
-      void* p = allocator->allocate(100000);
-      std::memset(p, 1, 100000);
-      allocator->deallocate(p);
-      done->set_value();
-    });
-    other_thread_done =
-        done->get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready;
-  }
-};
-
 TEST(AllocatorTest, ALargeFreeGivesPagesBackWithNoLockHeld) {
   Allocator a;
   constexpr size_t kSize = size_t{1} << 20;
@@ -345,15 +372,19 @@ TEST(AllocatorTest, ALargeFreeGivesPagesBackWithNoLockHeld) {
     blocks.push_back(a.allocate(kSize));
     std::memset(blocks.back(), 1, kSize);
   }
-  DecommitWitness::allocator = &a;
-  DecommitWitness::freeing_thread = std::this_thread::get_id();
-  DecommitWitness::region = internal::PageMap::Lookup(blocks.front());
-  decommit_observer = &DecommitWitness::Observe;
+  const internal::RegionHeader* region = internal::PageMap::Lookup(blocks.front());
+  ActionInsideDecommit inside(
+      region, region->size,
+      [&a] {
+        void* p = a.allocate(100000);
+        std::memset(p, 1, 100000);
+        a.deallocate(p);
+      },
+      std::chrono::seconds(60));
   for (void* p : blocks) a.deallocate(p);  // the last one empties the region
-  decommit_observer = nullptr;
-  if (DecommitWitness::other.joinable()) DecommitWitness::other.join();
-  EXPECT_EQ(DecommitWitness::calls_seen, 1);
-  EXPECT_TRUE(DecommitWitness::other_thread_done);
+  inside.Finish();
+  EXPECT_EQ(inside.calls(), 1);
+  EXPECT_TRUE(inside.done_in_window());
   EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
   // The region is kept, with its block back on the lists: reused, not remapped.
   const size_t mapped = a.stats().regions_mapped;
@@ -366,37 +397,6 @@ TEST(AllocatorTest, ALargeFreeGivesPagesBackWithNoLockHeld) {
 // An allocation that finds no space while the kept region's pages go back,
 // and cannot map a new region (an address-space limit), waits for the
 // region instead of failing.
-struct WaitWitness {
-  static inline Allocator* allocator = nullptr;
-  static inline const void* region = nullptr;
-  static inline std::thread other;
-  static inline std::atomic<bool> limited{false};
-  static inline std::atomic<void*> got{nullptr};
-  static inline bool other_done_in_window = false;
-  static inline int calls_seen = 0;
-  static inline rlimit saved;
-
-  static void Observe(void* ptr, size_t) {
-    if (internal::PageMap::Lookup(ptr) != region || ++calls_seen > 1) return;
-    auto done = std::make_shared<std::promise<void>>();
-    other = std::thread([done] {
-      while (!limited.load()) std::this_thread::yield();
-      got = allocator->allocate(100000);
-      done->set_value();
-    });
-    // No room for another region's mapping until the test lifts it.
-    ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
-    rlimit tight = saved;
-    tight.rlim_cur = platform::AddressSpaceBytes() + (size_t{16} << 20);
-    ASSERT_EQ(setrlimit(RLIMIT_AS, &tight), 0);
-    limited = true;
-    // Before waiting, the allocation fails at once; waiting, it cannot
-    // finish before this madvise does, so the wait always runs out.
-    other_done_in_window =
-        done->get_future().wait_for(std::chrono::seconds(2)) == std::future_status::ready;
-  }
-};
-
 TEST(AllocatorTest, AnAllocationWithNoRegionToMapWaitsForTheKeptOne) {
   // (A sanitizer's runtime maps memory of its own for the new thread.)
   if (test_support::kUnderSanitizer) GTEST_SKIP() << "RLIMIT_AS under a sanitizer";
@@ -407,50 +407,37 @@ TEST(AllocatorTest, AnAllocationWithNoRegionToMapWaitsForTheKeptOne) {
     blocks.push_back(a.allocate(kSize));
     std::memset(blocks.back(), 1, kSize);
   }
-  WaitWitness::allocator = &a;
-  WaitWitness::region = internal::PageMap::Lookup(blocks.front());
-  decommit_observer = &WaitWitness::Observe;
+  const internal::RegionHeader* region = internal::PageMap::Lookup(blocks.front());
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
+  bool limited = false;
+  void* got = nullptr;
+  // Before waiting, the allocation fails at once; waiting, it cannot
+  // finish before the madvise does, so the wait always runs out.
+  ActionInsideDecommit inside(
+      region, region->size,
+      [&] {
+        // No room for another region's mapping until the test lifts it.
+        rlimit tight = saved;
+        tight.rlim_cur = platform::AddressSpaceBytes() + (size_t{16} << 20);
+        limited = setrlimit(RLIMIT_AS, &tight) == 0;
+        got = a.allocate(100000);
+      },
+      std::chrono::seconds(2));
   for (void* p : blocks) a.deallocate(p);  // the last one empties the region
-  decommit_observer = nullptr;
-  ASSERT_TRUE(WaitWitness::limited);
-  ASSERT_EQ(setrlimit(RLIMIT_AS, &WaitWitness::saved), 0);
-  ASSERT_TRUE(WaitWitness::other.joinable());
-  WaitWitness::other.join();
-  EXPECT_FALSE(WaitWitness::other_done_in_window);
-  void* got = WaitWitness::got.load();
+  ASSERT_TRUE(inside.started());
+  inside.Finish();
+  ASSERT_TRUE(limited);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &saved), 0);
+  EXPECT_FALSE(inside.done_in_window());
   ASSERT_NE(got, nullptr);
-  EXPECT_EQ(internal::PageMap::Lookup(got), WaitWitness::region);  // the kept region
+  EXPECT_EQ(internal::PageMap::Lookup(got), region);  // the kept region
   a.deallocate(got);
 }
 
 // A purge gives free blocks' pages back with no lock held: meanwhile
 // another thread frees the purged block's neighbour and allocates in the
 // same bucket; once the purge is over, the two free blocks are one.
-struct PurgeWitness {
-  static inline Allocator* allocator = nullptr;
-  static inline uintptr_t from = 0;  // the purged block
-  static inline uintptr_t to = 0;
-  static inline void* neighbour = nullptr;
-  static inline std::thread other;
-  static inline bool other_thread_done = false;
-  static inline int calls_seen = 0;
-
-  static void Observe(void* ptr, size_t) {
-    const auto addr = reinterpret_cast<uintptr_t>(ptr);
-    if (addr < from || addr >= to || ++calls_seen > 1) return;
-    auto done = std::make_shared<std::promise<void>>();
-    other = std::thread([done] {
-      allocator->deallocate(neighbour);
-      void* p = allocator->allocate(100000);
-      std::memset(p, 1, 100000);
-      allocator->deallocate(p);
-      done->set_value();
-    });
-    other_thread_done =
-        done->get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready;
-  }
-};
-
 TEST(AllocatorTest, APurgeGivesPagesBackWithNoLockHeldThenMerges) {
   Allocator a;
   constexpr size_t kBig = size_t{1} << 20;
@@ -463,16 +450,19 @@ TEST(AllocatorTest, APurgeGivesPagesBackWithNoLockHeldThenMerges) {
     std::memset(p, 1, a.usable_size(p));
   }
   a.deallocate(big);
-  PurgeWitness::allocator = &a;
-  PurgeWitness::from = reinterpret_cast<uintptr_t>(big);
-  PurgeWitness::to = reinterpret_cast<uintptr_t>(big) + kBig;
-  PurgeWitness::neighbour = neighbour;
-  decommit_observer = &PurgeWitness::Observe;
+  ActionInsideDecommit inside(
+      big, kBig,
+      [&] {
+        a.deallocate(neighbour);
+        void* p = a.allocate(100000);
+        std::memset(p, 1, 100000);
+        a.deallocate(p);
+      },
+      std::chrono::seconds(60));
   a.heap().Purge(/*max_age_ms=*/0);
-  decommit_observer = nullptr;
-  if (PurgeWitness::other.joinable()) PurgeWitness::other.join();
-  EXPECT_EQ(PurgeWitness::calls_seen, 1);
-  EXPECT_TRUE(PurgeWitness::other_thread_done);
+  inside.Finish();
+  EXPECT_EQ(inside.calls(), 1);
+  EXPECT_TRUE(inside.done_in_window());
   // Only the purged block merged with its neighbour can hold this.
   void* merged = a.allocate(kBig + kNeighbour);
   EXPECT_EQ(merged, big);
@@ -598,33 +588,6 @@ TEST(AllocatorTest, TrimEndsWhereEveryBlockIsLocked) {
 
 // A trim while another purge has a batch out waits for it, then gives
 // back the blocks freed before it was called (it skipped the bucket).
-struct TrimDuringPurge {
-  static inline Allocator* allocator = nullptr;
-  static inline uintptr_t from = 0;  // the first purge's block
-  static inline uintptr_t to = 0;
-  static inline char* freed_before_trim = nullptr;
-  static inline size_t given_back_by_trim = 0;
-  static inline bool trim_done_in_window = false;
-  static inline std::thread other;
-  static inline int calls_seen = 0;
-
-  static void Observe(void* ptr, size_t) {
-    const auto addr = reinterpret_cast<uintptr_t>(ptr);
-    if (addr < from || addr >= to || ++calls_seen > 1) return;
-    auto done = std::make_shared<std::promise<void>>();
-    other = std::thread([done] {
-      allocator->deallocate(freed_before_trim);
-      allocator->trim();
-      given_back_by_trim = NonResidentBytes(freed_before_trim + 8192, (size_t{1} << 20) - 16384);
-      done->set_value();
-    });
-    // Waiting for this batch, the trim cannot finish before this madvise
-    // does, so the wait always runs out; skipping the bucket, it finishes.
-    trim_done_in_window =
-        done->get_future().wait_for(std::chrono::seconds(2)) == std::future_status::ready;
-  }
-};
-
 TEST(AllocatorTest, ATrimDuringAPurgeWaitsForItThenGivesBack) {
   Allocator a;
   constexpr size_t kBig = size_t{1} << 20;
@@ -636,17 +599,23 @@ TEST(AllocatorTest, ATrimDuringAPurgeWaitsForItThenGivesBack) {
     std::memset(p, 1, a.usable_size(p));
   }
   a.deallocate(first);
-  TrimDuringPurge::allocator = &a;
-  TrimDuringPurge::from = reinterpret_cast<uintptr_t>(first);
-  TrimDuringPurge::to = reinterpret_cast<uintptr_t>(first) + kBig;
-  TrimDuringPurge::freed_before_trim = second;
-  decommit_observer = &TrimDuringPurge::Observe;
+  size_t given_back_by_trim = 0;
+  // Waiting for this purge's batch, the trim cannot finish before its
+  // madvise does, so the wait always runs out; skipping the bucket, it
+  // finishes.
+  ActionInsideDecommit inside(
+      first, kBig,
+      [&] {
+        a.deallocate(second);
+        a.trim();
+        given_back_by_trim = NonResidentBytes(second + 8192, kBig - 16384);
+      },
+      std::chrono::seconds(2));
   a.heap().Purge(/*max_age_ms=*/0);
-  ASSERT_TRUE(TrimDuringPurge::other.joinable());
-  TrimDuringPurge::other.join();
-  decommit_observer = nullptr;
-  EXPECT_FALSE(TrimDuringPurge::trim_done_in_window);
-  EXPECT_GE(TrimDuringPurge::given_back_by_trim, kBig - 16384 - 3 * platform::PageSize());
+  ASSERT_TRUE(inside.started());
+  inside.Finish();
+  EXPECT_FALSE(inside.done_in_window());
+  EXPECT_GE(given_back_by_trim, kBig - 16384 - 3 * platform::PageSize());
   a.deallocate(pin1);
   a.deallocate(pin2);
 }
@@ -654,28 +623,6 @@ TEST(AllocatorTest, ATrimDuringAPurgeWaitsForItThenGivesBack) {
 // A region emptied when a purge puts its blocks back (their neighbours
 // freed meanwhile) is unmapped, as a free would have, when another empty
 // region is kept already.
-struct EmptiedDuringPurge {
-  static inline Allocator* allocator = nullptr;
-  static inline uintptr_t from = 0;  // the purged block
-  static inline uintptr_t to = 0;
-  static inline std::vector<void*> to_free;
-  static inline std::thread other;
-  static inline bool other_thread_done = false;
-  static inline int calls_seen = 0;
-
-  static void Observe(void* ptr, size_t) {
-    const auto addr = reinterpret_cast<uintptr_t>(ptr);
-    if (addr < from || addr >= to || ++calls_seen > 1) return;
-    auto done = std::make_shared<std::promise<void>>();
-    other = std::thread([done] {
-      for (void* p : to_free) allocator->deallocate(p);
-      done->set_value();
-    });
-    other_thread_done =
-        done->get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready;
-  }
-};
-
 TEST(AllocatorTest, ARegionEmptiedAsAPurgeEndsIsUnmappedWhenOneIsKept) {
   Allocator a;
   constexpr size_t kSize = 2000000;  // sixteen fill a 32 MiB region
@@ -689,16 +636,16 @@ TEST(AllocatorTest, ARegionEmptiedAsAPurgeEndsIsUnmappedWhenOneIsKept) {
   ASSERT_NE(internal::PageMap::Lookup(blocks[16]), full);
   a.deallocate(blocks[16]);  // its region: the kept empty one
   a.deallocate(blocks[1]);   // the block the purge holds while the rest go
-  EmptiedDuringPurge::allocator = &a;
-  EmptiedDuringPurge::from = reinterpret_cast<uintptr_t>(blocks[1]);
-  EmptiedDuringPurge::to = EmptiedDuringPurge::from + kSize;
-  EmptiedDuringPurge::to_free = {blocks[0]};
-  for (int i = 2; i < 16; ++i) EmptiedDuringPurge::to_free.push_back(blocks[i]);
-  decommit_observer = &EmptiedDuringPurge::Observe;
+  ActionInsideDecommit inside(
+      blocks[1], kSize,
+      [&] {
+        a.deallocate(blocks[0]);
+        for (int i = 2; i < 16; ++i) a.deallocate(blocks[i]);
+      },
+      std::chrono::seconds(60));
   a.heap().Purge(/*max_age_ms=*/0);
-  decommit_observer = nullptr;
-  if (EmptiedDuringPurge::other.joinable()) EmptiedDuringPurge::other.join();
-  EXPECT_TRUE(EmptiedDuringPurge::other_thread_done);
+  inside.Finish();
+  EXPECT_TRUE(inside.done_in_window());
   EXPECT_EQ(internal::PageMap::Lookup(blocks[0]), nullptr);
   EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
 }
