@@ -322,6 +322,7 @@ void Heap::LockAll() {
 }
 
 void Heap::AfterForkInChildLocked() {
+  ForEachSmallBucket([](SmallBucket& b) { b.AdoptDecommittingAfterFork(); });
   for (LargeBucket& bucket : large_) bucket.AdoptPendingAfterFork();
 }
 

@@ -39,7 +39,12 @@ struct RegionHeader {
 };
 
 // An intrusive doubly linked list of regions; new ones go to the front, so
-// the back holds the one that has been on the list longest.
+// the back holds the one that has been on the list longest. A cursor marks
+// where a walk that lets go of the list's lock between steps goes on: a
+// region removed meanwhile moves it to its successor.
+//
+//   head ─► R ⇄ R ⇄ R ⇄ R ◄─ tail
+//                  ▲ cursor
 class RegionList {
  public:
   constexpr RegionList() = default;
@@ -47,6 +52,8 @@ class RegionList {
   RegionHeader* front() const { return head_; }
   RegionHeader* back() const { return tail_; }
   size_t size() const { return size_; }
+  RegionHeader* cursor() const { return cursor_; }
+  void set_cursor(RegionHeader* r) { cursor_ = r; }
 
   void PushFront(RegionHeader* r) {
     r->prev = nullptr;
@@ -56,7 +63,16 @@ class RegionList {
     if (tail_ == nullptr) tail_ = r;
     ++size_;
   }
+  void PushBack(RegionHeader* r) {
+    r->next = nullptr;
+    r->prev = tail_;
+    if (tail_ != nullptr) tail_->next = r;
+    tail_ = r;
+    if (head_ == nullptr) head_ = r;
+    ++size_;
+  }
   void Remove(RegionHeader* r) {
+    if (cursor_ == r) cursor_ = r->next;
     if (r->prev != nullptr) r->prev->next = r->next;
     if (r->next != nullptr) r->next->prev = r->prev;
     if (head_ == r) head_ = r->next;
@@ -73,6 +89,7 @@ class RegionList {
  private:
   RegionHeader* head_ = nullptr;
   RegionHeader* tail_ = nullptr;
+  RegionHeader* cursor_ = nullptr;
   size_t size_ = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <new>
+#include <thread>
 
 #include "core/diagnostics.h"
 #include "core/heap.h"
@@ -84,6 +85,8 @@ SmallRegion* SmallBucket::NewRegion() {
   new (&r->has_aligned) std::atomic<bool>(false);
   r->free_hint = 0;
   r->free_dirty = false;
+  r->decommitting = false;
+  r->purge_walk = 0;
   r->last_free_ms = 0;
   auto* bits = reinterpret_cast<std::atomic<uint64_t>*>(r->base() + layout.bitmap_offset);
   for (uint32_t i = 0; i < 2 * BitmapWords(layout.capacity); ++i) {
@@ -346,7 +349,8 @@ __attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint
   ++blocks_free_;
   --blocks_in_use_;
   AddReusable(1);
-  if (--r->used == 0) {
+  // (A region a purge took off the lists goes back to them with the purge.)
+  if (--r->used == 0 && !r->decommitting) {
     partial_.Remove(&r->header);
     r->header.empty_since_ms = now_ms;
     empty_.PushFront(&r->header);
@@ -393,18 +397,102 @@ size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
     }
     unmapped += (regions_unmapped_ - regions_before) * region_size_;
     more = later.count == Unmapper::kCapacity;
-    if (more) continue;
-    // Partial regions that saw no free for the decay time give back the
-    // pages that only free blocks cover.
-    for (RegionHeader* h = partial_.front(); h != nullptr; h = h->next) {
-      auto* r = reinterpret_cast<SmallRegion*>(h);
-      if (r->free_dirty && r->last_free_ms + max_age_ms <= now_ms) {
-        pages_decommitted_ += r->DecommitFreePages();
-        r->free_dirty = false;
+  }
+  // Partial regions that saw no free for the decay time give back the
+  // pages that only free blocks cover.
+  DecommitAgedPartials(now_ms, max_age_ms);
+  return unmapped;
+}
+
+void SmallBucket::DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms) {
+  // Thousands of madvise calls in a big fragmented bucket (40 ms for 256 MB
+  // of 64-byte blocks): none with the lock held, and never more than
+  // kWalkStep regions looked at in one hold. One walk at a time (the
+  // cursor is the bucket's): a trim waits for another walk to end, a decay
+  // leaves the bucket to it.
+  for (;;) {
+    {
+      SpinLockHolder hold(lock_);
+      if (!walking_partials_) {
+        walking_partials_ = true;
+        partial_.set_cursor(partial_.front());
+        ++purge_walks_;
+        break;
       }
     }
+    if (max_age_ms != 0) return;
+    std::this_thread::yield();
   }
-  return unmapped;
+  SmallRegion* batch[kDecommitBatch];
+  size_t taken = 0;
+  size_t bytes = 0;  // given back by the batch
+  for (bool walking = true; walking;) {
+    {
+      Unmapper later;  // (declared before the holder: unmaps after the unlock)
+      SpinLockHolder hold(lock_);
+      pages_decommitted_ += bytes;
+      ReturnDecommittedLocked(batch, taken, now_ms, &later);
+      taken = TakeAgedPartialsLocked(now_ms, max_age_ms, batch);
+      walking = partial_.cursor() != nullptr || taken != 0;
+      if (!walking) walking_partials_ = false;
+    }
+    bytes = 0;
+    for (size_t i = 0; i < taken; ++i) bytes += batch[i]->DecommitFreePages();
+  }
+}
+
+size_t SmallBucket::TakeAgedPartialsLocked(uint64_t now_ms, uint64_t max_age_ms,
+                                           SmallRegion** batch) {
+  size_t taken = 0;
+  for (size_t looked = 0; taken < kDecommitBatch && looked < kWalkStep; ++looked) {
+    RegionHeader* h = partial_.cursor();
+    if (h == nullptr) break;
+    partial_.set_cursor(h->next);
+    auto* r = reinterpret_cast<SmallRegion*>(h);
+    // (A region this walk put back at the end is not taken twice.)
+    if (!r->free_dirty || r->last_free_ms + max_age_ms > now_ms || r->purge_walk == purge_walks_) {
+      continue;
+    }
+    r->free_dirty = false;
+    r->purge_walk = purge_walks_;
+    r->decommitting = true;
+    partial_.Remove(h);
+    decommitting_.PushFront(h);
+    batch[taken++] = r;
+  }
+  return taken;
+}
+
+void SmallBucket::ReturnDecommittedLocked(SmallRegion* const* batch, size_t n, uint64_t now_ms,
+                                          Unmapper* later) {
+  for (size_t i = 0; i < n; ++i) {
+    SmallRegion* r = batch[i];
+    if (!r->decommitting) continue;  // (put back already: a child after fork)
+    decommitting_.Remove(&r->header);
+    PutBackLocked(r, now_ms, later);
+  }
+}
+
+void SmallBucket::PutBackLocked(SmallRegion* r, uint64_t now_ms, Unmapper* later) {
+  r->decommitting = false;
+  if (r->used != 0) {
+    partial_.PushBack(&r->header);
+    return;
+  }
+  // Its last blocks were freed meanwhile: as FreeLocked would have done.
+  r->header.empty_since_ms = now_ms;
+  empty_.PushFront(&r->header);
+  emptied_before_ = true;
+  UnmapExcessLocked(now_ms, later);
+}
+
+void SmallBucket::AdoptDecommittingAfterFork() {
+  while (RegionHeader* h = decommitting_.PopFront()) {
+    PutBackLocked(reinterpret_cast<SmallRegion*>(h), platform::CoarseMonotonicMillis(),
+                  /*later=*/nullptr);
+  }
+  walking_partials_ = false;
+  partial_.set_cursor(nullptr);
 }
 
 void SmallBucket::FreeBatch(void* const* blocks, size_t n) {
@@ -429,7 +517,7 @@ void SmallBucket::FreeBatchAt(void* const* blocks, size_t n, uint64_t now_ms) {
 
 void SmallBucket::ReleaseAll() {
   SpinLockHolder hold(lock_);
-  for (RegionList* list : {&partial_, &full_, &empty_}) {
+  for (RegionList* list : {&partial_, &full_, &empty_, &decommitting_}) {
     while (RegionHeader* r = list->PopFront()) UnmapRegion(r);
   }
   regions_unmapped_ += regions_mapped_ - regions_unmapped_;
@@ -443,7 +531,7 @@ SmallBucketStats SmallBucket::Stats() {
   s.block_size = block_size_;
   s.blocks_in_use = blocks_in_use_;
   s.blocks_free = blocks_free_;
-  s.regions = partial_.size() + full_.size() + empty_.size();
+  s.regions = partial_.size() + full_.size() + empty_.size() + decommitting_.size();
   s.bytes_mapped = s.regions * region_size_;
   s.regions_mapped = regions_mapped_;
   s.regions_unmapped = regions_unmapped_;

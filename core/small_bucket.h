@@ -17,7 +17,10 @@
 //   SmallBucket ── lock
 //              ├── partial: regions with a free or uncarved block ─► R ⇄ R ⇄ R
 //              ├── full:    regions with every block in use       ─► R ⇄ R
-//              └── empty:   regions with no block in use, newest first ─► R ⇄ R
+//              ├── empty:   regions with no block in use, newest first ─► R ⇄ R
+//              └── decommitting: partial regions a purge took off the
+//                           lists while it gives their free pages back
+//                           with no lock held                     ─► R ⇄ R
 //
 // Empty regions stay mapped for reuse, as many bytes as the bucket has in use
 // (at least kEmptyBytesLimit), the rest for kCycleMillis in a bucket that
@@ -72,6 +75,8 @@ struct SmallRegion {
   uint32_t bucket_index;  // position of the bucket in its allocator's table
   bool in_full_list;
   bool free_dirty;                        // a block was freed since the last page purge
+  bool decommitting;                      // off the lists while a purge gives its free pages back
+  uint32_t purge_walk;                    // the last purge walk that gave its free pages back
   std::atomic<bool> has_aligned;          // some block was handed out at an offset
   uint32_t free_hint;                     // no free block in bitmap words below this
   uint64_t last_free_ms;                  // time of the last free into the region
@@ -109,6 +114,9 @@ struct SmallRegion {
   // this region handed out (interior pointer of a plain block, or header).
   void* BlockStart(const void* p) const;
   // Gives back the pages that only free blocks cover; returns the bytes.
+  // With the lock held, or with no lock when the region is off the lists
+  // (no block of it can be handed out then; a free meanwhile only adds a
+  // free block whose pages may or may not go back).
   size_t DecommitFreePages();
 };
 
@@ -243,6 +251,9 @@ class alignas(64) SmallBucket {
   size_t Purge(uint64_t now_ms, uint64_t max_age_ms);
   // Unmaps every region (the owning allocator is being destroyed).
   void ReleaseAll();
+  // In a child after fork, with the lock held: regions a purge in the
+  // parent took off the lists go back (that purge will not finish here).
+  void AdoptDecommittingAfterFork();
   // Held across fork() so that the child sees consistent buckets.
   SpinLock& lock() { return lock_; }
   SmallBucketStats Stats();
@@ -276,6 +287,21 @@ class alignas(64) SmallBucket {
   }
   // Unmaps the oldest empty regions past the bucket's bound (kCycleMillis).
   void UnmapExcessLocked(uint64_t now_ms, Unmapper* later);
+  // Gives back the free pages of partial regions with no free since
+  // `now_ms - max_age_ms`: a few regions at a time, taken off the lists,
+  // their madvise run with no lock held.
+  void DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms);
+  static constexpr size_t kDecommitBatch = 8;  // regions taken off at a time
+  static constexpr size_t kWalkStep = 64;      // regions looked at per lock hold
+  // Takes up to kDecommitBatch aged regions from the walk's cursor into
+  // `batch`, looking at kWalkStep at most; returns how many.
+  size_t TakeAgedPartialsLocked(uint64_t now_ms, uint64_t max_age_ms, SmallRegion** batch);
+  // Puts regions taken off by TakeAgedPartialsLocked back: an emptied one
+  // on the empty list, the others at the back of the partial list (their
+  // free pages are the cold ones now).
+  void ReturnDecommittedLocked(SmallRegion* const* batch, size_t n, uint64_t now_ms,
+                               Unmapper* later);
+  void PutBackLocked(SmallRegion* r, uint64_t now_ms, Unmapper* later);
 
   SpinLock lock_;
   const uint32_t block_size_;
@@ -298,6 +324,10 @@ class alignas(64) SmallBucket {
   uint64_t region_taken_ms_ = 0;  // an allocation last took an empty or new region
   bool emptied_before_ = false;   // a region has emptied
   bool cycled_ = false;           // and blocks were handed out after that
+  // For the purge of partial regions (DecommitAgedPartials).
+  bool walking_partials_ = false;  // a purge walks partial_ (one at a time)
+  uint32_t purge_walks_ = 0;       // walks begun (numbers them)
+  RegionList decommitting_;
 };
 
 // The layouts of unguarded regions of a bucket table, by bucket.

@@ -394,6 +394,59 @@ TEST(AllocatorTest, ALargeFreeGivesPagesBackWithNoLockHeld) {
   a.deallocate(again);
 }
 
+// A purge gives the free pages of a partial small region back with no lock
+// held: meanwhile another thread allocates in the same bucket (not from
+// that region) and frees the region's last blocks, which empties it.
+// (With the lock held the other thread would wait for the madvise, which
+// waits for it: the timeout reports that deadlock.)
+TEST(AllocatorTest, ASmallPurgeGivesFreePagesBackWithNoLockHeld) {
+  using internal::SmallBucket;
+  Allocator a;
+  SmallBucket& bucket = a.heap().SmallBucketFor(64);
+  const size_t n = size_t{4} << 20 >> 6;  // 4 MiB of blocks: several regions
+  std::vector<void*> blocks(n);
+  ASSERT_EQ(bucket.AllocateBatchAt(blocks.data(), n, 1000), n);
+  const internal::RegionHeader* region = internal::PageMap::Lookup(blocks[n / 2]);
+  // Runs of 127 free blocks (about two pages) between kept ones.
+  std::vector<void*> kept;
+  std::vector<void*> kept_in_region;
+  for (size_t i = 0; i < n; ++i) {
+    if (i % 128 != 0) {
+      bucket.FreeBatchAt(&blocks[i], 1, 1000);
+    } else if (internal::PageMap::Lookup(blocks[i]) == region) {
+      kept_in_region.push_back(blocks[i]);
+    } else {
+      kept.push_back(blocks[i]);
+    }
+  }
+  ASSERT_GT(kept_in_region.size(), 1u);
+  void* fresh = nullptr;
+  ActionInsideDecommit inside(
+      region, region->size,
+      [&] {
+        ASSERT_EQ(bucket.AllocateBatchAt(&fresh, 1, 5000), 1u);
+        std::memset(fresh, 1, 64);
+        bucket.FreeBatchAt(kept_in_region.data(), kept_in_region.size(), 5000);
+      },
+      std::chrono::seconds(60));
+  const size_t decommitted_before = bucket.Stats().bytes_decommitted;
+  bucket.Purge(5000, /*max_age_ms=*/1000);
+  inside.Finish();
+  EXPECT_GE(inside.calls(), 1);
+  EXPECT_TRUE(inside.done_in_window());
+  // Not a block of the region whose pages were going back.
+  EXPECT_NE(internal::PageMap::Lookup(fresh), region);
+  EXPECT_GT(bucket.Stats().bytes_decommitted, decommitted_before);
+  EXPECT_EQ(bucket.Stats().blocks_in_use, kept.size() + 1);
+  // Every region is back on the lists: with its blocks all freed, trim
+  // unmaps it (one left off would stay mapped).
+  bucket.FreeBatchAt(kept.data(), kept.size(), 6000);
+  bucket.FreeBatchAt(&fresh, 1, 6000);
+  a.trim();
+  EXPECT_EQ(bucket.Stats().regions, 0u);
+  EXPECT_EQ(bucket.Stats().bytes_mapped, 0u);
+}
+
 // An allocation that finds no space while the kept region's pages go back,
 // and cannot map a new region (an address-space limit), waits for the
 // region instead of failing.
