@@ -249,17 +249,22 @@ size_t SmallBucket::AllocateBatch(void** out, size_t n) {
 }
 
 size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms) {
-  SpinLockHolder hold(lock_);
-  size_t got = 0;
-  while (got < n) {
-    SmallRegion* r = RegionWithFreeBlock(now_ms);
-    if (r == nullptr) break;
-    got += PopLocked(r, out + got, n - got);
+  for (bool wait = false;; wait = true) {
+    if (wait) std::this_thread::yield();
+    SpinLockHolder hold(lock_);
+    size_t got = 0;
+    while (got < n) {
+      SmallRegion* r = RegionWithFreeBlock(now_ms);
+      if (r == nullptr) break;
+      got += PopLocked(r, out + got, n - got);
+    }
+    blocks_in_use_ += got;
+    blocks_free_ -= got;
+    if (got != 0) cycled_ |= emptied_before_;
+    // No region to be had (address-space limit, strict overcommit): those
+    // a purge has off the lists are worth waiting for.
+    if (got != 0 || decommitting_.empty()) return got;
   }
-  blocks_in_use_ += got;
-  blocks_free_ -= got;
-  if (got != 0) cycled_ |= emptied_before_;
-  return got;
 }
 
 size_t SmallBucket::AllocateFreed(void** out, size_t n) {
@@ -381,9 +386,12 @@ void SmallBucket::UnmapExcessLocked(uint64_t now_ms, Unmapper* later) {
 }
 
 size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
+  // Partial regions that saw no free for the decay time give back the
+  // pages that only free blocks cover. First: a region whose last blocks
+  // were freed meanwhile ends on the empty list, for the rounds below.
+  size_t unmapped = DecommitAgedPartials(now_ms, max_age_ms);
   // In rounds of at most an Unmapper's worth of regions, each unmapped after
   // the lock is released: the lock is never held across many munmaps.
-  size_t unmapped = 0;
   for (bool more = true; more;) {
     Unmapper later;
     SpinLockHolder hold(lock_);
@@ -398,13 +406,10 @@ size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
     unmapped += (regions_unmapped_ - regions_before) * region_size_;
     more = later.count == Unmapper::kCapacity;
   }
-  // Partial regions that saw no free for the decay time give back the
-  // pages that only free blocks cover.
-  DecommitAgedPartials(now_ms, max_age_ms);
   return unmapped;
 }
 
-void SmallBucket::DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms) {
+size_t SmallBucket::DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms) {
   // Thousands of madvise calls in a big fragmented bucket (40 ms for 256 MB
   // of 64-byte blocks): none with the lock held, and never more than
   // kWalkStep regions looked at in one hold. One walk at a time (the
@@ -420,18 +425,21 @@ void SmallBucket::DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms) {
         break;
       }
     }
-    if (max_age_ms != 0) return;
+    if (max_age_ms != 0) return 0;
     std::this_thread::yield();
   }
   SmallRegion* batch[kDecommitBatch];
   size_t taken = 0;
   size_t bytes = 0;  // given back by the batch
+  size_t unmapped = 0;
   for (bool walking = true; walking;) {
     {
       Unmapper later;  // (declared before the holder: unmaps after the unlock)
       SpinLockHolder hold(lock_);
       pages_decommitted_ += bytes;
+      const size_t regions_before = regions_unmapped_;
       ReturnDecommittedLocked(batch, taken, now_ms, &later);
+      unmapped += (regions_unmapped_ - regions_before) * region_size_;
       taken = TakeAgedPartialsLocked(now_ms, max_age_ms, batch);
       walking = partial_.cursor() != nullptr || taken != 0;
       if (!walking) walking_partials_ = false;
@@ -439,6 +447,7 @@ void SmallBucket::DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms) {
     bytes = 0;
     for (size_t i = 0; i < taken; ++i) bytes += batch[i]->DecommitFreePages();
   }
+  return unmapped;
 }
 
 size_t SmallBucket::TakeAgedPartialsLocked(uint64_t now_ms, uint64_t max_age_ms,
@@ -466,10 +475,8 @@ size_t SmallBucket::TakeAgedPartialsLocked(uint64_t now_ms, uint64_t max_age_ms,
 void SmallBucket::ReturnDecommittedLocked(SmallRegion* const* batch, size_t n, uint64_t now_ms,
                                           Unmapper* later) {
   for (size_t i = 0; i < n; ++i) {
-    SmallRegion* r = batch[i];
-    if (!r->decommitting) continue;  // (put back already: a child after fork)
-    decommitting_.Remove(&r->header);
-    PutBackLocked(r, now_ms, later);
+    decommitting_.Remove(&batch[i]->header);
+    PutBackLocked(batch[i], now_ms, later);
   }
 }
 

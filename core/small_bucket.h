@@ -72,13 +72,13 @@ struct SmallRegion {
   SmallLayout layout;
   uint32_t carved;        // blocks handed out at least once (bump index)
   uint32_t used;          // blocks not free in the region
-  uint32_t bucket_index;  // position of the bucket in its allocator's table
+  uint16_t bucket_index;  // position of the bucket in its table (fewer than 256)
+  uint16_t free_hint;     // no free block in bitmap words below this (≤ 1024 words)
   bool in_full_list;
   bool free_dirty;                        // a block was freed since the last page purge
-  bool decommitting;                      // off the lists while a purge gives its free pages back
-  uint32_t purge_walk;                    // the last purge walk that gave its free pages back
   std::atomic<bool> has_aligned;          // some block was handed out at an offset
-  uint32_t free_hint;                     // no free block in bitmap words below this
+  bool decommitting;                      // off the lists while a purge gives its free pages back
+  uint32_t purge_walk;                    // the last purge walk that took it off the lists
   uint64_t last_free_ms;                  // time of the last free into the region
   std::atomic<uint64_t>* allocated_bits;  // one bit per block: handed out
   std::atomic<uint64_t>* aligned_bits;    // one bit per block: handed out at an offset
@@ -119,6 +119,8 @@ struct SmallRegion {
   // free block whose pages may or may not go back).
   size_t DecommitFreePages();
 };
+// Two cache lines: the bitmap after it starts on a line of its own.
+static_assert(sizeof(SmallRegion) == 128);
 
 // Blocks start at this alignment past a region's header and bitmaps.
 inline constexpr uint32_t kBlockStartAlignment = 64;
@@ -202,6 +204,11 @@ class alignas(64) SmallBucket {
   // long ago): then once it has been empty this long, at the next emptying
   // or purge (mimalloc's purge delay is as long).
   static constexpr uint64_t kCycleMillis = 10;
+  // A purge gives the free pages of partial regions back with no lock held,
+  // this many regions at a time, looking at no more than kWalkStep regions
+  // per lock hold.
+  static constexpr size_t kDecommitBatch = 8;
+  static constexpr size_t kWalkStep = 64;
 
   // `arena`: which of its heap's sets of buckets this one belongs to.
   constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap, uint32_t arena = 0)
@@ -223,7 +230,8 @@ class alignas(64) SmallBucket {
   uint32_t arena() const { return arena_; }
 
   // Fills out[0..n) with blocks; returns how many it got (0 when the OS
-  // refuses memory). One lock acquisition for the whole batch.
+  // refuses memory, and no region a purge has off the lists is left to
+  // wait for). One lock acquisition for the whole batch.
   size_t AllocateBatch(void** out, size_t n);
   // As AllocateBatch, at the time `now_ms` (CoarseMonotonicMillis's clock;
   // kReadClock: read it if needed).
@@ -289,10 +297,9 @@ class alignas(64) SmallBucket {
   void UnmapExcessLocked(uint64_t now_ms, Unmapper* later);
   // Gives back the free pages of partial regions with no free since
   // `now_ms - max_age_ms`: a few regions at a time, taken off the lists,
-  // their madvise run with no lock held.
-  void DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms);
-  static constexpr size_t kDecommitBatch = 8;  // regions taken off at a time
-  static constexpr size_t kWalkStep = 64;      // regions looked at per lock hold
+  // their madvise run with no lock held. Returns the bytes unmapped (of
+  // regions whose last blocks were freed meanwhile, past the bucket's bound).
+  size_t DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms);
   // Takes up to kDecommitBatch aged regions from the walk's cursor into
   // `batch`, looking at kWalkStep at most; returns how many.
   size_t TakeAgedPartialsLocked(uint64_t now_ms, uint64_t max_age_ms, SmallRegion** batch);

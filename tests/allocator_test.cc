@@ -22,6 +22,7 @@
 
 #include "core/page_map.h"
 #include "core/region.h"
+#include "core/region_carver.h"
 #include "core/runtime_options.h"
 #include "gtest/gtest.h"
 #include "platform/pages.h"
@@ -394,57 +395,129 @@ TEST(AllocatorTest, ALargeFreeGivesPagesBackWithNoLockHeld) {
   a.deallocate(again);
 }
 
-// A purge gives the free pages of a partial small region back with no lock
-// held: meanwhile another thread allocates in the same bucket (not from
-// that region) and frees the region's last blocks, which empties it.
-// (With the lock held the other thread would wait for the madvise, which
-// waits for it: the timeout reports that deadlock.)
-TEST(AllocatorTest, ASmallPurgeGivesFreePagesBackWithNoLockHeld) {
-  using internal::SmallBucket;
-  Allocator a;
-  SmallBucket& bucket = a.heap().SmallBucketFor(64);
-  const size_t n = size_t{4} << 20 >> 6;  // 4 MiB of blocks: several regions
-  std::vector<void*> blocks(n);
-  ASSERT_EQ(bucket.AllocateBatchAt(blocks.data(), n, 1000), n);
-  const internal::RegionHeader* region = internal::PageMap::Lookup(blocks[n / 2]);
-  // Runs of 127 free blocks (about two pages) between kept ones.
-  std::vector<void*> kept;
-  std::vector<void*> kept_in_region;
-  for (size_t i = 0; i < n; ++i) {
-    if (i % 128 != 0) {
-      bucket.FreeBatchAt(&blocks[i], 1, 1000);
-    } else if (internal::PageMap::Lookup(blocks[i]) == region) {
-      kept_in_region.push_back(blocks[i]);
-    } else {
-      kept.push_back(blocks[i]);
+// A partial small bucket for the two tests below: six regions of 64-byte
+// blocks, one block in 128 kept (runs of 127 free blocks, about two pages,
+// between them), all freed at time 1000. A purge at 5000 takes all six off
+// the lists in one batch.
+struct FragmentedSmallBucket {
+  explicit FragmentedSmallBucket(Allocator& a) : bucket(a.heap().SmallBucketFor(64)) {
+    const size_t n = 6 * 4000;
+    std::vector<void*> blocks(n);
+    EXPECT_EQ(bucket.AllocateBatchAt(blocks.data(), n, 1000), n);
+    watched = internal::PageMap::Lookup(blocks[n / 2]);
+    for (size_t i = 0; i < n; ++i) {
+      regions.insert(internal::PageMap::Lookup(blocks[i]));
+      if (i % 128 != 0) {
+        bucket.FreeBatchAt(&blocks[i], 1, 1000);
+      } else {
+        (internal::PageMap::Lookup(blocks[i]) == watched ? kept_in_watched : kept)
+            .push_back(blocks[i]);
+      }
     }
+    EXPECT_LE(regions.size(), internal::SmallBucket::kDecommitBatch);
   }
-  ASSERT_GT(kept_in_region.size(), 1u);
+  internal::SmallBucket& bucket;
+  const internal::RegionHeader* watched;  // a region whose madvise the test stands in
+  std::set<const internal::RegionHeader*> regions;
+  std::vector<void*> kept_in_watched;
+  std::vector<void*> kept;  // in the other regions
+};
+
+// A purge gives the free pages of partial small regions back with no lock
+// held: meanwhile another thread allocates in the same bucket (not from
+// those regions, which are off the lists) and frees a region's last blocks,
+// which empties it. (With the lock held the other thread would wait for the
+// madvise, which waits for it: the timeout reports that deadlock.)
+TEST(AllocatorTest, ASmallPurgeGivesFreePagesBackWithNoLockHeld) {
+  Allocator a;
+  FragmentedSmallBucket f(a);
+  ASSERT_GT(f.kept_in_watched.size(), 1u);
   void* fresh = nullptr;
   ActionInsideDecommit inside(
-      region, region->size,
+      f.watched, f.watched->size,
       [&] {
-        ASSERT_EQ(bucket.AllocateBatchAt(&fresh, 1, 5000), 1u);
+        ASSERT_EQ(f.bucket.AllocateBatchAt(&fresh, 1, 5000), 1u);
         std::memset(fresh, 1, 64);
-        bucket.FreeBatchAt(kept_in_region.data(), kept_in_region.size(), 5000);
+        f.bucket.FreeBatchAt(f.kept_in_watched.data(), f.kept_in_watched.size(), 5000);
       },
       std::chrono::seconds(60));
-  const size_t decommitted_before = bucket.Stats().bytes_decommitted;
-  bucket.Purge(5000, /*max_age_ms=*/1000);
+  const size_t decommitted_before = f.bucket.Stats().bytes_decommitted;
+  f.bucket.Purge(5000, /*max_age_ms=*/1000);
   inside.Finish();
   EXPECT_GE(inside.calls(), 1);
   EXPECT_TRUE(inside.done_in_window());
-  // Not a block of the region whose pages were going back.
-  EXPECT_NE(internal::PageMap::Lookup(fresh), region);
-  EXPECT_GT(bucket.Stats().bytes_decommitted, decommitted_before);
-  EXPECT_EQ(bucket.Stats().blocks_in_use, kept.size() + 1);
+  EXPECT_EQ(f.regions.count(internal::PageMap::Lookup(fresh)), 0u);
+  EXPECT_GT(f.bucket.Stats().bytes_decommitted, decommitted_before);
+  EXPECT_EQ(f.bucket.Stats().blocks_in_use, f.kept.size() + 1);
   // Every region is back on the lists: with its blocks all freed, trim
   // unmaps it (one left off would stay mapped).
-  bucket.FreeBatchAt(kept.data(), kept.size(), 6000);
-  bucket.FreeBatchAt(&fresh, 1, 6000);
+  f.bucket.FreeBatchAt(f.kept.data(), f.kept.size(), 6000);
+  f.bucket.FreeBatchAt(&fresh, 1, 6000);
   a.trim();
-  EXPECT_EQ(bucket.Stats().regions, 0u);
-  EXPECT_EQ(bucket.Stats().bytes_mapped, 0u);
+  EXPECT_EQ(f.bucket.Stats().regions, 0u);
+  EXPECT_EQ(f.bucket.Stats().bytes_mapped, 0u);
+}
+
+// A region whose last blocks are freed while a trim gives its pages back is
+// unmapped by that trim, and counted in what it returns.
+TEST(AllocatorTest, ARegionEmptiedDuringATrimGoesWithIt) {
+  Allocator a;
+  FragmentedSmallBucket f(a);
+  ActionInsideDecommit inside(
+      f.watched, f.watched->size,
+      [&] { f.bucket.FreeBatchAt(f.kept_in_watched.data(), f.kept_in_watched.size(), 5000); },
+      std::chrono::seconds(60));
+  const size_t unmapped_before = f.bucket.Stats().regions_unmapped;
+  EXPECT_EQ(f.bucket.Purge(5000, /*max_age_ms=*/0), internal::SmallBucket::RegionSizeFor(64));
+  inside.Finish();
+  EXPECT_TRUE(inside.done_in_window());
+  EXPECT_EQ(f.bucket.Stats().regions_unmapped, unmapped_before + 1);
+  EXPECT_EQ(internal::PageMap::Lookup(f.kept_in_watched.front()), nullptr);
+  f.bucket.FreeBatchAt(f.kept.data(), f.kept.size(), 6000);
+}
+
+// An allocation that finds no region of its bucket with a free block while
+// a purge has them off the lists, and cannot map a new one (an address-space
+// limit), waits for them instead of failing.
+TEST(AllocatorTest, ASmallAllocationWithNoRegionToMapWaitsForPurgedOnes) {
+  if (test_support::kUnderSanitizer) GTEST_SKIP() << "RLIMIT_AS under a sanitizer";
+  Allocator a;
+  FragmentedSmallBucket f(a);
+  // (Regions of the same size as the purged ones: once it has no room for
+  // one more, the carver has none for them either.)
+  internal::SmallBucket& filler_bucket = a.heap().SmallBucketFor(16 * 1024);
+  ASSERT_EQ(internal::SmallBucket::RegionSizeFor(16 * 1024),
+            internal::SmallBucket::RegionSizeFor(64));
+  std::vector<void*> filler;
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
+  bool limited = false;
+  void* got = nullptr;
+  // Before waiting, the allocation fails at once; waiting, it cannot
+  // finish before the madvise does, so the wait always runs out.
+  ActionInsideDecommit inside(
+      f.watched, f.watched->size,
+      [&] {
+        // No address space kept by the region carver, none to map, and
+        // none left in the carver's current chunk once the filler has it.
+        internal::RegionCarver::Flush();
+        internal::RegionCarver::ReleaseRetained();
+        rlimit tight = saved;
+        tight.rlim_cur = platform::AddressSpaceBytes() + (size_t{1} << 20);
+        limited = setrlimit(RLIMIT_AS, &tight) == 0;
+        for (void* p; filler_bucket.AllocateBatchAt(&p, 1, 5000) == 1;) filler.push_back(p);
+        ASSERT_EQ(f.bucket.AllocateBatchAt(&got, 1, 5000), 1u);
+      },
+      std::chrono::seconds(2));
+  f.bucket.Purge(5000, /*max_age_ms=*/1000);
+  ASSERT_TRUE(inside.started());
+  inside.Finish();
+  ASSERT_TRUE(limited);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &saved), 0);
+  EXPECT_FALSE(inside.done_in_window());
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(f.regions.count(internal::PageMap::Lookup(got)), 1u);
+  filler_bucket.FreeBatchAt(filler.data(), filler.size(), 6000);
 }
 
 // An allocation that finds no space while the kept region's pages go back,

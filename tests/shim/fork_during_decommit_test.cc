@@ -139,11 +139,14 @@ TEST(ForkDuringDecommitTest, TheChildTakesADecommittingSmallRegionBack) {
   using rulloc::internal::PageMap;
   constexpr size_t kSize = 512;
   constexpr size_t kCount = 20000;  // regions of them, past start-up's blocks
+  // (Both vectors' buffers are large blocks, none in the region.)
   std::vector<void*> blocks;
+  std::vector<void*> kept;
+  blocks.reserve(kCount);
+  kept.reserve(kCount);
   for (size_t i = 0; i < kCount; ++i) blocks.push_back(malloc(kSize));
   const void* region = PageMap::Lookup(blocks[kCount / 2]);
   // One block in 16 kept in the region: free runs of 7.5 KiB between them.
-  std::vector<void*> kept;
   for (size_t i = 0; i < kCount; ++i) {
     if (PageMap::Lookup(blocks[i]) == region && i % 16 == 0) {
       kept.push_back(blocks[i]);
