@@ -2,10 +2,10 @@
 //
 //   [ std::atomic<bool> locked ]
 //
-// Acquire spins with a CPU pause on a plain load (test-and-test-and-set),
-// then yields the CPU to the scheduler so that a preempted holder can run,
-// then sleeps (1 µs doubling to 1 ms): a real-time waiter's yield would not
-// let a lower-priority holder run on its CPU.
+// Acquire tests with a plain load before it exchanges (test-and-test-and-
+// set) and waits as Backoff does: spins with a CPU pause, then yields so
+// that a preempted holder can run, then sleeps (a real-time waiter's yield
+// would not let a lower-priority holder run on its CPU).
 // Critical sections it guards are short (a batch of free-list operations).
 #ifndef RULLOC_CONCURRENCY_SPIN_LOCK_H_
 #define RULLOC_CONCURRENCY_SPIN_LOCK_H_

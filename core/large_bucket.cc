@@ -1,8 +1,8 @@
 #include "core/large_bucket.h"
 
 #include <algorithm>
-#include <thread>
 
+#include "concurrency/backoff.h"
 #include "core/diagnostics.h"
 #include "core/page_map.h"
 #include "core/secret.h"
@@ -241,8 +241,9 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
   const size_t slack = alignment > 16 ? alignment + kHeader : 0;
   const size_t need = AlignUp(size + slack, 16) + kHeader;
   LargeBlock* b;
+  Backoff backoff;
   for (bool wait = false;; wait = true) {
-    if (wait) std::this_thread::yield();
+    if (wait) backoff.Wait();
     SpinLockHolder hold(lock_);
     // The free space left over keeps its age and what decay gave back of
     // it: no page of it was freed now.
@@ -519,6 +520,7 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
   // kernel takes the pages. Bins are walked once, in rounds.
   size_t unmapped = 0;
   size_t bin = BinFor(kDecommitMin);
+  Backoff backoff;
   while (bin < kBins) {
     size_t count;
     {
@@ -530,7 +532,7 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
     }
     if (count == kBusy) {
       if (max_age_ms != 0) break;
-      std::this_thread::yield();
+      backoff.Wait();
       continue;
     }
     if (count == 0) break;

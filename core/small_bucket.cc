@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <new>
-#include <thread>
 
+#include "concurrency/backoff.h"
 #include "core/diagnostics.h"
 #include "core/heap.h"
 #include "core/page_map.h"
@@ -249,13 +249,18 @@ size_t SmallBucket::AllocateBatch(void** out, size_t n) {
 }
 
 size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms) {
+  Backoff backoff;
   for (bool wait = false;; wait = true) {
-    if (wait) std::this_thread::yield();
+    if (wait) backoff.Wait();
     SpinLockHolder hold(lock_);
     size_t got = 0;
+    bool no_region = false;
     while (got < n) {
       SmallRegion* r = RegionWithFreeBlock(now_ms);
-      if (r == nullptr) break;
+      if (r == nullptr) {
+        no_region = true;
+        break;
+      }
       got += PopLocked(r, out + got, n - got);
     }
     blocks_in_use_ += got;
@@ -263,7 +268,7 @@ size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms) {
     if (got != 0) cycled_ |= emptied_before_;
     // No region to be had (address-space limit, strict overcommit): those
     // a purge has off the lists are worth waiting for.
-    if (got != 0 || decommitting_.empty()) return got;
+    if (got != 0 || !no_region || decommitting_.empty()) return got;
   }
 }
 
@@ -415,7 +420,7 @@ size_t SmallBucket::DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms) {
   // kWalkStep regions looked at in one hold. One walk at a time (the
   // cursor is the bucket's): a trim waits for another walk to end, a decay
   // leaves the bucket to it.
-  for (;;) {
+  for (Backoff backoff;; backoff.Wait()) {
     {
       SpinLockHolder hold(lock_);
       if (!walking_partials_) {
@@ -426,7 +431,6 @@ size_t SmallBucket::DecommitAgedPartials(uint64_t now_ms, uint64_t max_age_ms) {
       }
     }
     if (max_age_ms != 0) return 0;
-    std::this_thread::yield();
   }
   SmallRegion* batch[kDecommitBatch];
   size_t taken = 0;
