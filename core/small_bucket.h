@@ -31,6 +31,7 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -49,20 +50,19 @@ struct SmallLayout {
   uint32_t capacity;       // blocks that fit in the region
   uint32_t first_offset;   // offset of block 0 from the region base
   uint32_t bitmap_offset;  // offset of the allocated bitmap from the region base
-  // Exact division by block_size = 2^block_shift * odd: offset is a block
-  // start iff its low bits are clear and (offset >> shift) * odd_inverse
-  // (mod 2^32) is at most odd_limit; that product is then the block index.
+  // Exact division by block_size = 2^block_shift * odd (Hacker's Delight,
+  // 10-17): n times odd's inverse mod 2^32, rotated right by block_shift,
+  // is n / block_size when block_size divides n, and above
+  // UINT32_MAX / block_size (so above any index) when it does not.
   uint32_t block_shift;
   uint32_t odd_inverse;
-  uint32_t odd_limit;
 
   // Index of the block that starts `offset` bytes past the region base, or
-  // capacity when no block starts there. No division.
+  // capacity when no block starts there. No division, one comparison.
   constexpr uint32_t BlockStartingAt(uintptr_t offset) const {
     const uint32_t in_blocks = static_cast<uint32_t>(offset) - first_offset;
-    if ((in_blocks & ((uint32_t{1} << block_shift) - 1)) != 0) return capacity;
-    const uint32_t index = (in_blocks >> block_shift) * odd_inverse;
-    return index > odd_limit || index >= capacity ? capacity : index;
+    const uint32_t index = std::rotr(in_blocks * odd_inverse, static_cast<int>(block_shift));
+    return index < capacity ? index : capacity;
   }
 };
 
@@ -166,7 +166,6 @@ constexpr SmallLayout SmallLayoutFor(uint32_t block_size, uint32_t region_size,
   uint32_t inverse = odd;  // Newton's iteration for the inverse mod 2^32
   for (int i = 0; i < 5; ++i) inverse *= 2 - odd * inverse;
   l.odd_inverse = inverse;
-  l.odd_limit = UINT32_MAX / odd;
   return l;
 }
 

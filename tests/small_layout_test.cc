@@ -49,5 +49,42 @@ TEST(SmallLayoutTest, GuardedLayoutKeepsTheBitmapOffset) {
   }
 }
 
+// BlockStartingAt (no division) against a division, at every offset of the
+// region and a little past it: the index of the block starting there, or
+// capacity. For every bucket of the default table, guarded or not, and for
+// block sizes with odd factors up to 255 and powers of two up to 64 KiB.
+void ExpectBlockStartsFound(const SmallLayout& l, uint32_t region) {
+  uint32_t mismatches = 0;
+  for (uint32_t offset = 0; offset < region + 2 * l.block_size; ++offset) {
+    uint32_t expected = l.capacity;
+    if (offset >= l.first_offset && (offset - l.first_offset) % l.block_size == 0 &&
+        (offset - l.first_offset) / l.block_size < l.capacity) {
+      expected = (offset - l.first_offset) / l.block_size;
+    }
+    if (l.BlockStartingAt(offset) != expected && ++mismatches <= 3) {
+      ADD_FAILURE() << "block size " << l.block_size << ", offset " << offset << ": "
+                    << l.BlockStartingAt(offset) << " instead of " << expected;
+    }
+  }
+}
+
+TEST(SmallLayoutTest, BlockStartingAtFindsExactlyTheBlockStarts) {
+  for (uint32_t b = 0; b < kLayouts.size(); ++b) {
+    const uint32_t size = kLayouts[b].block_size;
+    const uint32_t region = SmallBucket::RegionSizeFor(size);
+    ExpectBlockStartsFound(kLayouts[b], region);
+    ExpectBlockStartsFound(SmallLayoutFor(size, region, b, 4096), region);
+  }
+  for (uint32_t odd = 1; odd < 256; odd += 2) {
+    const uint32_t size = odd * 16;
+    ExpectBlockStartsFound(SmallLayoutFor(size, SmallBucket::RegionSizeFor(size), 0, 0),
+                           SmallBucket::RegionSizeFor(size));
+  }
+  for (uint32_t size = 16; size <= 64 * 1024; size *= 2) {
+    ExpectBlockStartsFound(SmallLayoutFor(size, SmallBucket::RegionSizeFor(size), 0, 0),
+                           SmallBucket::RegionSizeFor(size));
+  }
+}
+
 }  // namespace
 }  // namespace rulloc::internal
