@@ -117,5 +117,70 @@ TEST_P(StressTest, ThreadsPerCore) {
 
 INSTANTIATE_TEST_SUITE_P(Multiples, StressTest, ::testing::Values(2, 4, 16));
 
+// Threads leave their regions fragmented (one small block kept in 64, so
+// that free runs cover whole pages; a large block kept in 4) and free the
+// kept blocks later, some from other threads, while another thread trims
+// without pause: purges give pages back with no lock held, with regions
+// and large blocks off their lists meanwhile. A block handed out of a range
+// whose pages go back would lose its pattern.
+size_t SmallBytesDecommitted() {
+  internal::Heap& heap = internal::DefaultHeap();
+  size_t bytes = 0;
+  for (size_t b = 0; b < heap.small_bucket_count(); ++b)
+    bytes += heap.SmallStats(b).bytes_decommitted;
+  return bytes;
+}
+
+TEST(StressTest, TrimsRunAlongsideFragmentingThreads) {
+  const unsigned cores = std::max(2u, std::thread::hardware_concurrency());
+  const int rounds = test_support::kUnderSanitizer ? 20 : 200;
+  const size_t decommitted_before = SmallBytesDecommitted();
+  Shared shared;
+  std::atomic<bool> done{false};
+  std::thread trimmer([&] {
+    while (!done.load(std::memory_order_relaxed)) rulloc_trim();
+  });
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < 2 * cores; ++t) {
+    workers.emplace_back([&shared, t, rounds] {
+      std::mt19937 rng(t);
+      for (int round = 0; round < rounds; ++round) {
+        std::vector<Block> blocks;
+        for (int i = 0; i < 4096; ++i) {
+          const size_t size = i % 256 == 255 ? 100000 + rng() % 100000 : 16 + 16 * (t % 8);
+          Block b{static_cast<unsigned char*>(rulloc_malloc(size)), size,
+                  static_cast<unsigned char>(rng())};
+          ASSERT_NE(b.ptr, nullptr);
+          for (size_t k = 0; k < b.size; k += 61) b.ptr[k] = b.tag;
+          blocks.push_back(b);
+        }
+        std::vector<Block> kept;
+        for (size_t i = 0; i < blocks.size(); ++i) {
+          // (Small: runs of free blocks two pages long between kept ones.)
+          const bool keep =
+              blocks[i].size >= 100000 ? i % 1024 == 255 : i % (8192 / blocks[i].size) == 0;
+          if (keep) {
+            kept.push_back(blocks[i]);
+          } else {
+            Check(shared, blocks[i]);
+          }
+        }
+        std::lock_guard<std::mutex> hold(shared.mu);
+        for (const Block& b : shared.pool) Check(shared, b);  // another thread's
+        shared.pool = kept;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  done = true;
+  trimmer.join();
+  for (const Block& b : shared.pool) Check(shared, b);
+  EXPECT_EQ(shared.corrupted.load(), 0);
+  // The trims gave free pages of fragmented regions back meanwhile.
+  EXPECT_GT(SmallBytesDecommitted(), decommitted_before);
+  rulloc_thread_cache_flush();
+  EXPECT_EQ(GetProcessStats().blocks_in_use, 0u);
+}
+
 }  // namespace
 }  // namespace rulloc
