@@ -490,6 +490,33 @@ TEST(AllocatorTest, RegionsEmptiedDuringATrimGoWithIt) {
   EXPECT_EQ(f.bucket.Stats().regions, 0u);
 }
 
+// RLIMIT_AS lowered, from an action inside a decommit, to what the process
+// has mapped plus some headroom: no room for another region's mapping until
+// the test lifts it. An allocation there waits for the blocks or regions the
+// decommit has off the lists (before, it failed at once); it cannot finish
+// before the madvise does, so the wait always runs out, which the action
+// must see begin inside the window (a late start would find them back).
+class AddressSpaceLimit {
+ public:
+  AddressSpaceLimit() { EXPECT_EQ(getrlimit(RLIMIT_AS, &saved_), 0); }
+  ~AddressSpaceLimit() { Lift(); }
+  bool Lower(size_t headroom) {
+    rlimit tight = saved_;
+    tight.rlim_cur = platform::AddressSpaceBytes() + headroom;
+    lowered_ = setrlimit(RLIMIT_AS, &tight) == 0;
+    return lowered_;
+  }
+  void Lift() {
+    if (lowered_) EXPECT_EQ(setrlimit(RLIMIT_AS, &saved_), 0);
+    lowered_ = false;
+  }
+  bool lowered() const { return lowered_; }
+
+ private:
+  rlimit saved_;
+  bool lowered_ = false;
+};
+
 // An allocation that finds no region of its bucket with a free block while
 // a purge has them off the lists, and cannot map a new one (an address-space
 // limit), waits for them instead of failing.
@@ -503,13 +530,9 @@ TEST(AllocatorTest, ASmallAllocationWithNoRegionToMapWaitsForPurgedOnes) {
   ASSERT_EQ(internal::SmallBucket::RegionSizeFor(16 * 1024),
             internal::SmallBucket::RegionSizeFor(64));
   std::vector<void*> filler;
-  rlimit saved;
-  ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
-  bool limited = false;
-  bool asked_in_window = false;  // (not after a late start: regions back)
+  AddressSpaceLimit limit;
+  bool asked_in_window = false;
   void* got = nullptr;
-  // Before waiting, the allocation fails at once; waiting, it cannot
-  // finish before the madvise does, so the wait always runs out.
   ActionInsideDecommit inside(
       f.watched, f.watched->size,
       [&] {
@@ -517,10 +540,7 @@ TEST(AllocatorTest, ASmallAllocationWithNoRegionToMapWaitsForPurgedOnes) {
         // none left in the carver's current chunk once the filler has it.
         internal::RegionCarver::Flush();
         internal::RegionCarver::ReleaseRetained();
-        rlimit tight = saved;
-        tight.rlim_cur = platform::AddressSpaceBytes() + (size_t{1} << 20);
-        limited = setrlimit(RLIMIT_AS, &tight) == 0;
-        if (!limited) return;
+        if (!limit.Lower(size_t{1} << 20)) return;
         for (void* p; filler_bucket.AllocateBatchAt(&p, 1, 5000) == 1;) filler.push_back(p);
         asked_in_window = inside.waiting();
         ASSERT_EQ(f.bucket.AllocateBatchAt(&got, 1, 5000), 1u);
@@ -529,8 +549,8 @@ TEST(AllocatorTest, ASmallAllocationWithNoRegionToMapWaitsForPurgedOnes) {
   f.bucket.Purge(5000, /*max_age_ms=*/1000);
   ASSERT_TRUE(inside.started());
   inside.Finish();
-  ASSERT_TRUE(limited);
-  ASSERT_EQ(setrlimit(RLIMIT_AS, &saved), 0);
+  ASSERT_TRUE(limit.lowered());
+  limit.Lift();
   EXPECT_TRUE(asked_in_window);
   EXPECT_FALSE(inside.done_in_window());
   ASSERT_NE(got, nullptr);
@@ -552,21 +572,13 @@ TEST(AllocatorTest, AnAllocationWithNoRegionToMapWaitsForTheKeptOne) {
     std::memset(blocks.back(), 1, kSize);
   }
   const internal::RegionHeader* region = internal::PageMap::Lookup(blocks.front());
-  rlimit saved;
-  ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
-  bool limited = false;
-  bool asked_in_window = false;  // (not after a late start: region back)
+  AddressSpaceLimit limit;
+  bool asked_in_window = false;
   void* got = nullptr;
-  // Before waiting, the allocation fails at once; waiting, it cannot
-  // finish before the madvise does, so the wait always runs out.
   ActionInsideDecommit inside(
       region, region->size,
       [&] {
-        // No room for another region's mapping until the test lifts it.
-        rlimit tight = saved;
-        tight.rlim_cur = platform::AddressSpaceBytes() + (size_t{16} << 20);
-        limited = setrlimit(RLIMIT_AS, &tight) == 0;
-        if (!limited) return;
+        if (!limit.Lower(size_t{16} << 20)) return;
         asked_in_window = inside.waiting();
         got = a.allocate(100000);
       },
@@ -574,8 +586,8 @@ TEST(AllocatorTest, AnAllocationWithNoRegionToMapWaitsForTheKeptOne) {
   for (void* p : blocks) a.deallocate(p);  // the last one empties the region
   ASSERT_TRUE(inside.started());
   inside.Finish();
-  ASSERT_TRUE(limited);
-  ASSERT_EQ(setrlimit(RLIMIT_AS, &saved), 0);
+  ASSERT_TRUE(limit.lowered());
+  limit.Lift();
   EXPECT_TRUE(asked_in_window);
   EXPECT_FALSE(inside.done_in_window());
   ASSERT_NE(got, nullptr);
