@@ -344,11 +344,11 @@ class ActionInsideDecommit {
     ActionInsideDecommit* self = active_;
     const auto addr = reinterpret_cast<uintptr_t>(ptr);
     if (self == nullptr || addr < self->from_ || addr >= self->to_ || ++self->calls_ > 1) return;
+    self->waiting_ = true;  // (before the action can ask)
     self->other_ = std::thread([self] {
       self->action_();
       self->done_.set_value();
     });
-    self->waiting_ = true;
     self->done_in_window_ =
         self->done_.get_future().wait_for(self->limit_) == std::future_status::ready;
     self->waiting_ = false;
