@@ -253,8 +253,8 @@ size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms) {
   for (bool wait = false;; wait = true) {
     if (wait) backoff.Wait();
     SpinLockHolder hold(lock_);
-    // Waiting, and no region came back yet: no new mapping is tried again.
-    if (wait && partial_.empty() && empty_.empty() && !decommitting_.empty()) continue;
+    // (A new mapping is tried again at each step: memory freed elsewhere
+    // may let one succeed before the purge puts its regions back.)
     size_t got = 0;
     bool no_region = false;
     while (got < n) {

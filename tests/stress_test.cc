@@ -1,6 +1,7 @@
 // Many threads (2×, 4× and 16× the cores) with random sizes across every
 // bucket and beyond, cross-thread frees, and frees of blocks whose
-// allocating thread has exited. Each block carries a pattern checked on free.
+// allocating thread has exited. Each block carries a pattern checked on free
+// (never 0, which a page given back would read as).
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -53,7 +54,7 @@ void Worker(Shared& shared, unsigned seed) {
   for (int op = 0; op < kOpsPerThread; ++op) {
     const unsigned action = rng() % 8;
     if (action < 4 || mine.empty()) {
-      Block b{nullptr, RandomSize(rng), static_cast<unsigned char>(rng())};
+      Block b{nullptr, RandomSize(rng), static_cast<unsigned char>(rng() | 1)};
       b.ptr = static_cast<unsigned char*>(rulloc_malloc(b.size));
       ASSERT_NE(b.ptr, nullptr);
       for (size_t i = 0; i < b.size; i += 61) b.ptr[i] = b.tag;
@@ -149,7 +150,7 @@ TEST(StressTest, TrimsRunAlongsideFragmentingThreads) {
         for (int i = 0; i < 4096; ++i) {
           const size_t size = i % 256 == 255 ? 100000 + rng() % 100000 : 16 + 16 * (t % 8);
           Block b{static_cast<unsigned char*>(rulloc_malloc(size)), size,
-                  static_cast<unsigned char>(rng())};
+                  static_cast<unsigned char>(rng() | 1)};
           ASSERT_NE(b.ptr, nullptr);
           for (size_t k = 0; k < b.size; k += 61) b.ptr[k] = b.tag;
           blocks.push_back(b);
