@@ -510,11 +510,23 @@ class AddressSpaceLimit {
     if (lowered_) EXPECT_EQ(setrlimit(RLIMIT_AS, &saved_), 0);
     lowered_ = false;
   }
-  bool lowered() const { return lowered_; }
+  // In the action, right before the allocation that must wait.
+  void NoteAsking(const ActionInsideDecommit& inside) { asked_in_window_ = inside.waiting(); }
+  // In the test, once the decommit is over: the limit was lowered, the
+  // allocation was asked for inside the window and waited past it.
+  void ExpectWaitedThroughWindow(ActionInsideDecommit& inside) {
+    ASSERT_TRUE(inside.started());
+    inside.Finish();
+    ASSERT_TRUE(lowered_);
+    Lift();
+    EXPECT_TRUE(asked_in_window_);
+    EXPECT_FALSE(inside.done_in_window());
+  }
 
  private:
   rlimit saved_;
   bool lowered_ = false;
+  bool asked_in_window_ = false;
 };
 
 // An allocation that finds no region of its bucket with a free block while
@@ -531,7 +543,6 @@ TEST(AllocatorTest, ASmallAllocationWithNoRegionToMapWaitsForPurgedOnes) {
             internal::SmallBucket::RegionSizeFor(64));
   std::vector<void*> filler;
   AddressSpaceLimit limit;
-  bool asked_in_window = false;
   void* got = nullptr;
   ActionInsideDecommit inside(
       f.watched, f.watched->size,
@@ -542,17 +553,13 @@ TEST(AllocatorTest, ASmallAllocationWithNoRegionToMapWaitsForPurgedOnes) {
         internal::RegionCarver::ReleaseRetained();
         if (!limit.Lower(size_t{1} << 20)) return;
         for (void* p; filler_bucket.AllocateBatchAt(&p, 1, 5000) == 1;) filler.push_back(p);
-        asked_in_window = inside.waiting();
+        limit.NoteAsking(inside);
         ASSERT_EQ(f.bucket.AllocateBatchAt(&got, 1, 5000), 1u);
       },
       std::chrono::seconds(2));
   f.bucket.Purge(5000, /*max_age_ms=*/1000);
-  ASSERT_TRUE(inside.started());
-  inside.Finish();
-  ASSERT_TRUE(limit.lowered());
-  limit.Lift();
-  EXPECT_TRUE(asked_in_window);
-  EXPECT_FALSE(inside.done_in_window());
+  limit.ExpectWaitedThroughWindow(inside);
+  if (HasFatalFailure()) return;
   ASSERT_NE(got, nullptr);
   EXPECT_EQ(f.regions.count(internal::PageMap::Lookup(got)), 1u);
   filler_bucket.FreeBatchAt(filler.data(), filler.size(), 6000);
@@ -573,23 +580,18 @@ TEST(AllocatorTest, AnAllocationWithNoRegionToMapWaitsForTheKeptOne) {
   }
   const internal::RegionHeader* region = internal::PageMap::Lookup(blocks.front());
   AddressSpaceLimit limit;
-  bool asked_in_window = false;
   void* got = nullptr;
   ActionInsideDecommit inside(
       region, region->size,
       [&] {
         if (!limit.Lower(size_t{16} << 20)) return;
-        asked_in_window = inside.waiting();
+        limit.NoteAsking(inside);
         got = a.allocate(100000);
       },
       std::chrono::seconds(2));
   for (void* p : blocks) a.deallocate(p);  // the last one empties the region
-  ASSERT_TRUE(inside.started());
-  inside.Finish();
-  ASSERT_TRUE(limit.lowered());
-  limit.Lift();
-  EXPECT_TRUE(asked_in_window);
-  EXPECT_FALSE(inside.done_in_window());
+  limit.ExpectWaitedThroughWindow(inside);
+  if (HasFatalFailure()) return;
   ASSERT_NE(got, nullptr);
   EXPECT_EQ(internal::PageMap::Lookup(got), region);  // the kept region
   a.deallocate(got);
