@@ -12,9 +12,9 @@ of the same repetition, so that a slow spell of a shared machine, which
 slows every allocator of the repetitions it covers, cancels out instead of
 deciding a row by which allocators' medians it reaches. Prints a table per
 workload, a geometric-mean summary and, for each peer, the rows where Rulloc
-is slower, and writes results.csv, results.json (with every repetition's
-time) and a Markdown table (results.md) and a chart (chart.png, drawn by
-gnuplot) to --out.
+is slower (and whether the repetitions make that significant), and writes
+results.csv, results.json (with every repetition's time), a Markdown table
+(results.md) and a chart (chart.png, drawn by gnuplot) to --out.
 """
 
 import argparse
@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from scipy import stats  # Debian's python3-scipy
+
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 PEERS = [
     ("glibc", None),
@@ -35,6 +37,9 @@ PEERS = [
     ("mimalloc", f"{LIBDIR}/libmimalloc.so.2"),
 ]
 HARDENED = "rulloc-hardened"
+# A row where Rulloc's median ratio to a peer is above 1 counts as slower
+# only at this significance level (see slower_p_value).
+SIGNIFICANCE = 0.05
 WORKLOADS = ["larson", "prodcons", "threads", "burst", "realloc", "churn", "large",
              "fragment", "peakidle"]
 MODES = {
@@ -122,24 +127,43 @@ def fastest(results, workload, threads, allocators):
                key=lambda a: time_ratio(results, workload, threads, a, allocators))
 
 
+def slower_p_value(walls, peer_walls):
+    """How likely repetitions at least this much slower than the peer's
+    would be if both were as fast: a one-sided Wilcoxon signed-rank test on
+    the repetitions' log time ratios (paired, as the runs were interleaved).
+    With 5 repetitions it is at least 1/32, with 9 at least 1/512."""
+    logs = [math.log(w / p) for w, p in zip(walls, peer_walls)]
+    if not any(logs):
+        return 1.0
+    return float(stats.wilcoxon(logs, alternative="greater").pvalue)
+
+
 def print_rulloc_against_peers(results, allocators, configs):
     """For each peer, the rows where Rulloc's time is above the peer's
-    (median of the per-repetition ratios)."""
+    (median of the per-repetition ratios), split by whether the repetitions
+    make the difference significant."""
     if "rulloc" not in allocators or not has_samples(results, allocators, configs):
         return
     print("\nRulloc's time over each peer's (median of the repetitions' ratios): rows where "
-          "Rulloc is slower")
+          f"Rulloc is slower.\n'slower' when a one-sided Wilcoxon signed-rank test over the "
+          f"paired repetitions gives p < {SIGNIFICANCE}, 'tie' when it does not (the runs do "
+          "not tell the two apart).")
     for peer in allocators:
         if peer in ("rulloc", HARDENED):
             continue
-        slower = []
+        slower, ties = [], []
         for w, t in configs:
-            ratio = paired_ratio(results[(w, t, "rulloc")]["wall_samples"],
-                                 results[(w, t, peer)]["wall_samples"])
+            walls = results[(w, t, "rulloc")]["wall_samples"]
+            peer_walls = results[(w, t, peer)]["wall_samples"]
+            ratio = paired_ratio(walls, peer_walls)
             if ratio > 1:
+                p = slower_p_value(walls, peer_walls)
                 spread = results[(w, t, "rulloc")].get("wall_mad_pct", 0)
-                slower.append(f"{w} {t}t {ratio:.3f} (±{spread:.1f}%)")
-        print(f"  {peer:<15} " + (", ".join(slower) if slower else "none"))
+                row = f"{w} {t}t {ratio:.3f} (±{spread:.1f}%, p={p:.3f})"
+                (slower if p < SIGNIFICANCE else ties).append(row)
+        print(f"  {peer:<15} slower: " + (", ".join(slower) if slower else "none"))
+        if ties:
+            print(f"  {'':<15} tie:    " + ", ".join(ties))
 
 
 def print_tables(results, allocators, configs):

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Checks the comparison runner's statistics on made-up repetitions."""
 
+import contextlib
+import io
 import os
 import sys
 import unittest
@@ -76,6 +78,47 @@ class PairedRatioTest(unittest.TestCase):
         for r in results.values():
             del r["wall_samples"]
         self.assertAlmostEqual(compare.time_ratio(results, "larson", 2, "jemalloc", NAMES), 3.0)
+
+
+class SignificanceTest(unittest.TestCase):
+    def test_slower_in_every_repetition_is_significant(self):
+        # 2% slower in each of nine repetitions, whatever the host did.
+        peer = [1.0, 1.3, 0.9, 1.1, 1.0, 1.2, 0.95, 1.05, 1.0]
+        rulloc = [1.02 * w for w in peer]
+        self.assertAlmostEqual(compare.slower_p_value(rulloc, peer), 1 / 512)
+        self.assertLess(compare.slower_p_value(rulloc, peer), compare.SIGNIFICANCE)
+
+    def test_a_median_above_one_from_mixed_repetitions_is_a_tie(self):
+        # The median ratio is 1.01, but Rulloc is faster by more in four
+        # repetitions of nine.
+        peer = [1.0] * 9
+        rulloc = [1.01, 1.01, 1.01, 1.01, 1.01, 0.95, 0.96, 0.97, 0.98]
+        self.assertAlmostEqual(compare.paired_ratio(rulloc, peer), 1.01)
+        self.assertGreater(compare.slower_p_value(rulloc, peer), compare.SIGNIFICANCE)
+
+    def test_five_repetitions_can_show_a_difference(self):
+        # Quick mode: five repetitions, all slower, is p = 1/32.
+        self.assertAlmostEqual(compare.slower_p_value([1.1] * 5, [1.0] * 5), 1 / 32)
+
+    def test_equal_times_are_no_difference(self):
+        self.assertEqual(compare.slower_p_value([1.0] * 5, [1.0] * 5), 1.0)
+
+    def test_the_lists_tell_slower_rows_from_ties(self):
+        results = results_from({
+            "glibc":    [1.0] * 9,
+            "jemalloc": [1.0] * 9,
+            "rulloc":   [1.01, 1.01, 1.01, 1.01, 1.01, 0.95, 0.96, 0.97, 0.98],
+            compare.HARDENED: [2.0] * 9,
+        })
+        results[("larson", 2, "jemalloc")]["wall_samples"] = [0.9] * 9
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            compare.print_rulloc_against_peers(results, NAMES, CONFIGS)
+        lines = out.getvalue().splitlines()
+        glibc = lines.index(next(l for l in lines if l.strip().startswith("glibc")))
+        self.assertIn("slower: none", lines[glibc])
+        self.assertIn("tie:    larson 2t 1.010", lines[glibc + 1])
+        self.assertIn("slower: larson 2t", next(l for l in lines if "jemalloc" in l))
 
 
 if __name__ == "__main__":

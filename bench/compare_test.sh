@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs bench/compare_test.py with the system's python3 (compare.py is a
-# script the README's main command runs the same way).
+# Runs bench/compare_test.py with Debian's python3 and its python3-scipy, as
+# the README's main command runs compare.py.
 set -euo pipefail
-exec python3 bench/compare_test.py
+exec /usr/bin/python3 bench/compare_test.py

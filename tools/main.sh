@@ -15,5 +15,6 @@ bazel build --config=opt //:librulloc.so //bench:workloads
 # share the two cores with the measured runs.
 bazel shutdown
 out="bench-results/${mode}"
-python3 bench/compare.py --mode "${mode}" \
+# Debian's python3, for which setup.sh installed scipy (the runner's test).
+/usr/bin/python3 bench/compare.py --mode "${mode}" \
   --workloads bazel-bin/bench/workloads --rulloc bazel-bin/librulloc.so --out "${out}"
