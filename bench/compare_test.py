@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Checks the comparison runner's statistics on made-up repetitions."""
 
 import contextlib
@@ -94,11 +94,19 @@ class SignificanceTest(unittest.TestCase):
         peer = [1.0] * 9
         rulloc = [1.01, 1.01, 1.01, 1.01, 1.01, 0.95, 0.96, 0.97, 0.98]
         self.assertAlmostEqual(compare.paired_ratio(rulloc, peer), 1.01)
-        self.assertGreater(compare.slower_p_value(rulloc, peer), compare.SIGNIFICANCE)
+        # Signed ranks 1..5 up, 6..9 down: 420 of the 512 sign patterns
+        # rank the ups at least as high.
+        self.assertAlmostEqual(compare.slower_p_value(rulloc, peer), 420 / 512)
 
     def test_five_repetitions_can_show_a_difference(self):
         # Quick mode: five repetitions, all slower, is p = 1/32.
         self.assertAlmostEqual(compare.slower_p_value([1.1] * 5, [1.0] * 5), 1 / 32)
+
+    def test_a_repetition_with_equal_times_is_left_out(self):
+        # Four slower repetitions and one equal: the exact test on four,
+        # 1/16, not a normal approximation on five (0.034, "slower").
+        p = compare.slower_p_value([1.1, 1.1, 1.1, 1.1, 1.0], [1.0] * 5)
+        self.assertAlmostEqual(p, 1 / 16)
 
     def test_equal_times_are_no_difference(self):
         self.assertEqual(compare.slower_p_value([1.0] * 5, [1.0] * 5), 1.0)
@@ -115,10 +123,10 @@ class SignificanceTest(unittest.TestCase):
         with contextlib.redirect_stdout(out):
             compare.print_rulloc_against_peers(results, NAMES, CONFIGS)
         lines = out.getvalue().splitlines()
-        glibc = lines.index(next(l for l in lines if l.strip().startswith("glibc")))
+        glibc = lines.index(next(line for line in lines if line.strip().startswith("glibc")))
         self.assertIn("slower: none", lines[glibc])
         self.assertIn("tie:    larson 2t 1.010", lines[glibc + 1])
-        self.assertIn("slower: larson 2t", next(l for l in lines if "jemalloc" in l))
+        self.assertIn("slower: larson 2t", next(line for line in lines if "jemalloc" in line))
 
 
 if __name__ == "__main__":

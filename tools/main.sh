@@ -15,6 +15,7 @@ bazel build --config=opt //:librulloc.so //bench:workloads
 # share the two cores with the measured runs.
 bazel shutdown
 out="bench-results/${mode}"
-# Debian's python3, for which setup.sh installed scipy (the runner's test).
+# Debian's python3, for which setup.sh installed SciPy (the runner's
+# significance test).
 /usr/bin/python3 bench/compare.py --mode "${mode}" \
   --workloads bazel-bin/bench/workloads --rulloc bazel-bin/librulloc.so --out "${out}"
