@@ -204,8 +204,9 @@ __attribute__((always_inline)) inline bool IsTaggedBlock(const void* p, size_t* 
   if (__builtin_expect(tag == 0, 0)) return false;
   const SmallLayout& layout = kUnguardedLayouts<DefaultBuckets>[tag - 1];
   const uintptr_t base = entry & ~PageMap::kTagMask;
-  const uint32_t index = layout.BlockStartingAt(reinterpret_cast<uintptr_t>(p) - base);
-  if (index == layout.capacity) return false;
+  // (Not BlockStartingAt: its clamp to capacity would cost a comparison.)
+  const uint32_t index = layout.UncheckedBlockIndex(reinterpret_cast<uintptr_t>(p) - base);
+  if (index >= layout.capacity) return false;
   const uint64_t word =
       SmallRegion::AllocatedBitsAt(base, layout)[index / 64].load(std::memory_order_relaxed);
   *bucket = tag - 1;

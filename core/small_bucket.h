@@ -57,11 +57,16 @@ struct SmallLayout {
   uint32_t block_shift;
   uint32_t odd_inverse;
 
+  // Index of the block that starts `offset` bytes past the region base if
+  // one does, else some value of capacity or more. No division.
+  constexpr uint32_t UncheckedBlockIndex(uintptr_t offset) const {
+    const uint32_t in_blocks = static_cast<uint32_t>(offset) - first_offset;
+    return std::rotr(in_blocks * odd_inverse, static_cast<int>(block_shift));
+  }
   // Index of the block that starts `offset` bytes past the region base, or
   // capacity when no block starts there. No division, one comparison.
   constexpr uint32_t BlockStartingAt(uintptr_t offset) const {
-    const uint32_t in_blocks = static_cast<uint32_t>(offset) - first_offset;
-    const uint32_t index = std::rotr(in_blocks * odd_inverse, static_cast<int>(block_shift));
+    const uint32_t index = UncheckedBlockIndex(offset);
     return index < capacity ? index : capacity;
   }
 };
