@@ -364,12 +364,16 @@ __attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint
   // (A region a purge took off the lists goes back to them with the purge.)
   if (--r->used == 0 && !r->decommitting) {
     partial_.Remove(&r->header);
-    r->header.empty_since_ms = now_ms;
-    empty_.PushFront(&r->header);
-    emptied_before_ = true;
-    UnmapExcessLocked(now_ms, later);
+    EmptiedLocked(r, now_ms, later);
   }
   return nullptr;
+}
+
+void SmallBucket::EmptiedLocked(SmallRegion* r, uint64_t now_ms, Unmapper* later) {
+  r->header.empty_since_ms = now_ms;
+  empty_.PushFront(&r->header);
+  emptied_before_ = true;
+  UnmapExcessLocked(now_ms, later);
 }
 
 void SmallBucket::UnmapExcessLocked(uint64_t now_ms, Unmapper* later) {
@@ -492,11 +496,7 @@ void SmallBucket::PutBackLocked(SmallRegion* r, uint64_t now_ms, Unmapper* later
     partial_.PushBack(&r->header);
     return;
   }
-  // Its last blocks were freed meanwhile: as FreeLocked would have done.
-  r->header.empty_since_ms = now_ms;
-  empty_.PushFront(&r->header);
-  emptied_before_ = true;
-  UnmapExcessLocked(now_ms, later);
+  EmptiedLocked(r, now_ms, later);  // its last blocks were freed meanwhile
 }
 
 void SmallBucket::AdoptDecommittingAfterFork() {

@@ -299,6 +299,9 @@ class alignas(64) SmallBucket {
   }
   // Unmaps the oldest empty regions past the bucket's bound (kCycleMillis).
   void UnmapExcessLocked(uint64_t now_ms, Unmapper* later);
+  // Puts `r`, off every list and with no block in use, on the empty list,
+  // and unmaps the regions past the bucket's bound.
+  void EmptiedLocked(SmallRegion* r, uint64_t now_ms, Unmapper* later);
   // Gives back the free pages of partial regions with no free since
   // `now_ms - max_age_ms`: a few regions at a time, taken off the lists,
   // their madvise run with no lock held. Returns the bytes unmapped (of
