@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -293,7 +294,8 @@ ThreadCache* InitThread() {
                                          std::memory_order_relaxed);
     DefaultHeap().SetCachedBlockCheck(CheckNotCachedByHeap);  // before any block is cached
   }
-  tls_bypass = true;  // allocations made from here on are served uncached
+  tls_bypass = true;       // allocations made from here on are served uncached
+  RegisterForkHandlers();  // with no lock of Rulloc's held: fork may be waiting for them
   ThreadCache* cache = NewCache();
   if (cache == nullptr) return nullptr;  // tls_bypass stays set: uncached
   cache->cookie = cache_cookie.load(std::memory_order_relaxed);
@@ -505,6 +507,12 @@ void PrepareFork() {
   }
   internal::DefaultHeap().LockAll();
   internal::RegionCarver::LockForFork();  // taken under bucket locks: after them
+}
+
+void RegisterForkHandlers() {
+  static std::atomic<bool> registered{false};
+  if (registered.load(std::memory_order_relaxed) || registered.exchange(true)) return;
+  pthread_atfork(PrepareFork, AfterForkInParent, AfterForkInChild);
 }
 
 namespace {

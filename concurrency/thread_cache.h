@@ -77,11 +77,17 @@ void RunDecay();
 // fork() support for a process whose malloc is Rulloc: take every lock of
 // the process-wide allocator before fork, release them after it in the
 // parent, and in the child also forget the caches of threads that do not
-// exist there (their blocks stay allocated). Registered with pthread_atfork
-// by the malloc shim.
+// exist there (their blocks stay allocated).
 void PrepareFork();
 void AfterForkInParent();
 void AfterForkInChild();
+// Registers those three with pthread_atfork, once per process. The first
+// thread cache does it (the malloc shim's constructor too, if none came
+// first): fork runs prepare handlers in reverse order of registration and
+// the others in order, so handlers that libraries register later (from
+// their constructors, which may run before the shim's) run while Rulloc's
+// locks are free, and may allocate.
+void RegisterForkHandlers();
 
 namespace internal {
 

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,6 +17,7 @@
 #include "platform/pages.h"
 #include "shim/background_purge.h"
 #include "shim/options.h"
+#include "shim/start.h"
 
 #define RULLOC_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -137,36 +137,81 @@ RULLOC_EXPORT int malloc_info(int options, FILE* out) {
 namespace {
 
 rulloc::shim::Options options;
+// options.stats_file, made absolute at start-up: a program that changes
+// directory still gets its statistics where it started.
+char stats_path[4096];
 
-void PrepareFork() { rulloc::PrepareFork(); }
-void ForkParent() { rulloc::AfterForkInParent(); }
-void ForkChild() { rulloc::AfterForkInChild(); }
+void ResolveStatsPath() {
+  const char* file = options.stats_file;
+  if (file[0] == '\0' || file[0] == '/' || getcwd(stats_path, sizeof(stats_path)) == nullptr) {
+    std::snprintf(stats_path, sizeof(stats_path), "%s", file);
+    return;
+  }
+  const size_t used = std::strlen(stats_path);
+  const int n = std::snprintf(stats_path + used, sizeof(stats_path) - used, "/%s", file);
+  if (n < 0 || static_cast<size_t>(n) >= sizeof(stats_path) - used) {
+    std::snprintf(stats_path, sizeof(stats_path), "%s", file);  // too long: as given
+  }
+}
 
-// Runs before main() (and first among constructors when preloaded). The
-// allocator itself needs no initialisation: it is constant-initialised and
-// serves any call that comes earlier, from the loader or another library.
-__attribute__((constructor(101))) void InstallShim() {
-  options = rulloc::shim::ReadOptions();
-  rulloc::runtime_options.huge_pages = options.huge_pages;
-  rulloc::runtime_options.hardened = options.hardened;
-  if (options.background_purge) rulloc::shim::StartBackgroundPurge();
-  pthread_atfork(PrepareFork, ForkParent, ForkChild);
+void WriteLine(const char* line, int length) {
+  if (length <= 0) return;
+  ssize_t ignored = write(STDERR_FILENO, line, static_cast<size_t>(length));
+  (void)ignored;
+}
+
+}  // namespace
+
+namespace rulloc::shim {
+
+void Start(char* const* environment) {
+  static bool started = false;  // start-up runs on one thread
+  if (started) return;
+  started = true;
+  options = ReadOptions(environment);
+  runtime_options.huge_pages = options.huge_pages;
+  runtime_options.hardened = options.hardened;
+  ResolveStatsPath();
+  RegisterForkHandlers();  // the first registered: see start.h
+  if (options.background_purge) StartBackgroundPurge();
   if (options.verbose) {
     char line[96];
-    const int n = std::snprintf(line, sizeof(line), "rulloc: serving malloc in pid %d\n",
-                                static_cast<int>(getpid()));
-    ssize_t ignored = write(STDERR_FILENO, line, static_cast<size_t>(n));
-    (void)ignored;
+    WriteLine(line, std::snprintf(line, sizeof(line), "rulloc: serving malloc in pid %d\n",
+                                  static_cast<int>(getpid())));
   }
+}
+
+}  // namespace rulloc::shim
+
+namespace {
+
+// librulloc.so is linked with -z initfirst: the loader runs this before the
+// constructors of every other library, libc's included, so `environ` is not
+// set yet; glibc passes the environment to constructors. (A program linked
+// with the shim has already started it from .preinit_array.) The allocator
+// itself needs no initialisation: it is constant-initialised and serves any
+// call that comes earlier, from the loader or another library.
+__attribute__((constructor(101))) void InstallShim(int /*argc*/, char** /*argv*/, char** envp) {
+#ifdef __GLIBC__
+  rulloc::shim::Start(envp);
+#else
+  rulloc::shim::Start(environ);
+#endif
 }
 
 __attribute__((destructor(101))) void FinishShim() {
   using rulloc::shim::StatsFormat;
   if (options.stats == StatsFormat::kNone) return;
   int fd = STDERR_FILENO;
-  if (options.stats_file[0] != '\0') {
-    fd = open(options.stats_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return;
+  if (stats_path[0] != '\0') {
+    fd = open(stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      char line[4200];
+      WriteLine(line, std::snprintf(line, sizeof(line),
+                                    "rulloc: cannot open the stats file %s (errno %d)\n",
+                                    stats_path, errno));
+      return;
+    }
   }
   rulloc_stats_write(fd, options.stats == StatsFormat::kJson);
   if (fd != STDERR_FILENO) close(fd);

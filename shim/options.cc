@@ -1,6 +1,7 @@
 #include "shim/options.h"
 
 #include <strings.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -49,9 +50,22 @@ void ReportToStderr(const char* entry, size_t length) {
   (void)ignored;
 }
 
+// The value of `variable` in `environment` (the first entry that names it,
+// as getenv), or nullptr.
+const char* Lookup(char* const* environment, const char* variable) {
+  const size_t length = std::strlen(variable);
+  for (char* const* entry = environment; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, variable, length) == 0 && (*entry)[length] == '=') {
+      return *entry + length + 1;
+    }
+  }
+  return nullptr;
+}
+
 // Applies one environment variable holding the value of `key`.
-void ApplyVariable(const char* variable, const char* key, Options* options) {
-  const char* value = secure_getenv(variable);
+void ApplyVariable(char* const* environment, const char* variable, const char* key,
+                   Options* options) {
+  const char* value = Lookup(environment, variable);
   if (value == nullptr) return;
   if (!ParseOption(key, std::strlen(key), value, std::strlen(value), options)) {
     ReportToStderr(variable, std::strlen(variable));
@@ -109,17 +123,19 @@ size_t ParseOptionList(const char* text, Options* options,
   return malformed;
 }
 
-Options ReadOptions() {
+Options ReadOptions(char* const* environment) {
   Options options;
-  if (const char* list = secure_getenv("RULLOC_OPTIONS")) {
+  // Secure execution (setuid, setgid, capabilities): as secure_getenv.
+  if (environment == nullptr || getauxval(AT_SECURE) != 0) return options;
+  if (const char* list = Lookup(environment, "RULLOC_OPTIONS")) {
     ParseOptionList(list, &options, ReportToStderr);
   }
-  ApplyVariable("RULLOC_STATS", "stats", &options);
-  ApplyVariable("RULLOC_STATS_FILE", "stats_file", &options);
-  ApplyVariable("RULLOC_VERBOSE", "verbose", &options);
-  ApplyVariable("RULLOC_HARDENED", "hardened", &options);
-  ApplyVariable("RULLOC_HUGE_PAGES", "huge_pages", &options);
-  ApplyVariable("RULLOC_BACKGROUND_PURGE", "background_purge", &options);
+  ApplyVariable(environment, "RULLOC_STATS", "stats", &options);
+  ApplyVariable(environment, "RULLOC_STATS_FILE", "stats_file", &options);
+  ApplyVariable(environment, "RULLOC_VERBOSE", "verbose", &options);
+  ApplyVariable(environment, "RULLOC_HARDENED", "hardened", &options);
+  ApplyVariable(environment, "RULLOC_HUGE_PAGES", "huge_pages", &options);
+  ApplyVariable(environment, "RULLOC_BACKGROUND_PURGE", "background_purge", &options);
   if (!options.stats_given && (options.verbose || options.stats_file[0] != '\0')) {
     options.stats = StatsFormat::kText;
   }

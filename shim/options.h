@@ -47,9 +47,12 @@ bool ParseOption(const char* key, size_t key_length, const char* value, size_t v
 size_t ParseOptionList(const char* text, Options* options,
                        void (*report)(const char* entry, size_t length));
 
-// RULLOC_OPTIONS, then the single variables. Uses secure_getenv only: no
-// allocation, so it is safe in the shim's constructor.
-Options ReadOptions();
+// RULLOC_OPTIONS, then the single variables, from `environment` (a
+// null-terminated array of NAME=value, as `environ`); none in secure
+// execution, as secure_getenv. No allocation, and no use of libc's
+// `environ`, so it is safe in the shim's start-up, which can run before
+// libc has set that up.
+Options ReadOptions(char* const* environment);
 
 }  // namespace rulloc::shim
 

@@ -1,6 +1,8 @@
 // The shim's option parser: RULLOC_OPTIONS lists and single values.
 #include "shim/options.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -65,25 +67,46 @@ TEST(OptionsTest, SingleVariablesOverrideTheList) {
   setenv("RULLOC_OPTIONS", "stats=text,hardened=1,huge_pages=1", 1);
   setenv("RULLOC_HUGE_PAGES", "false", 1);
   setenv("RULLOC_STATS_FILE", "/dev/null", 1);
-  Options options = ReadOptions();
+  Options options = ReadOptions(environ);
   EXPECT_EQ(options.stats, StatsFormat::kText);
   EXPECT_TRUE(options.hardened);
   EXPECT_FALSE(options.huge_pages);
   EXPECT_STREQ(options.stats_file, "/dev/null");
   unsetenv("RULLOC_OPTIONS");
   unsetenv("RULLOC_HUGE_PAGES");
-  options = ReadOptions();
+  options = ReadOptions(environ);
   // A stats file alone turns the text report on...
   EXPECT_EQ(options.stats, StatsFormat::kText);
   // ...but not against an explicit no, which verbose does not undo either.
   setenv("RULLOC_STATS", "0", 1);
   setenv("RULLOC_VERBOSE", "1", 1);
-  options = ReadOptions();
+  options = ReadOptions(environ);
   EXPECT_EQ(options.stats, StatsFormat::kNone);
   EXPECT_STREQ(options.stats_file, "/dev/null");
   unsetenv("RULLOC_STATS");
   unsetenv("RULLOC_VERBOSE");
   unsetenv("RULLOC_STATS_FILE");
+}
+
+TEST(OptionsTest, ReadsTheEnvironmentItIsGiven) {
+  // As libc's getenv: the first entry that names the variable, by its whole
+  // name. (The shim passes the environment glibc gives its constructor,
+  // before libc has set up `environ`.)
+  char options_list[] = "RULLOC_OPTIONS=hardened=1";
+  char stats_longer_name[] = "RULLOC_STATSX=json";
+  char stats[] = "RULLOC_STATS=json";
+  char stats_again[] = "RULLOC_STATS=0";
+  char* environment[] = {options_list, stats_longer_name, stats, stats_again, nullptr};
+  Options options = ReadOptions(environment);
+  EXPECT_TRUE(options.hardened);
+  EXPECT_EQ(options.stats, StatsFormat::kJson);
+  char* empty[] = {nullptr};
+  options = ReadOptions(empty);
+  EXPECT_FALSE(options.hardened);
+  EXPECT_EQ(options.stats, StatsFormat::kNone);
+  EXPECT_TRUE(options.huge_pages);
+  options = ReadOptions(nullptr);
+  EXPECT_EQ(options.stats, StatsFormat::kNone);
 }
 
 }  // namespace
