@@ -146,8 +146,10 @@ void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
 // Fills out[0..n) from the transfer cache of the calling thread's arena,
 // then those of the other arenas (before it carves new blocks, which would
 // leave theirs idle: short-lived threads that move between CPUs would fill
-// every arena's transfer caches), then its bucket; returns the count.
-size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
+// every arena's transfer caches), then its bucket; returns the count. Sets
+// `fresh` to how many are new blocks (the last ones).
+size_t AcquireBatch(size_t bucket, void** out, uint32_t n, size_t* fresh) {
+  *fresh = 0;
   const size_t arena = CurrentArena();
   const size_t used = ArenasUsed();
   uint32_t got = 0;
@@ -166,7 +168,7 @@ size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
     }
     if (got == n) return got;
   }
-  return got + own.AllocateBatch(out + got, n - got);
+  return got + own.AllocateBatch(out + got, n - got, fresh);
 }
 
 // Moves what `take` removes from each transfer cache back to its bucket.
@@ -379,8 +381,9 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   GrowBin(cache, bucket);
   if (bin.max_count == 0) return AllocateUncached(bucket);  // no budget left for this bin
   const uint32_t want = std::min(std::max(full >> (3 - grown), 1u), bin.max_count);
+  size_t fresh = 0;
   const uint32_t got = DefaultHeap().RetryAfterPurge(
-      [&] { return static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want)); });
+      [&] { return static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want, &fresh)); });
   if (got == 0) {
     // Out of memory: the bin gets no room for blocks it could not have.
     bin.max_count = bound;
@@ -390,6 +393,12 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   }
   cache->refills.store(cache->refills.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
+  // Blocks handed out before get the mark a free gives a cached block: one
+  // that went back to its region without it (freed there directly, or its
+  // page given back since) is caught if it is freed again while it waits
+  // in the bin. New blocks, never handed out, stay untouched (their pages
+  // too, until they are used).
+  for (size_t i = 0; i < got - fresh; ++i) SetFreeMark(bin.slots[i], cache->cookie);
   // Pops come from the top: reversed, a batch carved in address order is
   // handed out in address order, as a program that walks its new objects
   // (and the CPU's prefetcher) expects.

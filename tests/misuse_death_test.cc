@@ -131,6 +131,41 @@ TEST(MisuseDeathTest, DoubleFreeAfterTheBlockLeftTheThreadCache) {
       "rulloc: double free: 0x");
 }
 
+TEST(MisuseDeathTest, DoubleFreeOfABlockARefillTookBackIntoTheCache) {
+  // Blocks that go back to their region with no free mark (realloc moves
+  // them out of the small classes straight to their bucket; a trim gives
+  // back the pages of free blocks, marks and all) and come into the cache
+  // again with a refill: a second free of one is still caught.
+  EXPECT_DEATH(
+      {
+        rulloc_thread_cache_flush();
+        void* a = rulloc_malloc(100);
+        void* volatile p = rulloc_malloc(100);
+        void* a2 = rulloc_realloc(a, 40000);  // straight to the bucket
+        void* p2 = rulloc_realloc(p, 40000);
+        rulloc_thread_cache_flush();
+        void* taken = rulloc_malloc(100);  // a refill: one handed out, the rest wait
+        ASSERT_NE(taken, p);
+        rulloc_free(p);
+        rulloc_free(a2);
+        rulloc_free(p2);
+      },
+      "rulloc: double free: 0x");
+  EXPECT_DEATH(
+      {
+        rulloc_thread_cache_flush();
+        std::vector<void*> blocks;
+        for (int i = 0; i < 200; ++i) blocks.push_back(rulloc_malloc(1000));
+        void* volatile p = blocks[8];
+        for (int i = 0; i < 199; ++i) rulloc_free(blocks[i]);
+        rulloc_trim();  // the free blocks' pages go back: zero, with no mark
+        void* taken = rulloc_malloc(1000);
+        ASSERT_NE(taken, p);
+        rulloc_free(p);
+      },
+      "rulloc: double free: 0x");
+}
+
 TEST(MisuseDeathTest, WriteAfterFreeIntoACachedBlockCannotRedirectAllocations) {
   std::vector<void*> live;
   for (int i = 0; i < 8; ++i) live.push_back(rulloc_malloc(48));
