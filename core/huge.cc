@@ -70,6 +70,7 @@ void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
   region->payload_offset = (end - size) & ~(alignment - 1);
   region->usable = end - region->payload_offset;
   region->immovable = false;
+  region->uncharged = ChargeFor(size, alignment) == platform::Charge::kOnTouch;
   region->resident_end = mapping;
   region->kept_slack = 0;
   Track(region);
@@ -134,6 +135,7 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
     if (header == nullptr) return nullptr;
     region = reinterpret_cast<HugeRegion*>(header);
     region->immovable = false;
+    region->uncharged = ChargeFor(size, alignment) == platform::Charge::kOnTouch;
     region->resident_end = need;
     region->kept_slack = 0;
     new_pages = true;
@@ -286,8 +288,10 @@ void HugeBlocks::Free(HugeRegion* region, void* p) {
     Untrack(shard, region);
     DropSlack(region);  // cache memory again, counted in the cache's bytes
   }
-  // Hardened: unmapped at once, so that a use after free faults.
-  if (runtime_options.hardened) return UnmapRegion(&region->header);
+  // Hardened: unmapped at once, so that a use after free faults. An
+  // uncharged mapping would give a request that must be charged (malloc of
+  // more than the OS can back) memory that was not: unmapped too.
+  if (runtime_options.hardened || region->uncharged) return UnmapRegion(&region->header);
   if (HugeRegion* evicted = PutCached(region)) UnmapRegion(&evicted->header);
 }
 
@@ -311,8 +315,10 @@ bool HugeBlocks::ResizeInPlace(HugeRegion* region, void* p, size_t size) {
 
 void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignment) {
   // Hardened mappings hold guard pages, which mremap cannot move with them.
+  // (An uncharged mapping's pages would stay uncharged wherever they went,
+  // however large the new size: copied instead.)
   if (!platform::kCanMovePages || runtime_options.hardened || region->immovable ||
-      p != region->payload()) {
+      region->uncharged || p != region->payload()) {
     return nullptr;
   }
   const size_t page = platform::PageSize();
@@ -354,6 +360,7 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   DropSlack(moved);  // the mapping now ends at the payload's last page
   moved->header.size = need;
   moved->immovable = false;
+  moved->uncharged = false;  // as the pages it took
   moved->resident_end = need;
   moved->usable = need - offset;
   if (huge_pages) platform::AdviseHugePages(to, need);

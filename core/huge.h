@@ -42,6 +42,8 @@ struct HugeRegion {
   bool cached;     // freed, waiting in the cache
   bool immovable;  // a move of its pages failed: realloc copies it, and a
                    // miss does not grow it (kept while it is cached)
+  bool uncharged;  // mapped to be charged on touch (ChargeFor): never cached
+                   // nor moved, as a request charged up front would inherit it
   uint64_t freed_ms;
   size_t resident_end;      // pages at and past this offset were given back
   size_t kept_slack;        // resident slack counted in the budget (live)

@@ -1249,6 +1249,32 @@ TEST(AllocatorTest, HugeBlocksAreChargedUpFrontRegionsAreNot) {
   a.deallocate(small);
 }
 
+TEST(AllocatorTest, AnUnchargedHugeMappingNeverServesAChargedRequest) {
+  // A block smaller than its alignment (above 64 KiB) is mapped to be
+  // charged on touch. Neither a later request from the cache of freed
+  // mappings nor realloc growing that block by moving its pages may pass it
+  // on: the grown or reused mapping would escape the up-front charge (a
+  // malloc of more than the OS could back would succeed).
+  Allocator a;
+  void* over_aligned = a.allocate(100, size_t{4} << 20);
+  ASSERT_NE(over_aligned, nullptr);
+  ASSERT_NE(VmFlagsOf(over_aligned).find(" nr"), std::string::npos) << VmFlagsOf(over_aligned);
+  a.deallocate(over_aligned);
+  void* reused = a.allocate(size_t{6} << 20);
+  ASSERT_NE(reused, nullptr);
+  EXPECT_EQ(VmFlagsOf(reused).find(" nr"), std::string::npos) << VmFlagsOf(reused);
+  a.deallocate(reused);
+
+  void* grown = a.allocate(100, size_t{4} << 20);
+  ASSERT_NE(grown, nullptr);
+  std::memset(grown, 7, 100);
+  grown = a.reallocate(grown, size_t{64} << 20, size_t{4} << 20);
+  ASSERT_NE(grown, nullptr);
+  EXPECT_EQ(static_cast<unsigned char*>(grown)[99], 7);
+  EXPECT_EQ(VmFlagsOf(grown).find(" nr"), std::string::npos) << VmFlagsOf(grown);
+  a.deallocate(grown);
+}
+
 // Whether this kernel takes MADV_HUGEPAGE at all (it marks the range "hg"
 // whatever the system-wide THP mode; without THP support it refuses).
 bool KernelTakesHugePageAdvice() {
