@@ -81,12 +81,12 @@ void RunDecay();
 void PrepareFork();
 void AfterForkInParent();
 void AfterForkInChild();
-// Registers those three with pthread_atfork, once per process. The first
-// thread cache does it (the malloc shim's constructor too, if none came
-// first): fork runs prepare handlers in reverse order of registration and
-// the others in order, so handlers that libraries register later (from
-// their constructors, which may run before the shim's) run while Rulloc's
-// locks are free, and may allocate.
+// Registers those three with pthread_atfork, once per process: the malloc
+// shim at its start-up, before any other library's constructor
+// (shim/start.h), and the first thread cache, for a program that uses the
+// rulloc_* C API alone. fork runs prepare handlers in reverse order of
+// registration and the others in order, so the handlers libraries register
+// later run while Rulloc's locks are free, and may allocate.
 void RegisterForkHandlers();
 
 namespace internal {

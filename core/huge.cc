@@ -181,6 +181,7 @@ HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t alignm
     if (header == nullptr) return nullptr;
     grown = reinterpret_cast<HugeRegion*>(header);
     grown->immovable = false;
+    grown->uncharged = false;  // (a header written anew; cached donors are charged)
   }
   grown->resident_end = need;
   grown->kept_slack = 0;

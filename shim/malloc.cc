@@ -154,6 +154,8 @@ void ResolveStatsPath() {
   }
 }
 
+int OpenStatsFile() { return open(stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644); }
+
 void WriteLine(const char* line, int length) {
   if (length <= 0) return;
   ssize_t ignored = write(STDERR_FILENO, line, static_cast<size_t>(length));
@@ -172,6 +174,19 @@ void Start(char* const* environment) {
   runtime_options.huge_pages = options.huge_pages;
   runtime_options.hardened = options.hardened;
   ResolveStatsPath();
+  if (stats_path[0] != '\0') {
+    // Reported now, while stderr is still the one the program started with
+    // (the option is for programs that close it); at exit, silently.
+    const int fd = OpenStatsFile();
+    if (fd >= 0) {
+      close(fd);
+    } else {
+      char line[4200];
+      WriteLine(line, std::snprintf(line, sizeof(line),
+                                    "rulloc: cannot open the stats file %s (errno %d)\n",
+                                    stats_path, errno));
+    }
+  }
   RegisterForkHandlers();  // the first registered: see start.h
   if (options.background_purge) StartBackgroundPurge();
   if (options.verbose) {
@@ -204,14 +219,8 @@ __attribute__((destructor(101))) void FinishShim() {
   if (options.stats == StatsFormat::kNone) return;
   int fd = STDERR_FILENO;
   if (stats_path[0] != '\0') {
-    fd = open(stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      char line[4200];
-      WriteLine(line, std::snprintf(line, sizeof(line),
-                                    "rulloc: cannot open the stats file %s (errno %d)\n",
-                                    stats_path, errno));
-      return;
-    }
+    fd = OpenStatsFile();
+    if (fd < 0) return;  // reported at start-up, unless it failed only now
   }
   rulloc_stats_write(fd, options.stats == StatsFormat::kJson);
   if (fd != STDERR_FILENO) close(fd);

@@ -1,7 +1,7 @@
 // A program linked with the shim (cc_binary(malloc = "//:malloc")) starts it
 // from .preinit_array, which the loader runs before the constructors of the
-// shared libraries the program loads (see shim/start.h). A shared object
-// cannot have one: librulloc.so gets the same order from -z initfirst.
+// shared libraries the program loads (see shim/start.h). Only an
+// executable's counts: librulloc.so gets the same order from -z initfirst.
 #include "shim/start.h"
 
 namespace {
