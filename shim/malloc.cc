@@ -174,7 +174,7 @@ void Start(char* const* environment) {
   runtime_options.huge_pages = options.huge_pages;
   runtime_options.hardened = options.hardened;
   ResolveStatsPath();
-  if (stats_path[0] != '\0') {
+  if (stats_path[0] != '\0' && options.stats != StatsFormat::kNone) {
     // Reported now, while stderr is still the one the program started with
     // (the option is for programs that close it); at exit, silently.
     const int fd = OpenStatsFile();
