@@ -74,8 +74,22 @@ void* Heap::AllocateSlow(size_t size, size_t alignment, size_t* dirty) {
   return p;
 }
 
-RegionHeader* Heap::RegionOf(const void* p, const char* operation) {
+namespace {
+// The page map's region for `p`, if `p` lies inside it: the map covers
+// whole 64 KiB granules, and a huge block's mapping ends at a page, so the
+// rest of its last granule may be another mapping's.
+RegionHeader* RegionHolding(const void* p) {
   RegionHeader* region = PageMap::Lookup(p);
+  if (region == nullptr ||
+      reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(region) >= region->size) {
+    return nullptr;
+  }
+  return region;
+}
+}  // namespace
+
+RegionHeader* Heap::RegionOf(const void* p, const char* operation) {
+  RegionHeader* region = RegionHolding(p);
   if (region == nullptr) ReportHeapMisuse(operation, p);
   if (region->heap != this) {
     ReportHeapMisuse("pointer belongs to another rulloc allocator instance", p);
@@ -84,7 +98,7 @@ RegionHeader* Heap::RegionOf(const void* p, const char* operation) {
 }
 
 bool Heap::Owns(const void* p) const {
-  RegionHeader* region = PageMap::Lookup(p);
+  RegionHeader* region = RegionHolding(p);
   return region != nullptr && region->heap == this;
 }
 

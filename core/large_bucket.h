@@ -105,6 +105,9 @@ struct LargeBucketStats {
 class alignas(64) LargeBucket {
  public:
   static constexpr size_t kHeader = sizeof(LargeBlock);
+  // The least payload a block gets: free, it holds its list links there
+  // (a bucket table whose largest class is small sends small requests here).
+  static constexpr size_t kMinPayload = 48;
   static constexpr size_t kMinSplit = 1024;
   // Purge decommits the pages inside free blocks at least this big that
   // have stayed free for the decay time.

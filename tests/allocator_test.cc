@@ -1495,6 +1495,50 @@ TEST(AllocatorTest, SizedDeallocateAcceptsEverySizeGiven) {
   EverySizeGivenIsAccepted(two);
 }
 
+struct OnlySixteenByteBlocks {
+  static constexpr std::array<uint32_t, 1> kSizes{16};
+};
+
+TEST(AllocatorTest, ATableOfOnlySixteenByteBlocksServesTinyLargeBlocks) {
+  // Requests just above the one class go to the large bucket, whose free
+  // blocks keep their list links in their payload: a 32-byte payload was
+  // too small for them, and freeing one overwrote its neighbour's header.
+  BasicAllocator<OnlySixteenByteBlocks> a;
+  std::vector<std::pair<unsigned char*, size_t>> blocks;
+  for (size_t size = 17; size <= 96; ++size) {
+    auto* p = static_cast<unsigned char*>(a.allocate(size));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, static_cast<int>(size), size);
+    blocks.emplace_back(p, size);
+  }
+  for (size_t i = 0; i < blocks.size(); i += 2) a.deallocate(blocks[i].first, blocks[i].second);
+  for (size_t i = 1; i < blocks.size(); i += 2) {
+    auto [p, size] = blocks[i];
+    EXPECT_EQ(p[0], static_cast<unsigned char>(size));
+    EXPECT_EQ(p[size - 1], static_cast<unsigned char>(size));
+    a.deallocate(p, size);
+  }
+  EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
+  EverySizeGivenIsAccepted(a);
+}
+
+TEST(AllocatorTest, OwnsNothingPastAHugeMappingsLastPage) {
+  // The page map covers whole 64 KiB granules; a huge block's mapping ends
+  // at a page, and the rest of its last granule is none of this instance's.
+  Allocator a;
+  const size_t size = (size_t{3} << 20) + 5000;
+  auto* p = static_cast<char*>(a.allocate(size));
+  ASSERT_NE(p, nullptr);
+  const auto* region = internal::PageMap::Lookup(p);
+  ASSERT_NE(region, nullptr);
+  const char* end = reinterpret_cast<const char*>(region) + region->size;
+  ASSERT_NE(reinterpret_cast<uintptr_t>(end) % internal::kGranule, 0u) << "ends on a granule";
+  EXPECT_TRUE(a.owns(end - 1));
+  EXPECT_EQ(internal::PageMap::Lookup(end), region);  // the granule's tail...
+  EXPECT_FALSE(a.owns(end));                          // ...is not the instance's
+  a.deallocate(p);
+}
+
 TEST(AllocatorTest, ANewLargeRegionsFreeSpaceIsYoung) {
   // Its pages were never touched: a decay purge right after leaves them.
   Allocator a;
