@@ -78,7 +78,8 @@ inline constexpr bool kCanMovePages = false;
 // the kernel may unmap the target before a late failure, and another
 // thread may have mapped the range since, so the caller must leave that
 // range alone. A source the kernel refuses outright is found before the
-// target is touched (kFailed).
+// target is touched (kFailed), and so is a refusal that leaves the target
+// as it was (a mark written in it is still there: kFailed).
 enum class MoveResult { kMoved, kFailed, kFailedTargetLost };
 MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size);
 

@@ -108,6 +108,19 @@ bool Release(void* ptr, size_t size) {
   return ok;
 }
 
+namespace {
+// Whether the page at `at` is mapped (so that reading it cannot fault),
+// asked with mmap alone: a filter of system calls in a sandbox lets it by.
+[[maybe_unused]] bool FirstPageMapped(void* at, size_t page) {
+#ifdef MAP_FIXED_NOREPLACE
+  void* probe = mmap(at, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (probe == MAP_FAILED) return errno == EEXIST;
+  munmap(probe, page);  // it was free (or a kernel took the address as a hint)
+#endif
+  return false;
+}
+}  // namespace
+
 MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size) {
 #if defined(MREMAP_FIXED) && defined(MAP_FIXED_NOREPLACE)
   const int saved_errno = errno;
@@ -126,14 +139,24 @@ MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size) {
   } else {
     mremap(from, from_size + page, from_size, 0);  // back (shrinking cannot fail)
   }
+  // A mark in the target's first page tells our reservation from a mapping
+  // of another thread's there if the move fails: a refusal the kernel
+  // makes before it touches the target (the address-space limit, the map
+  // count: ENOMEM, as "no room") leaves the reservation, mark and all.
+  auto* mark = static_cast<volatile uint64_t*>(to);
+  const uint64_t cookie = 0x52756c6c6f634d76ull ^ reinterpret_cast<uintptr_t>(to) ^
+                          reinterpret_cast<uintptr_t>(from) ^ to_size;
+  *mark = cookie;
   MoveResult result = MoveResult::kMoved;
   if (mremap(from, from_size, to_size, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) {
-    // Take the target back if it is free; if anything is mapped there, it
-    // may be ours or another thread's: leave it.
+    // Take the target back if it is free; if something is mapped there, it
+    // is ours if it still has the mark, else another thread's: left alone.
     void* again = mmap(to, to_size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
     if (again == to) {
       result = MoveResult::kFailed;
+    } else if (again == MAP_FAILED && FirstPageMapped(to, page) && *mark == cookie) {
+      result = MoveResult::kFailed;  // never touched: still our reservation
     } else {
       if (again != MAP_FAILED) munmap(again, to_size);  // a kernel that took it as a hint
       result = MoveResult::kFailedTargetLost;

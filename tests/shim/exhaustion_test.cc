@@ -3,6 +3,7 @@
 // the process keeps running, and memory freed afterwards serves new
 // requests of any size. The binary's allocator is Rulloc.
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 
@@ -172,6 +173,42 @@ TEST(ExhaustionTest, OperatorNewThrowsAndRecovers) {
   char* again = new char[size_t{100} << 20];  // fits again once freed
   again[0] = 1;
   delete[] again;
+}
+
+TEST(ExhaustionTest, HugeReallocRefusedUnderTheLimitLeavesNoMapping) {
+  // realloc of a 4 MiB block to 10 MiB reserves the target, then asks the
+  // kernel to move the pages there. Under a limit a little above the
+  // target, the kernel refuses the move (ENOMEM) before it touches the
+  // target: the reservation must go back (the realloc then copies, or
+  // fails cleanly), not stay mapped for good.
+  constexpr size_t kMiB = size_t{1} << 20;
+  for (size_t headroom = 11 * kMiB; headroom <= 17 * kMiB; headroom += kMiB) {
+    malloc_trim(0);
+    const size_t before = rulloc::platform::AddressSpaceBytes();
+    auto* p = static_cast<char*>(malloc(4 * kMiB));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 7, 4 * kMiB);
+    rlimit saved{};
+    getrlimit(RLIMIT_AS, &saved);
+    rlimit lowered = saved;
+    lowered.rlim_cur = rulloc::platform::AddressSpaceBytes() + headroom;
+    ASSERT_EQ(setrlimit(RLIMIT_AS, &lowered), 0);
+    errno = 0;
+    char* q = static_cast<char*>(realloc(p, 10 * kMiB));
+    const int error = errno;
+    setrlimit(RLIMIT_AS, &saved);
+    if (q != nullptr) {
+      EXPECT_EQ(q[4 * kMiB - 1], 7);
+      p = q;
+    } else {
+      EXPECT_EQ(error, ENOMEM);
+      EXPECT_EQ(p[4 * kMiB - 1], 7);  // untouched
+    }
+    free(p);
+    malloc_trim(0);
+    EXPECT_LE(rulloc::platform::AddressSpaceBytes(), before + 2 * kMiB)
+        << "headroom " << headroom / kMiB << " MiB";
+  }
 }
 
 }  // namespace
