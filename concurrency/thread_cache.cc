@@ -541,6 +541,7 @@ void AfterForkInParent() {
 
 void AfterForkInChild() {
   using internal::registry;
+  internal::RegionCarver::AdoptInFlightAfterFork();
   internal::RegionCarver::UnlockAfterFork();
   internal::DefaultHeap().AfterForkInChildLocked();
   internal::DefaultHeap().UnlockAll();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "concurrency/backoff.h"
 #include "concurrency/spin_lock.h"
 #include "platform/pages.h"
 
@@ -96,50 +97,112 @@ struct Chunk {
 };
 constinit Chunk chunk;
 
+// A batch taken off `pending` whose pages a thread gives back with no lock
+// held. A fork() meanwhile leaves the batch to the child untracked; the
+// child finishes it instead (AdoptInFlightAfterFork).
+//
+//   in_flight[i]: { owner, count, ranges[0..count) }   (count 0: slot free)
+struct InFlight {
+  const void* owner = nullptr;  // the thread at work on it
+  size_t count = 0;
+  Range ranges[RegionCarver::kPendingRegions] = {};
+};
+constexpr size_t kInFlightBatches = 8;
+
+// Regions given back, waiting for a batch; and the batches in flight.
 struct Pending {
   SpinLock lock;
   Range ranges[RegionCarver::kPendingRegions] = {};
   size_t count = 0;
   size_t bytes = 0;
+  InFlight in_flight[kInFlightBatches];
 };
 constinit Pending pending;
 
-// Takes every pending range out; called with the lock held.
-size_t TakePending(Range* out) {
-  const size_t count = pending.count;
-  std::copy(pending.ranges, pending.ranges + count, out);
-  pending.count = 0;
-  pending.bytes = 0;
-  return count;
+// Identifies the calling thread (the same in a fork child).
+constinit thread_local char this_thread __attribute__((tls_model("initial-exec")));
+
+// Moves every pending range, sorted and with neighbours merged, to a free
+// in-flight slot and returns it, or nullptr if no slot is free; called with
+// the lock held.
+InFlight* TakePending() {
+  for (InFlight& batch : pending.in_flight) {
+    if (batch.count != 0) continue;
+    Range* out = batch.ranges;
+    std::sort(pending.ranges, pending.ranges + pending.count,
+              [](const Range& a, const Range& b) { return a.base < b.base; });
+    size_t merged = 0;
+    for (size_t i = 0; i < pending.count;) {
+      Range r = pending.ranges[i];
+      for (++i; i < pending.count && pending.ranges[i].base == r.base + r.size; ++i) {
+        r.size += pending.ranges[i].size;
+      }
+      out[merged++] = r;
+    }
+    batch.owner = &this_thread;
+    batch.count = merged;
+    pending.count = 0;
+    pending.bytes = 0;
+    return &batch;
+  }
+  return nullptr;
 }
 
-// Gives back the pages of the ranges, neighbours merged into one call, and
-// retains their address space (unmaps what does not fit).
-void DecommitAndRetain(Range* ranges, size_t count) {
-  std::sort(ranges, ranges + count, [](const Range& a, const Range& b) { return a.base < b.base; });
-  size_t merged = 0;
-  for (size_t i = 0; i < count;) {
-    Range r = ranges[i];
-    for (++i; i < count && ranges[i].base == r.base + r.size; ++i) r.size += ranges[i].size;
-    // Where pages cannot be given back (mlockall), the range is unmapped.
-    if (platform::Decommit(r.base, r.size)) {
-      ranges[merged++] = r;
-    } else {
-      platform::Release(r.base, r.size);
+// Retains the address space of `ranges`, whose pages are given back, or
+// puts them in `unkept` when no slot is left; called under chunk.lock.
+void RetainLocked(const Range* ranges, size_t count, Range* unkept, size_t* unkept_count) {
+  const uint64_t now_ms = platform::CoarseMonotonicMillis();
+  for (size_t i = 0; i < count; ++i) {
+    if (!chunk.retained.Add(ranges[i].base, ranges[i].size, now_ms)) {
+      unkept[(*unkept_count)++] = ranges[i];
     }
   }
+}
+
+// Gives back the pages of the batch's ranges and retains their address
+// space (unmaps what does not fit), then frees the slot.
+void DecommitAndRetain(InFlight* batch) {
+  // The slot stays as it is until it is freed, so that a fork child reads
+  // a whole batch.
+  const size_t count = batch->count;
+  Range decommitted[RegionCarver::kPendingRegions];
   Range unkept[RegionCarver::kPendingRegions];
-  size_t unkept_count = 0;
-  const uint64_t now_ms = platform::CoarseMonotonicMillis();
-  {
-    SpinLockHolder hold(chunk.lock);
-    for (size_t i = 0; i < merged; ++i) {
-      if (!chunk.retained.Add(ranges[i].base, ranges[i].size, now_ms)) {
-        unkept[unkept_count++] = ranges[i];
-      }
+  size_t decommitted_count = 0, unkept_count = 0;
+  for (size_t i = 0; i < count; ++i) {
+    // Where pages cannot be given back (mlockall), the range is unmapped.
+    if (platform::Decommit(batch->ranges[i].base, batch->ranges[i].size)) {
+      decommitted[decommitted_count++] = batch->ranges[i];
+    } else {
+      unkept[unkept_count++] = batch->ranges[i];
     }
+  }
+  {
+    // Retained and off the slot in one step, as a fork sees it (lock order
+    // as in LockForFork).
+    SpinLockHolder hold_chunk(chunk.lock);
+    SpinLockHolder hold_pending(pending.lock);
+    RetainLocked(decommitted, decommitted_count, unkept, &unkept_count);
+    batch->count = 0;
+    batch->owner = nullptr;
   }
   for (size_t i = 0; i < unkept_count; ++i) platform::Release(unkept[i].base, unkept[i].size);
+}
+
+// Takes the pending ranges into a slot and gives them back; waits for a
+// slot while every one is in flight (each is freed within a few system
+// calls, by a thread that holds none of the caller's locks).
+void FlushPending() {
+  Backoff backoff;
+  for (;;) {
+    InFlight* batch;
+    {
+      SpinLockHolder hold(pending.lock);
+      if (pending.count == 0) return;
+      batch = TakePending();
+    }
+    if (batch != nullptr) return DecommitAndRetain(batch);
+    backoff.Wait();
+  }
 }
 
 }  // namespace
@@ -153,33 +216,54 @@ void RegionCarver::UnlockAfterFork() {
   chunk.lock.unlock();
 }
 
+void RegionCarver::AdoptInFlightAfterFork() {
+  for (InFlight& batch : pending.in_flight) {
+    // The forking thread's own batch is finished by that thread, which
+    // goes on in the child.
+    if (batch.count == 0 || batch.owner == &this_thread) continue;
+    Range unkept[kPendingRegions];
+    size_t unkept_count = 0;
+    for (size_t i = 0; i < batch.count; ++i) {
+      if (!platform::Decommit(batch.ranges[i].base, batch.ranges[i].size)) {
+        unkept[unkept_count++] = batch.ranges[i];
+        batch.ranges[i].size = 0;
+      }
+    }
+    const uint64_t now_ms = platform::CoarseMonotonicMillis();
+    for (size_t i = 0; i < batch.count; ++i) {
+      const Range& r = batch.ranges[i];
+      if (r.size != 0 && !chunk.retained.Add(r.base, r.size, now_ms)) unkept[unkept_count++] = r;
+    }
+    for (size_t i = 0; i < unkept_count; ++i) platform::Release(unkept[i].base, unkept[i].size);
+    batch.count = 0;
+    batch.owner = nullptr;
+  }
+}
+
 void RegionCarver::Return(void* base, size_t size) {
 #ifdef _WIN32
   platform::Release(base, size);  // whole reservations only
   return;
 #endif
-  Range full[kPendingRegions];
-  size_t count = 0;
-  {
-    SpinLockHolder hold(pending.lock);
-    pending.ranges[pending.count++] = {static_cast<char*>(base), size};
-    pending.bytes += size;
-    if (pending.count == kPendingRegions || pending.bytes >= kPendingBytes) {
-      count = TakePending(full);
+  for (;;) {
+    InFlight* batch = nullptr;
+    {
+      SpinLockHolder hold(pending.lock);
+      if (pending.count < kPendingRegions) {
+        pending.ranges[pending.count++] = {static_cast<char*>(base), size};
+        pending.bytes += size;
+        if (pending.count < kPendingRegions && pending.bytes < kPendingBytes) return;
+        batch = TakePending();
+        if (batch == nullptr) return;  // the next Return or Flush takes it
+      }
     }
+    if (batch != nullptr) return DecommitAndRetain(batch);
+    // The list is full and every slot in flight: give a batch back first.
+    FlushPending();
   }
-  if (count != 0) DecommitAndRetain(full, count);
 }
 
-void RegionCarver::Flush() {
-  Range taken[kPendingRegions];
-  size_t count;
-  {
-    SpinLockHolder hold(pending.lock);
-    count = TakePending(taken);
-  }
-  if (count != 0) DecommitAndRetain(taken, count);
-}
+void RegionCarver::Flush() { FlushPending(); }
 
 size_t RegionCarver::ReleaseRetained(uint64_t max_age_ms) {
   const uint64_t now_ms = platform::CoarseMonotonicMillis();

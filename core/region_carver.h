@@ -52,6 +52,9 @@ class RegionCarver {
   // Held across fork(), so that the child never inherits them locked.
   static void LockForFork();
   static void UnlockAfterFork();
+  // In a fork child, with the locks held: gives back and retains the
+  // batches other threads of the parent were giving back (gone with them).
+  static void AdoptInFlightAfterFork();
 };
 
 }  // namespace rulloc::internal

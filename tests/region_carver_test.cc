@@ -3,11 +3,28 @@
 #include <errno.h>
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "platform/pages.h"
+
+namespace {
+// While set, every Decommit waits on entry until it is cleared.
+std::atomic<bool> hold_decommits{false};
+std::atomic<int> held{0};
+}  // namespace
+
+// Called by the carver on entry to every Decommit (see platform/pages.h).
+extern "C" void rulloc_decommit_observer(void*, size_t) {
+  if (!hold_decommits) return;
+  ++held;
+  held.notify_all();
+  hold_decommits.wait(true);
+}
 
 namespace rulloc::internal {
 namespace {
@@ -73,6 +90,47 @@ TEST(RegionCarverTest, NeighboursMergeIntoOneRangeThatServesABiggerRegion) {
   EXPECT_EQ(RegionCarver::Carve(2 * kRegion), a);
   RegionCarver::Return(a, 2 * kRegion);
   RegionCarver::Flush();
+  RegionCarver::ReleaseRetained();
+}
+
+// Batches go back with no lock held, each from a slot a fork child can
+// read. With every slot in flight, a full list stays pending, and the next
+// Return waits for a slot: no range is lost.
+TEST(RegionCarverTest, AReturnWaitsForASlotWhenEveryBatchIsInFlight) {
+  RegionCarver::Flush();
+  RegionCarver::ReleaseRetained();
+  constexpr size_t kSlots = 8, kBatch = RegionCarver::kPendingRegions;
+  std::vector<char*> regions((kSlots + 1) * kBatch + 1);
+  for (char*& r : regions) {
+    r = static_cast<char*>(RegionCarver::Carve(kRegion));
+    ASSERT_NE(r, nullptr);
+    r[0] = 1;
+  }
+  hold_decommits = true;
+  // One thread per slot: its batch's first Decommit holds it, and the slot.
+  std::vector<std::thread> holders;
+  for (size_t t = 0; t < kSlots; ++t) {
+    holders.emplace_back([&, t] {
+      for (size_t i = 0; i < kBatch; ++i) RegionCarver::Return(regions[t * kBatch + i], kRegion);
+    });
+    held.wait(static_cast<int>(t));
+  }
+  // A full list with no slot free stays pending.
+  for (size_t i = 0; i < kBatch; ++i) RegionCarver::Return(regions[kSlots * kBatch + i], kRegion);
+  EXPECT_EQ(RegionCarver::RetainedBytes(), 0u);
+  std::atomic<bool> returned{false};
+  std::thread waiter([&] {
+    RegionCarver::Return(regions.back(), kRegion);
+    returned = true;
+  });
+  EXPECT_FALSE(returned);  // (no slot can be free yet)
+  hold_decommits = false;
+  hold_decommits.notify_all();
+  for (std::thread& t : holders) t.join();
+  waiter.join();
+  RegionCarver::Flush();
+  EXPECT_EQ(RegionCarver::RetainedBytes(), regions.size() * kRegion);
+  for (char* r : regions) ASSERT_EQ(r[0], 0) << "a region kept its pages";
   RegionCarver::ReleaseRetained();
 }
 

@@ -2,14 +2,20 @@
 // does with no lock held: the free never finishes in the child, so the
 // child must take the region's block back itself, or the region would stay
 // off its lists for good (never reused, never unmapped). The same for a
-// purge of large free blocks and of partial small regions.
+// purge of large free blocks and of partial small regions, and for a batch
+// of emptied small regions that the region carver gives back.
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "core/c_api.h"
@@ -32,12 +38,27 @@ std::atomic<pid_t> purge_child{-1};
 std::atomic<const void*> small_region{nullptr};
 std::atomic<std::vector<void*>*> small_kept{nullptr};
 std::atomic<pid_t> small_child{-1};
+// The fourth test: the span of its blocks, the first range of it the
+// carver gives back while watched, and the child another thread forks then.
+std::atomic<uintptr_t> carved_from{0};
+std::atomic<uintptr_t> carved_to{0};
+std::atomic<uintptr_t> in_flight{0};
+std::atomic<pid_t> carver_child{-1};
 
 }  // namespace
 
 // Called by the allocator on entry to every Decommit (see platform/pages.h).
 extern "C" void rulloc_decommit_observer(void* ptr, size_t) {
   const auto addr = reinterpret_cast<uintptr_t>(ptr);
+  // A range of no region (unmapped ones, given back by the carver): another
+  // thread forks while this one has the range in flight.
+  if (addr >= carved_from && addr < carved_to &&
+      rulloc::internal::PageMap::Lookup(ptr) == nullptr && in_flight == 0) {
+    in_flight = addr;
+    in_flight.notify_all();
+    carver_child.wait(-1);
+    return;
+  }
   if (addr >= purged_from && addr < purged_to && purge_child == -1) {
     purge_child = fork();
     if (purge_child != 0) return;
@@ -170,6 +191,60 @@ TEST(ForkDuringDecommitTest, TheChildTakesADecommittingSmallRegionBack) {
   for (void* p : kept) free(p);
   rulloc_trim();
   EXPECT_EQ(PageMap::Lookup(kept.front()), nullptr);
+}
+
+// The same for the region carver, which gives a batch of emptied small
+// regions back with no lock held: a child forked meanwhile (by another
+// thread) gives the batch back and keeps its address space itself, or it
+// would stay mapped there, off every list, for good.
+TEST(ForkDuringDecommitTest, TheChildTakesTheCarversBatchInFlightBack) {
+  constexpr size_t kSize = 512;
+  constexpr size_t kCount = 100000;  // 48 MiB of regions
+  std::vector<void*> blocks(kCount);
+  uintptr_t lowest = UINTPTR_MAX, highest = 0;
+  for (void*& p : blocks) {
+    p = malloc(kSize);
+    lowest = std::min(lowest, reinterpret_cast<uintptr_t>(p));
+    highest = std::max(highest, reinterpret_cast<uintptr_t>(p));
+  }
+  std::thread forker([] {
+    in_flight.wait(0);
+    if (in_flight == 1) return;  // nothing was given back
+    const pid_t pid = fork();
+    if (pid == 0) {
+      // The child, this thread alone: a trim unmaps every range the
+      // carver keeps, the one in flight included if it was taken back.
+      rulloc_trim();
+      unsigned char resident;
+      const bool unmapped = mincore(reinterpret_cast<void*>(in_flight.load()),
+                                    rulloc::platform::PageSize(), &resident) != 0 &&
+                            errno == ENOMEM;
+      _exit(unmapped ? 0 : 1);
+    }
+    carver_child = pid;
+    carver_child.notify_all();
+  });
+  for (void* p : blocks) free(p);
+  // Every block back in its bucket first, so that the trim below runs with
+  // no lock held when it gives the emptied regions back.
+  rulloc_thread_cache_flush();
+  // (A merged range may start below the lowest block.)
+  constexpr uintptr_t kChunk = uintptr_t{2} << 20;
+  carved_from = lowest & ~(kChunk - 1);
+  carved_to = highest + kChunk;
+  rulloc_trim();
+  carved_from = carved_to = 0;
+  if (in_flight == 0) {  // (the forker must not wait for good)
+    in_flight = 1;
+    in_flight.notify_all();
+  }
+  forker.join();
+  ASSERT_NE(in_flight, 1u) << "the trim gave no range of the test's regions back";
+  ASSERT_GT(carver_child, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(carver_child, &status, 0), carver_child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace
