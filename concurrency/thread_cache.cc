@@ -146,10 +146,8 @@ void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
 // Fills out[0..n) from the transfer cache of the calling thread's arena,
 // then those of the other arenas (before it carves new blocks, which would
 // leave theirs idle: short-lived threads that move between CPUs would fill
-// every arena's transfer caches), then its bucket; returns the count. Sets
-// `fresh` to how many are new blocks (the last ones).
-size_t AcquireBatch(size_t bucket, void** out, uint32_t n, size_t* fresh) {
-  *fresh = 0;
+// every arena's transfer caches), then its bucket; returns the count.
+size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
   const size_t arena = CurrentArena();
   const size_t used = ArenasUsed();
   uint32_t got = 0;
@@ -168,7 +166,7 @@ size_t AcquireBatch(size_t bucket, void** out, uint32_t n, size_t* fresh) {
     }
     if (got == n) return got;
   }
-  return got + own.AllocateBatch(out + got, n - got, fresh);
+  return got + own.AllocateBatch(out + got, n - got);
 }
 
 // Moves what `take` removes from each transfer cache back to its bucket.
@@ -381,9 +379,8 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   GrowBin(cache, bucket);
   if (bin.max_count == 0) return AllocateUncached(bucket);  // no budget left for this bin
   const uint32_t want = std::min(std::max(full >> (3 - grown), 1u), bin.max_count);
-  size_t fresh = 0;
   const uint32_t got = DefaultHeap().RetryAfterPurge(
-      [&] { return static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want, &fresh)); });
+      [&] { return static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want)); });
   if (got == 0) {
     // Out of memory: the bin gets no room for blocks it could not have.
     bin.max_count = bound;
@@ -393,12 +390,12 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   }
   cache->refills.store(cache->refills.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
-  // Blocks handed out before get the mark a free gives a cached block: one
-  // that went back to its region without it (freed there directly, or its
-  // page given back since) is caught if it is freed again while it waits
-  // in the bin. New blocks, never handed out, stay untouched (their pages
-  // too, until they are used).
-  for (size_t i = 0; i < got - fresh; ++i) SetFreeMark(bin.slots[i], cache->cookie);
+  // Every block gets the mark a free gives a cached block, so that a second
+  // free of one is caught while it waits in the bin: a block that went back
+  // to its region without it (freed there directly, or its page given back
+  // since), and a new block too, where a stale pointer may name it (its
+  // region's address held an older region, emptied and unmapped).
+  for (size_t i = 0; i < got; ++i) SetFreeMark(bin.slots[i], cache->cookie);
   // Pops come from the top: reversed, a batch carved in address order is
   // handed out in address order, as a program that walks its new objects
   // (and the CPU's prefetcher) expects.
@@ -454,12 +451,20 @@ void FreeSizedGeneral(void* p, size_t size, bool aligned) {
 
 void CheckNotFreed(void* p, const char* fault) {
   RegionHeader* region = PageMap::Lookup(p);
-  if (region != nullptr && region->kind == RegionKind::kHuge &&
-      reinterpret_cast<HugeRegion*>(region)->cached) {
+  // (The page map covers whole granules: past a huge mapping's end, in its
+  // last granule, may be another mapping.)
+  if (region == nullptr ||
+      reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(region) >= region->size) {
+    return;
+  }
+  if (region->kind == RegionKind::kHuge && reinterpret_cast<HugeRegion*>(region)->cached) {
     ReportHeapMisuse(fault, p);
   }
-  if (region == nullptr || region->kind != RegionKind::kSmall || !LooksCached(p)) return;
-  CheckNotCached(tls_cache, reinterpret_cast<SmallRegion*>(region)->bucket_index, p, fault);
+  if (region->kind != RegionKind::kSmall) return;
+  // Only a handed-out block start is read: `p` may point into a guard page.
+  auto* small = reinterpret_cast<SmallRegion*>(region);
+  if (small->HandedOutBlockAt(p) == small->layout.capacity || !LooksCached(p)) return;
+  CheckNotCached(tls_cache, small->bucket_index, p, fault);
 }
 
 void ThreadCache::FreeGeneral(void* p) { DefaultAllocator().deallocate(p); }

@@ -152,8 +152,9 @@ extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("i
 //   │ word 0: rotl(self,23)^cookie │ (untouched)
 //   └─────────────────────────────┴──────────────
 //
-// A refill writes it too, on the blocks it takes that were handed out
-// before (they may have reached their region with none), not on new ones.
+// A refill writes it too, on every block it takes (one handed out before
+// may have reached its region with none; a new one may sit where a stale
+// pointer into an unmapped region points).
 // free finds the mark on a block that is probably cached already (a double
 // free) and takes the slow path to make sure; malloc clears it when it
 // hands the block out, so a live block matches only if its owner wrote the

@@ -60,10 +60,11 @@ void* rulloc_realloc(void* ptr, size_t size) {
   } else {
     rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
     const RegionHeader* region = PageMap::Lookup(ptr);
-    if (region == nullptr || region->kind != RegionKind::kSmall) {
+    // (The heap reports a pointer that is no live block.)
+    if (region == nullptr || region->kind != RegionKind::kSmall ||
+        !rulloc::internal::DefaultHeap().TryUsableSize(ptr, &usable)) {
       return DefaultAllocator().reallocate(ptr, size);
     }
-    usable = DefaultAllocator().usable_size(ptr);
   }
   if (size <= usable && size >= usable / 2) return ptr;  // fits without much waste
   if (size > DefaultClasses::kMaxSize) return DefaultAllocator().reallocate(ptr, size);

@@ -179,20 +179,32 @@ size_t Heap::UsableSize(const void* p) {
   return UsableSizeIn(RegionOf(p, "usable_size of a pointer not allocated by rulloc"), p);
 }
 
+namespace {
+// Reports `p`, no live block of `region`: as `freed` if it starts a block
+// that is not handed out (a huge block's mapping: cached), else `invalid`.
+[[noreturn]] void ReportNotLive(RegionHeader* region, const void* p, const char* freed,
+                                const char* invalid) {
+  bool was_block = false;
+  if (region->kind == RegionKind::kSmall) {
+    const auto* small = reinterpret_cast<SmallRegion*>(region);
+    const uint32_t index = small->BlockStartingAt(p);
+    was_block =
+        index != small->layout.capacity &&
+        ((small->allocated_bits[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1) ==
+            0;
+  } else if (region->kind == RegionKind::kHuge) {
+    was_block = p == reinterpret_cast<HugeRegion*>(region)->payload();
+  }
+  ReportHeapMisuse(was_block ? freed : invalid, p);
+}
+}  // namespace
+
 size_t Heap::UsableSizeIn(RegionHeader* region, const void* p) {
   size_t usable;
-  if (UsableSizeIn(region, p, &usable)) return usable;
-  switch (region->kind) {
-    case RegionKind::kSmall:
-    case RegionKind::kLarge:
-      ReportHeapMisuse("usable_size of an invalid pointer", p);
-    case RegionKind::kHuge:
-      ReportHeapMisuse(p == reinterpret_cast<HugeRegion*>(region)->payload()
-                           ? "usable_size of a freed pointer"
-                           : "usable_size of an invalid pointer",
-                       p);
+  if (!UsableSizeIn(region, p, &usable)) {
+    ReportNotLive(region, p, "usable_size of a freed pointer", "usable_size of an invalid pointer");
   }
-  ReportHeapMisuse("usable_size of a pointer with corrupted region metadata", p);
+  return usable;
 }
 
 void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
@@ -211,7 +223,9 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
     }
   } else {
     if (region->kind == RegionKind::kSmall) CheckNotCached(region, p, "realloc of a freed pointer");
-    usable = UsableSizeIn(region, p);
+    if (!UsableSizeIn(region, p, &usable)) {
+      ReportNotLive(region, p, "realloc of a freed pointer", "realloc of an invalid pointer");
+    }
     if (aligned && region->kind == RegionKind::kHuge && size > kLargeMax) {
       auto* huge = reinterpret_cast<HugeRegion*>(region);
       if (huge_.ResizeInPlace(huge, p, size)) return p;

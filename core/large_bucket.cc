@@ -41,6 +41,12 @@ void SetSizeFlags(LargeBlock* b, uint64_t size_flags) {
 
 bool SpansRegion(LargeBlock* b) { return b->prev_size == 0 && b->is_last(); }
 
+// A header that stops being one (merged into a neighbour, taken into a
+// growing block, or a stale shadow) keeps a keyed mark instead, so that a
+// second free of its pointer is named a double free.
+constexpr uint64_t kRetired = ~uint64_t{0};  // no block's size and flags
+void Retire(LargeBlock* b) { b->check = CheckWord(b, kRetired); }
+
 // Of `given_back` bytes decommitted inside an interior of `whole` bytes,
 // those sure to lie in a part of it whose interior is `part` bytes.
 size_t GivenBackWithin(size_t given_back, size_t whole, size_t part) {
@@ -58,22 +64,33 @@ FreeLinks* LargeBucket::Links(LargeBlock* b) {
   return links;
 }
 
-LargeBlock* LargeBucket::BlockOf(const void* p) {
+namespace {
+// The header before `p`, if `p` may be a payload of its large region, whose
+// first payload byte `*region_payload` gets.
+LargeBlock* HeaderBefore(const void* p, uintptr_t* region_payload = nullptr) {
   auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(p));
+  if (region == nullptr) return nullptr;
+  const uintptr_t first = reinterpret_cast<uintptr_t>(region->first()) + LargeBucket::kHeader;
   const auto addr = reinterpret_cast<uintptr_t>(p);
-  if (region == nullptr || addr % 16 != 0 ||
-      addr < reinterpret_cast<uintptr_t>(region->first()) + kHeader) {
-    return nullptr;
-  }
-  LargeBlock* b = LargeBlock::FromPayload(p);
-  if (b->check != CheckWord(b, b->size_flags)) return nullptr;
+  if (addr % 16 != 0 || addr < first) return nullptr;
+  if (region_payload != nullptr) *region_payload = first;
+  return LargeBlock::FromPayload(p);
+}
+}  // namespace
+
+bool LargeBucket::WasBlock(const void* p) {
+  const LargeBlock* b = HeaderBefore(p);
+  return b != nullptr && b->check == CheckWord(b, kRetired);
+}
+
+LargeBlock* LargeBucket::BlockOf(const void* p) {
+  uintptr_t first = 0;
+  LargeBlock* b = HeaderBefore(p, &first);
+  if (b == nullptr || b->check != CheckWord(b, b->size_flags)) return nullptr;
+  const auto addr = reinterpret_cast<uintptr_t>(p);
   if (b->size_flags & LargeBlock::kShadow) {
-    const char* real_payload = static_cast<const char*>(p) - b->offset;
-    if (b->offset < kHeader || reinterpret_cast<uintptr_t>(real_payload) <
-                                   reinterpret_cast<uintptr_t>(region->first()) + kHeader) {
-      return nullptr;
-    }
-    b = LargeBlock::FromPayload(real_payload);
+    if (b->offset < kHeader || b->offset > addr - first) return nullptr;
+    b = LargeBlock::FromPayload(reinterpret_cast<const void*>(addr - b->offset));
     if (b->check != CheckWord(b, b->size_flags) || (b->size_flags & LargeBlock::kShadow)) {
       return nullptr;
     }
@@ -220,7 +237,7 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
       RemoveFree(next, links);
       SetSizeFlags(b, (b->size() + next->size()) | LargeBlock::kFree |
                           (next->size_flags & LargeBlock::kLast));
-      next->check = 0;
+      Retire(next);
     }
   }
   if (b->prev_size != 0) {
@@ -231,7 +248,7 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
       RemoveFree(prev, links);
       SetSizeFlags(prev, (prev->size() + b->size()) | LargeBlock::kFree |
                              (b->size_flags & LargeBlock::kLast));
-      b->check = 0;
+      Retire(b);
       b = prev;
     }
   }
@@ -377,12 +394,12 @@ void LargeBucket::Free(void* p) {
     SpinLockHolder hold(lock_);
     LargeBlock* b = BlockOf(p);
     if (b == nullptr) {
-      fault = "free of an invalid pointer (not a live block start)";
+      fault = WasBlock(p) ? "double free" : "free of an invalid pointer (not a live block start)";
     } else if (b->is_free()) {
       fault = "double free";
     } else {
       // A stale shadow header must not lead a second free to a new block.
-      if (p != b->payload()) LargeBlock::FromPayload(p)->check = 0;
+      if (p != b->payload()) Retire(LargeBlock::FromPayload(p));
       unmap = FreeLocked(b, &decommit);
     }
   }
@@ -448,7 +465,7 @@ void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
   const uint64_t last = next->size_flags & LargeBlock::kLast;
   if (total - need < kMinSplit) {
     RemoveFree(next, next_links);
-    next->check = 0;
+    Retire(next);
     SetSizeFlags(b, total | last);
     if (!b->is_last()) b->next()->prev_size = b->size();
     return;
@@ -466,7 +483,7 @@ void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
   const size_t bin = BinFor(next_size);
   const bool same_bin = BinFor(rest_size) == bin;
   if (!same_bin) RemoveFree(next, next_links);
-  next->check = 0;
+  Retire(next);
   SetSizeFlags(b, need);
   rest->prev_size = need;
   rest->offset = 0;

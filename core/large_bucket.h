@@ -158,6 +158,9 @@ class alignas(64) LargeBucket {
 
   // Validates `p` and returns its block (the real one behind a shadow).
   static LargeBlock* BlockOf(const void* p);
+  // True if `p`, no live block's, was one's that is gone since (merged
+  // into a neighbour, say): a free of it again is a double free.
+  static bool WasBlock(const void* p);
 
  private:
   LargeBlock* NewRegionBlock();

@@ -187,7 +187,7 @@ uint64_t FreeBelowCarved(const SmallRegion* r, uint32_t w) {
 // allocated bitmap from the region's hint (no block holds free-list
 // metadata), then, if `carve`, uncarved ones; a batch sets a bitmap word at
 // a time.
-size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve, size_t* fresh) {
+size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) {
   size_t got = 0;
   if (n == 1) {  // an allocator with no thread cache: one block at a time
     uint32_t index;
@@ -199,7 +199,6 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve, 
       AddReusable(-1);
     } else if (carve) {
       index = r->carved++;
-      if (fresh != nullptr) ++*fresh;
     } else {
       return 0;
     }
@@ -236,7 +235,6 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve, 
     }
     r->carved += bump;
     r->used += bump;
-    if (fresh != nullptr) *fresh += bump;
   }
   if (r->used == r->layout.capacity) {
     partial_.Remove(&r->header);
@@ -246,12 +244,11 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve, 
   return got;
 }
 
-size_t SmallBucket::AllocateBatch(void** out, size_t n, size_t* fresh) {
-  return AllocateBatchAt(out, n, kReadClock, fresh);
+size_t SmallBucket::AllocateBatch(void** out, size_t n) {
+  return AllocateBatchAt(out, n, kReadClock);
 }
 
-size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms, size_t* fresh) {
-  size_t new_blocks = 0;
+size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms) {
   Backoff backoff;
   for (bool wait = false;; wait = true) {
     if (wait) backoff.Wait();
@@ -266,10 +263,8 @@ size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms, size_
         no_region = true;
         break;
       }
-      got += PopLocked(r, out + got, n - got, /*carve=*/true, &new_blocks);
-      if (new_blocks != 0 && fresh != nullptr) break;  // new blocks stay the last ones
+      got += PopLocked(r, out + got, n - got);
     }
-    if (fresh != nullptr) *fresh = new_blocks;
     blocks_in_use_ += got;
     blocks_free_ -= got;
     if (got != 0) cycled_ |= emptied_before_;
@@ -345,7 +340,10 @@ __attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint
     index = r->IndexOf(p, &at_start);
     if (index >= r->carved) return "free of a pointer not allocated by rulloc";
     if (!TestBit(r->aligned_bits, index) || !IsAlignedOffset(r->BlockAt(index), p)) {
-      return "free of a pointer into the middle of a block";
+      // A freed over-aligned block keeps its offset word until reused.
+      const bool freed = index < r->carved && !TestBit(r->allocated_bits, index) &&
+                         IsAlignedOffset(r->BlockAt(index), p);
+      return freed ? "double free" : "free of a pointer into the middle of a block";
     }
   } else if (has_aligned && TestBit(r->aligned_bits, index)) {
     // The block was handed out at an offset: its start is not that pointer.

@@ -235,15 +235,12 @@ class alignas(64) SmallBucket {
 
   // Fills out[0..n) with blocks; returns how many it got (0 when the OS
   // refuses memory, and no region a purge has off the lists is left to
-  // wait for). One lock acquisition for the whole batch. With `fresh`, sets
-  // it to how many of them are new (never handed out, their pages never
-  // touched by this bucket): the last ones (so a batch that cuts new blocks
-  // then ends in that region, with fewer than n if it fills up).
-  size_t AllocateBatch(void** out, size_t n, size_t* fresh = nullptr);
+  // wait for). One lock acquisition for the whole batch.
+  size_t AllocateBatch(void** out, size_t n);
   // As AllocateBatch, at the time `now_ms` (CoarseMonotonicMillis's clock;
   // kReadClock: read it if needed).
   static constexpr uint64_t kReadClock = 0;
-  size_t AllocateBatchAt(void** out, size_t n, uint64_t now_ms, size_t* fresh = nullptr);
+  size_t AllocateBatchAt(void** out, size_t n, uint64_t now_ms);
   // As AllocateBatch, but only blocks that were handed out and freed since
   // (their pages were touched, unless a purge gave them back): never a new
   // block or region. No lock is taken when reusable() is 0.
@@ -295,10 +292,7 @@ class alignas(64) SmallBucket {
   // `last`: the region of the batch's previous block (nullptr at first).
   // Inline: FreeBatchAt, in small_bucket.cc, is its only caller.
   inline const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
-  // Takes up to n blocks of `r`; with `fresh`, adds how many were new (the
-  // last ones).
-  size_t PopLocked(SmallRegion* r, void** out, size_t n, bool carve = true,
-                   size_t* fresh = nullptr);
+  size_t PopLocked(SmallRegion* r, void** out, size_t n, bool carve = true);
   // Under the lock: a plain load and store, no read-modify-write.
   void AddReusable(ptrdiff_t delta) {
     reusable_.store(reusable_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);

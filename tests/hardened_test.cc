@@ -35,7 +35,7 @@ TEST(HardenedTest, GuardPageAfterSmallRegionMetadata) {
   rulloc_free(p);
 }
 
-TEST(HardenedTest, FreeOfAGuardPageAddressIsReported) {
+TEST(HardenedTest, FreeOrReallocOfAGuardPageAddressIsReported) {
   // Reported, not a fault: nothing reads the memory of a pointer that is
   // not a block handed out (the guard before block 0 starts a page).
   auto* p = static_cast<char*>(rulloc_malloc(48));
@@ -44,6 +44,11 @@ TEST(HardenedTest, FreeOfAGuardPageAddressIsReported) {
       reinterpret_cast<char*>(region) + region->layout.first_offset - platform::PageSize();
   EXPECT_DEATH(rulloc_free(guard), "^rulloc: free of a pointer");
   EXPECT_DEATH(DefaultAllocator().deallocate(guard), "^rulloc: free of a pointer");
+  // realloc too: it looks for a cached block's mark only at a block start.
+  EXPECT_DEATH(rulloc_realloc(guard, 100), "^rulloc: realloc of an invalid pointer");
+  char* end = reinterpret_cast<char*>(region) + region->header.size;  // after the end guard
+  EXPECT_DEATH(rulloc_realloc(end - 4, 100), "^rulloc: realloc of an invalid pointer");
+  EXPECT_DEATH(rulloc_realloc(p + 1, 100), "^rulloc: realloc of an invalid pointer");
   rulloc_free(p);
 }
 

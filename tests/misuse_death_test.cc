@@ -34,6 +34,23 @@ TEST(MisuseDeathTest, DoubleFreeOfALargeBlock) {
   a.deallocate(pin);
 }
 
+TEST(MisuseDeathTest, DoubleFreeOfALargeBlockMergedIntoItsFreeNeighbour) {
+  // Freed in address order, each block merges into the free one before it:
+  // its header is gone, a second free of it is still named a double free.
+  Allocator a;
+  void* first = a.allocate(100000);
+  void* second = a.allocate(100000);
+  void* pin = a.allocate(100000);
+  a.deallocate(first);
+  a.deallocate(second);
+  EXPECT_DEATH(a.deallocate(second), "^rulloc: double free: 0x");
+  // So is an over-aligned block's, whose shadow header its free retired.
+  void* aligned = a.allocate(100000, 4096);
+  a.deallocate(aligned);
+  EXPECT_DEATH(a.deallocate(aligned), "^rulloc: double free: 0x");
+  a.deallocate(pin);
+}
+
 TEST(MisuseDeathTest, DoubleFreeOfAHugeBlock) {
   Allocator a;
   void* p = a.allocate(size_t{8} << 20);
@@ -166,6 +183,26 @@ TEST(MisuseDeathTest, DoubleFreeOfABlockARefillTookBackIntoTheCache) {
       "rulloc: double free: 0x");
 }
 
+TEST(MisuseDeathTest, DoubleFreeOfAStalePointerIntoARegionCutAgainAtItsAddress) {
+  // The blocks' regions empty and go (trim); a new region of the class is
+  // cut at the same address, and a refill puts its new blocks in the
+  // cache. A second free of a stale pointer that names one of them is
+  // still caught.
+  EXPECT_DEATH(
+      {
+        constexpr size_t kSize = 2500;
+        std::vector<void*> old(20000);
+        for (void*& p : old) p = rulloc_malloc(kSize);
+        for (void* p : old) rulloc_free(p);
+        rulloc_trim();
+        void* taken = rulloc_malloc(kSize);  // the first block of a refill
+        const auto at = std::find(old.begin(), old.end() - 1, taken);
+        ASSERT_NE(at, old.end() - 1) << "no new block at an old address";
+        rulloc_free(*(at + 1));  // the next one, in the bin
+      },
+      "rulloc: double free: 0x");
+}
+
 TEST(MisuseDeathTest, WriteAfterFreeIntoACachedBlockCannotRedirectAllocations) {
   std::vector<void*> live;
   for (int i = 0; i < 8; ++i) live.push_back(rulloc_malloc(48));
@@ -282,7 +319,7 @@ TEST(MisuseDeathTest, ReallocOfAFreedSmallBlock) {
         rulloc::DrainTransferCaches();  // back in its region
         rulloc_realloc(p, 300);
       },
-      "^rulloc: usable_size of an invalid pointer: 0x");
+      "^rulloc: realloc of a freed pointer: 0x");
 }
 
 TEST(MisuseDeathTest, ReallocOfAFreedHugeBlock) {
@@ -316,6 +353,31 @@ TEST(MisuseDeathTest, StartOfTheBlockOfAnOverAlignedAllocation) {
   auto* region = reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(inside));
   void* start = region->BlockStart(inside);
   EXPECT_DEATH(rulloc_free(start), "^rulloc: free of a pointer into the middle of a block: 0x");
+  for (void* p : blocks) rulloc_free(p);
+}
+
+TEST(MisuseDeathTest, DoubleFreeOfAnOverAlignedBlockHandedOutInsideItsBlock) {
+  // The same 64-aligned pointer inside its block, freed twice: the first
+  // free cleared its aligned bit, its offset word names it still.
+  std::vector<void*> blocks;
+  void* inside = nullptr;
+  for (int i = 0; i < 16 && inside == nullptr; ++i) {
+    void* p = rulloc_aligned_alloc(64, 48);
+    auto* region = reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(p));
+    if (region->BlockStart(p) != p) {
+      inside = p;
+    } else {
+      blocks.push_back(p);
+    }
+  }
+  ASSERT_NE(inside, nullptr);
+  EXPECT_DEATH(
+      {
+        rulloc_free(inside);
+        rulloc_free(inside);
+      },
+      "^rulloc: double free: 0x");
+  rulloc_free(inside);
   for (void* p : blocks) rulloc_free(p);
 }
 
