@@ -13,7 +13,8 @@ namespace rulloc {
 
 inline bool ClaimInterval(std::atomic<uint64_t>& last_ms, uint64_t now_ms, uint64_t interval_ms) {
   uint64_t last = last_ms.load(std::memory_order_relaxed);
-  if (now_ms - last < interval_ms) return false;
+  // (A reading taken before another thread's claim is older than `last`.)
+  if (now_ms < last || now_ms - last < interval_ms) return false;
   return last_ms.compare_exchange_strong(last, now_ms, std::memory_order_relaxed);
 }
 

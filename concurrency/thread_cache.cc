@@ -270,7 +270,12 @@ ThreadCache* NewCache() {
     }
     if (ThreadCache* reused = registry.retired) {
       registry.retired = reused->next;
-      return Construct(reused);
+      // Hardened mode's random order goes on from where it was: a thread on
+      // a reused cache must not replay the last one's.
+      const uint64_t shuffle_state = reused->shuffle_state;
+      ThreadCache* cache = Construct(reused);
+      cache->shuffle_state = shuffle_state;
+      return cache;
     }
   }
   // One mapping per cache, never given back: retired caches are reused by
@@ -331,13 +336,42 @@ void Shuffle(ThreadCache* cache, void** batch, size_t n) {
   cache->shuffle_state = x;
 }
 
+// Bytes of blocks a bin's bound allows.
+size_t BoundBytes(const ThreadCache* cache, size_t bucket) {
+  return size_t{cache->bins[bucket].max_count} * DefaultClasses::BlockSize(bucket);
+}
+
+// Makes `need` bytes of room in the thread budget for bin `bucket`, whose
+// bound would then allow `wanted` bytes: the bins whose bounds allow more
+// give up a batch each (their blocks past the new bound go back), the
+// biggest first. False if that is not enough. Without it, classes a thread
+// used once would keep its budget, and its other classes uncached, for good.
+bool MakeRoom(ThreadCache* cache, size_t bucket, size_t need, size_t wanted) {
+  while (cache->capacity_bytes + need > ThreadCache::kThreadBudget) {
+    size_t victim = ThreadCache::kBins;
+    for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+      if (b == bucket || BoundBytes(cache, b) <= wanted) continue;
+      if (victim == ThreadCache::kBins || BoundBytes(cache, b) > BoundBytes(cache, victim)) {
+        victim = b;
+      }
+    }
+    if (victim == ThreadCache::kBins) return false;
+    CacheBin& bin = cache->bins[victim];
+    const uint32_t cut = std::min(ThreadCache::BatchFor(victim), bin.max_count);
+    bin.max_count -= cut;
+    cache->capacity_bytes -= size_t{cut} * DefaultClasses::BlockSize(victim);
+    FlushBin(cache, victim, bin.max_count);
+  }
+  return true;
+}
+
 // Raises a bin's bound by one batch (slow start), within the thread budget.
 void GrowBin(ThreadCache* cache, size_t bucket) {
   CacheBin& bin = cache->bins[bucket];
   const uint32_t batch = ThreadCache::BatchFor(bucket);
   const size_t cost = size_t{batch} * DefaultClasses::BlockSize(bucket);
   if (bin.max_count + batch > ThreadCache::MaxCountFor(bucket) ||
-      cache->capacity_bytes + cost > ThreadCache::kThreadBudget) {
+      !MakeRoom(cache, bucket, cost, BoundBytes(cache, bucket) + cost)) {
     return;
   }
   bin.max_count += batch;
@@ -375,7 +409,6 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
   const uint32_t full = BatchFor(bucket);
   const uint32_t grown = std::min(bin.max_count / full, 3u);
   const uint32_t bound = bin.max_count;
-  const size_t capacity = cache->capacity_bytes;
   GrowBin(cache, bucket);
   if (bin.max_count == 0) return AllocateUncached(bucket);  // no budget left for this bin
   const uint32_t want = std::min(std::max(full >> (3 - grown), 1u), bin.max_count);
@@ -383,8 +416,8 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
       [&] { return static_cast<uint32_t>(AcquireBatch(bucket, bin.slots, want)); });
   if (got == 0) {
     // Out of memory: the bin gets no room for blocks it could not have.
+    cache->capacity_bytes -= size_t{bin.max_count - bound} * DefaultClasses::BlockSize(bucket);
     bin.max_count = bound;
-    cache->capacity_bytes = capacity;
     errno = ENOMEM;
     return nullptr;
   }

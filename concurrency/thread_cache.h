@@ -256,6 +256,7 @@ __attribute__((always_inline)) inline void CachedFree(void* p, size_t size = 0) 
 // them (the malloc shim's entry points).
 __attribute__((always_inline)) inline void* CachedMalloc(size_t size) {
   if (__builtin_expect(size - 1 < DefaultClasses::kMaxSize, 1)) return CachedAllocate(size);
+  if (size == 0) return CachedAllocate(1);  // a block of its own, from the cache too
   return DefaultAllocator().allocate(size);
 }
 __attribute__((always_inline)) inline void CachedFreeUnlessNull(void* p) {

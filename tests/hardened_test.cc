@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "concurrency/thread_cache.h"
 #include "core/allocator.h"
 #include "core/c_api.h"
 #include "core/huge.h"
@@ -149,6 +150,23 @@ TEST(HardenedTest, BlockOrderIsRandom) {
     for (uintptr_t a : addresses) rulloc_free(reinterpret_cast<void*>(a));
   })
       .join();
+}
+
+TEST(HardenedTest, AThreadOnAReusedCacheDoesNotReplayTheRandomOrder) {
+  // Each thread's first refill, on the cache the last thread left.
+  auto first_refill = [](const internal::ThreadCache** cache, uint64_t* state) {
+    std::thread([=] {
+      rulloc_free(rulloc_malloc(80));
+      *cache = internal::tls_cache;
+      *state = internal::tls_cache->shuffle_state;
+    }).join();
+  };
+  const internal::ThreadCache *first_cache, *second_cache;
+  uint64_t first_state, second_state;
+  first_refill(&first_cache, &first_state);
+  first_refill(&second_cache, &second_state);
+  ASSERT_EQ(first_cache, second_cache);  // retired, then reused
+  EXPECT_NE(first_state, second_state);
 }
 
 TEST(HardenedTest, ManyThreadsStillRoundTrip) {

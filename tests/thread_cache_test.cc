@@ -234,6 +234,45 @@ TEST(ThreadCacheTest, BinsStayWithinTheirBounds) {
   rulloc_thread_cache_flush();
 }
 
+TEST(ThreadCacheTest, ClassesUsedOnceGiveTheirBudgetBackToTheOthers) {
+  std::thread([] {  // a fresh thread cache
+    using internal::DefaultClasses;
+    using internal::ThreadCache;
+    // Every class above 1 KiB, to its bin's full bound: past the budget.
+    for (size_t b = DefaultClasses::BucketFor(1025); b < ThreadCache::kBins; ++b) {
+      std::vector<void*> blocks;
+      for (uint32_t i = 0; i < 4 * ThreadCache::MaxCountFor(b); ++i) {
+        blocks.push_back(rulloc_malloc(DefaultClasses::BlockSize(b)));
+      }
+      for (void* p : blocks) rulloc_free(p);
+    }
+    const ThreadCache* cache = internal::tls_cache;
+    EXPECT_GT(cache->capacity_bytes, ThreadCache::kThreadBudget * 3 / 4);
+    // A class of 1 KiB blocks (a batch is 32 KiB) still gets cached blocks.
+    for (int i = 0; i < 1000; ++i) rulloc_free(rulloc_malloc(1024));
+    const size_t small = DefaultClasses::BucketFor(1024);
+    EXPECT_GT(cache->bins[small].max_count, 0u);
+    EXPECT_GT(cache->bins[small].count.load(), 0u);
+    // The bounds still add up to the budget they count.
+    size_t bound_bytes = 0;
+    for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+      bound_bytes += size_t{cache->bins[b].max_count} * DefaultClasses::BlockSize(b);
+      EXPECT_LE(cache->bins[b].count.load(), cache->bins[b].max_count) << b;
+    }
+    EXPECT_EQ(bound_bytes, cache->capacity_bytes);
+    EXPECT_LE(cache->capacity_bytes, ThreadCache::kThreadBudget);
+  })
+      .join();
+}
+
+TEST(ThreadCacheTest, MallocOfZeroIsServedFromTheCache) {
+  void* p = rulloc_malloc(0);
+  ASSERT_NE(p, nullptr);
+  rulloc_free(p);
+  EXPECT_EQ(rulloc_malloc(0), p);  // the cache's last freed block
+  rulloc_free(p);
+}
+
 TEST(ThreadCacheTest, BatchesAndBoundsScaleWithBlockSize) {
   using internal::ThreadCache;
   const size_t last = ThreadCache::kBins - 1;
