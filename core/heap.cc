@@ -132,10 +132,12 @@ void Heap::DeallocateSized(void* p, size_t size, bool aligned) {
   RegionHeader* region = RegionOf(p, "free of a pointer not allocated by rulloc");
   size_t usable;
   if (UsableSizeIn(region, p, &usable)) {  // (an invalid `p` is reported by Deallocate)
-    // (A large block realloc kept when less than a split's worth was left.)
+    // (A large block is padded to at least kMinPayload bytes, and handed
+    // out whole when less than a split's worth would be left past that.)
+    const size_t padded = (std::max(size, LargeBucket::kMinPayload) + 15) & ~size_t{15};
     bool fits = SizeFitsBlock(size, usable, aligned) ||
                 (size <= usable && region->kind == RegionKind::kLarge &&
-                 usable - size < LargeBucket::kMinSplit);
+                 usable - std::min(padded, usable) < LargeBucket::kMinSplit);
     if (!fits && size <= usable && region->kind == RegionKind::kSmall) {
       const uint32_t bucket = reinterpret_cast<SmallRegion*>(region)->bucket_index;
       fits = bucket == 0 || size > SmallBucketAt(0, bucket - 1).block_size();

@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -81,13 +82,18 @@ RULLOC_EXPORT int malloc_trim(size_t /*pad*/) { return rulloc_trim() > 0 ? 1 : 0
 RULLOC_EXPORT int mallopt(int /*param*/, int /*value*/) { return 0; }
 
 RULLOC_EXPORT struct mallinfo2 mallinfo2() {
+  // As glibc: huge blocks (mapped on their own) in hblks and hblkhd, the
+  // rest (cached huge mappings too) in arena, uordblks and fordblks.
   const rulloc::AllocatorStats heap = rulloc::DefaultAllocator().stats();
+  const rulloc::internal::HugeStats huge = rulloc::DefaultAllocator().heap().HugeBlockStats();
+  const size_t huge_mapped = huge.bytes_mapped - huge.bytes_cached;
   struct mallinfo2 info = {};
-  info.arena = heap.bytes_mapped;
+  info.arena = heap.bytes_mapped - std::min(huge_mapped, heap.bytes_mapped);
   info.ordblks = heap.small_blocks_free;
   info.hblks = heap.huge_blocks_in_use;
-  info.uordblks = heap.bytes_in_use;
-  info.fordblks = heap.bytes_mapped > heap.bytes_in_use ? heap.bytes_mapped - heap.bytes_in_use : 0;
+  info.hblkhd = huge_mapped;
+  info.uordblks = heap.bytes_in_use - std::min(huge.bytes_in_use, heap.bytes_in_use);
+  info.fordblks = info.arena > info.uordblks ? info.arena - info.uordblks : 0;
   info.keepcost = 0;
   return info;
 }
@@ -98,6 +104,7 @@ RULLOC_EXPORT struct mallinfo mallinfo() {
   info.arena = static_cast<int>(wide.arena);
   info.ordblks = static_cast<int>(wide.ordblks);
   info.hblks = static_cast<int>(wide.hblks);
+  info.hblkhd = static_cast<int>(wide.hblkhd);
   info.uordblks = static_cast<int>(wide.uordblks);
   info.fordblks = static_cast<int>(wide.fordblks);
   return info;

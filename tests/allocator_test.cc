@@ -1520,6 +1520,19 @@ TEST(AllocatorTest, ATableOfOnlySixteenByteBlocksServesTinyLargeBlocks) {
   }
   EXPECT_EQ(a.stats().large_blocks_in_use, 0u);
   EverySizeGivenIsAccepted(a);
+  // A 17-byte request (padded to 48) that takes a freed 1 KiB block whole,
+  // or a 1 KiB block realloc keeps for 17 bytes: the size given is the
+  // right one, however much of the block is left past it.
+  void* x = a.allocate(1048);
+  void* pin = a.allocate(100);
+  a.deallocate(x);
+  void* p = a.allocate(17);
+  EXPECT_GT(a.usable_size(p), 1000u);
+  a.deallocate(p, 17);
+  p = a.allocate(1041);
+  ASSERT_EQ(a.reallocate(p, 17), p);
+  a.deallocate(p, 17);
+  a.deallocate(pin, 100);
 }
 
 TEST(AllocatorTest, OwnsNothingPastAHugeMappingsLastPage) {

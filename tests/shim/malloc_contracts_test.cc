@@ -219,6 +219,16 @@ TEST(MallocContractsTest, IntrospectionAndTrim) {
   EXPECT_EQ(mallopt(M_ARENA_MAX, 1), 0);  // no tunables: declined
   EXPECT_EQ(__libc_mallopt(M_ARENA_MAX, 1), 0);
   EXPECT_GE(__libc_mallinfo().arena, 0);
+  // A huge block counts as glibc's mmapped chunks do: in hblks and hblkhd,
+  // not in arena.
+  const struct mallinfo2 before = mallinfo2();
+  void* volatile huge = malloc(size_t{64} << 20);  // (volatile: not elided)
+  const struct mallinfo2 after = mallinfo2();
+  EXPECT_EQ(after.hblks, before.hblks + 1);
+  EXPECT_GE(after.hblkhd, before.hblkhd + (size_t{64} << 20));
+  EXPECT_LT(after.arena, before.arena + (size_t{1} << 20));
+  EXPECT_EQ(__libc_mallinfo().hblkhd, static_cast<int>(after.hblkhd));
+  free(huge);
 }
 
 int handler_calls = 0;
