@@ -23,6 +23,21 @@ platform::Charge ChargeFor(size_t size, size_t alignment) {
   return size >= alignment ? platform::Charge::kUpFront : platform::Charge::kOnTouch;
 }
 
+// Such a mapping's gap is left out of the page map too: the granules from
+// the header's to the payload's, which nothing is ever handed out of. (A
+// 100-byte block aligned to 1 TiB registered 16 M granules: 0.5 s and 133
+// MB of page map; at 16 TiB, 11 s and 2.1 GB.) Sets `*gap`; false if the
+// gap cannot be named (more granules than a header counts).
+bool GapGranules(size_t size, size_t alignment, size_t payload_offset, uint32_t* gap) {
+  *gap = 0;
+  if (ChargeFor(size, alignment) != platform::Charge::kOnTouch) return true;
+  const size_t granules = payload_offset / kGranule;
+  if (granules < 2) return true;
+  if (granules - 1 > UINT32_MAX) return false;
+  *gap = static_cast<uint32_t>(granules - 1);
+  return true;
+}
+
 }  // namespace
 
 HugeBlocks::Shard& HugeBlocks::ShardOf(const void* base) {
@@ -57,11 +72,13 @@ void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
   const size_t head = AlignUp(sizeof(HugeRegion), page);
   const size_t body = AlignUp(size + alignment, page);
   const size_t mapping = head + page + body + page;
+  const size_t end = head + page + body;
+  uint32_t gap;
+  if (!GapGranules(size, alignment, (end - size) & ~(alignment - 1), &gap)) return nullptr;
   RegionHeader* header =
-      MapRegion(RegionKind::kHuge, mapping, alignment, heap_, ChargeFor(size, alignment));
+      MapRegion(RegionKind::kHuge, mapping, alignment, heap_, ChargeFor(size, alignment), gap);
   if (header == nullptr) return nullptr;
   char* base = reinterpret_cast<char*>(header);
-  const size_t end = head + page + body;
   if (!platform::Guard(base + head, page) || !platform::Guard(base + end, page)) {
     UnmapRegion(header);
     return nullptr;
@@ -130,8 +147,10 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
   }
   if (region == nullptr) {
     // Out of memory, the heap drops this cache (and all it keeps) and retries.
+    uint32_t gap;
+    if (!GapGranules(size, alignment, offset, &gap)) return nullptr;
     RegionHeader* header =
-        MapRegion(RegionKind::kHuge, need, map_alignment, heap_, ChargeFor(size, alignment));
+        MapRegion(RegionKind::kHuge, need, map_alignment, heap_, ChargeFor(size, alignment), gap);
     if (header == nullptr) return nullptr;
     region = reinterpret_cast<HugeRegion*>(header);
     region->immovable = false;

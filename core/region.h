@@ -30,7 +30,9 @@ class Heap;
 
 struct RegionHeader {
   RegionKind kind;
-  uint32_t reserved_;
+  // Granules after the first that the page map does not name (a huge
+  // block's alignment gap: nothing there is ever handed out), or 0.
+  uint32_t gap_granules;
   size_t size;  // bytes reserved from the OS, header included
   Heap* heap;   // the allocator instance that owns the region
   RegionHeader* prev = nullptr;
@@ -94,14 +96,17 @@ class RegionList {
 };
 
 // Reserves a granule-aligned region of `size` bytes (at least `alignment`
-// aligned), writes its RegionHeader and registers it in the page map.
-// Returns nullptr when the OS refuses.
+// aligned), writes its RegionHeader and registers it in the page map, all
+// but `gap_granules` granules after the first. Returns nullptr when the OS
+// refuses.
 RegionHeader* MapRegion(RegionKind kind, size_t size, size_t alignment, Heap* heap,
-                        platform::Charge charge = platform::Charge::kOnTouch);
+                        platform::Charge charge = platform::Charge::kOnTouch,
+                        uint32_t gap_granules = 0);
 // Writes the RegionHeader of [base, base+size), granule-aligned pages the
-// caller holds, and registers it; nullptr, the range released, if the page
-// map cannot take it.
-RegionHeader* InstallRegion(void* base, RegionKind kind, size_t size, Heap* heap);
+// caller holds, and registers it (but its gap); nullptr, the range released,
+// if the page map cannot take it.
+RegionHeader* InstallRegion(void* base, RegionKind kind, size_t size, Heap* heap,
+                            uint32_t gap_granules = 0);
 // Unregisters and releases a region mapped by MapRegion.
 void UnmapRegion(RegionHeader* region);
 

@@ -1275,6 +1275,29 @@ TEST(AllocatorTest, AnUnchargedHugeMappingNeverServesAChargedRequest) {
   a.deallocate(grown);
 }
 
+TEST(AllocatorTest, AHugeAlignmentsGapIsNotInThePageMap) {
+  // 100 bytes aligned to 16 GiB: the mapping spans the gap, which the page
+  // map left out (it registered all 256 K granules of it, 2 MB of entries,
+  // and 2.1 GB at 16 TiB).
+  Allocator a;
+  constexpr size_t kAlignment = size_t{16} << 30;
+  auto* p = static_cast<char*>(a.allocate(100, kAlignment));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kAlignment, 0u);
+  internal::RegionHeader* region = internal::PageMap::Lookup(p);
+  ASSERT_NE(region, nullptr);
+  EXPECT_EQ(internal::PageMap::Lookup(region), region);
+  EXPECT_EQ(internal::PageMap::Lookup(p - internal::kGranule), nullptr);
+  EXPECT_EQ(internal::PageMap::Lookup(reinterpret_cast<char*>(region) + internal::kGranule),
+            nullptr);
+  EXPECT_FALSE(a.owns(p - internal::kGranule));
+  EXPECT_EQ(a.usable_size(p), platform::PageSize());
+  std::memset(p, 1, 100);
+  a.deallocate(p);
+  EXPECT_EQ(internal::PageMap::Lookup(p), nullptr);
+  EXPECT_EQ(internal::PageMap::Lookup(region), nullptr);
+}
+
 // Whether this kernel takes MADV_HUGEPAGE at all (it marks the range "hg"
 // whatever the system-wide THP mode; without THP support it refuses).
 bool KernelTakesHugePageAdvice() {
