@@ -64,6 +64,31 @@ FreeLinks* LargeBucket::Links(LargeBlock* b) {
   return links;
 }
 
+LargeBlock* LargeBucket::Neighbour(LargeBlock* b) {
+  if (__builtin_expect(b->check != CheckWord(b, b->size_flags), 0)) ReportCorruptHeader(b);
+  return b;
+}
+
+LargeBlock* LargeBucket::PreviousNeighbour(LargeBlock* b) {
+  // An overflow may have written prev_size, which b's check word does not
+  // cover: the block it leads to must lie in b's region before its header
+  // is read.
+  auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(b));
+  if (__builtin_expect(
+          b->prev_size % 16 != 0 ||
+              b->prev_size > static_cast<size_t>(reinterpret_cast<char*>(b) -
+                                                 reinterpret_cast<char*>(region->first())),
+          0)) {
+    ReportCorruptHeader(b);
+  }
+  return Neighbour(b->prev());
+}
+
+void LargeBucket::ReportCorruptHeader(LargeBlock* b) {
+  lock_.unlock();  // every caller holds it; report with no lock held
+  ReportHeapMisuse("corrupted block header (overflow from the block before it?)", b->payload());
+}
+
 namespace {
 // The header before `p`, if `p` may be a payload of its large region, whose
 // first payload byte `*region_payload` gets.
@@ -230,7 +255,7 @@ LargeBlock* LargeBucket::SkipHalfLocked(LargeBlock* b, size_t need) {
 LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
   // The interior of the merged block holds those of its parts.
   if (!b->is_last()) {
-    LargeBlock* next = b->next();
+    LargeBlock* next = Neighbour(b->next());
     if (next->is_free()) {
       FreeLinks* links = Links(next);
       *given_back += links->given_back;
@@ -241,7 +266,7 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
     }
   }
   if (b->prev_size != 0) {
-    LargeBlock* prev = b->prev();
+    LargeBlock* prev = PreviousNeighbour(b);
     if (prev->is_free()) {
       FreeLinks* links = Links(prev);
       *given_back += links->given_back;
@@ -443,7 +468,7 @@ bool LargeBucket::ResizeLocked(LargeBlock* b, size_t size, size_t usable) {
   const size_t before = b->size();
   if (need > before) {
     if (b->is_last()) return false;
-    LargeBlock* next = b->next();
+    LargeBlock* next = Neighbour(b->next());
     if (!next->is_free() || before + next->size() < need) return false;
     GrowIntoNextLocked(b, need);
   } else {

@@ -167,6 +167,13 @@ class alignas(64) LargeBucket {
   // The verified free-list links of `b` (on the free list); reports a
   // corrupted block and aborts. Called with the lock held.
   FreeLinks* Links(LargeBlock* b);
+  // `b`, a neighbour whose header is about to be read, verified against its
+  // check word: an overflow from the block before it is reported, never
+  // followed. Called with the lock held.
+  LargeBlock* Neighbour(LargeBlock* b);
+  // The same for the block before `b`, found through b's prev_size.
+  LargeBlock* PreviousNeighbour(LargeBlock* b);
+  [[noreturn]] void ReportCorruptHeader(LargeBlock* b);
   // Free blocks live in bins by size: eight per doubling from 1 KiB, so
   // that finding one that fits, adding and removing are O(1).
   static constexpr size_t kFirstBinLog = 10;

@@ -51,6 +51,42 @@ TEST(MisuseDeathTest, DoubleFreeOfALargeBlockMergedIntoItsFreeNeighbour) {
   a.deallocate(pin);
 }
 
+TEST(MisuseDeathTest, AnOverflowIntoTheNextLargeBlocksHeaderIsReported) {
+  // An overflow past a large block's usable end writes the next block's
+  // boundary tag: its size (the merge would take in a live block) or its
+  // prev_size (the merge would follow it out of the region). The next
+  // free that reads the tag reports it.
+  using Words = uint64_t[4];  // prev_size, size and flags, check, offset
+  EXPECT_DEATH(
+      {
+        Allocator a;
+        void* pin = a.allocate(100000);
+        auto* before = static_cast<char*>(a.allocate(100000));
+        void* freed = a.allocate(100000);
+        void* live = a.allocate(100000);
+        a.deallocate(freed);
+        auto& header = *reinterpret_cast<Words*>(before + a.usable_size(before));
+        header[1] += 0x40000;
+        a.deallocate(before);
+        a.deallocate(live);
+        a.deallocate(pin);
+      },
+      "^rulloc: corrupted block header \\(overflow from the block before it\\?\\): 0x");
+  EXPECT_DEATH(
+      {
+        Allocator a;
+        void* pin = a.allocate(100000);
+        auto* before = static_cast<char*>(a.allocate(100000));
+        void* after = a.allocate(100000);
+        auto& header = *reinterpret_cast<Words*>(before + a.usable_size(before));
+        header[0] = 0x4141414141414140;
+        a.deallocate(after);
+        a.deallocate(before);
+        a.deallocate(pin);
+      },
+      "^rulloc: corrupted block header");
+}
+
 TEST(MisuseDeathTest, DoubleFreeOfAHugeBlock) {
   Allocator a;
   void* p = a.allocate(size_t{8} << 20);
