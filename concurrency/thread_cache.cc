@@ -38,6 +38,7 @@ struct Registry {
   ThreadCache* live = nullptr;
   ThreadCache* retired = nullptr;
   size_t live_count = 0;
+  size_t retired_resident = 0;  // retired caches whose slot pages may hold memory
   size_t retired_refills = 0;
   size_t retired_flushes = 0;
   bool key_created = false;
@@ -197,6 +198,7 @@ constinit std::atomic<uint64_t> last_shared_decay_ms{0};
 void MaybeDecaySharedCaches() {
   if (ClaimInterval(last_shared_decay_ms, platform::CoarseMonotonicMillis(), Heap::kDecayMillis)) {
     DecaySharedCaches();
+    ReleaseRetiredCachePages(Heap::kDecayMillis);
   }
 }
 
@@ -244,6 +246,8 @@ void OnThreadExit(void* arg) {
   --registry.live_count;
   registry.retired_refills += cache->refills.load(std::memory_order_relaxed);
   registry.retired_flushes += cache->flushes.load(std::memory_order_relaxed);
+  cache->retired_ms = platform::CoarseMonotonicMillis();
+  registry.retired_resident += cache->slots_resident;
   cache->next = registry.retired;
   registry.retired = cache;
 }
@@ -253,6 +257,7 @@ constexpr size_t kCacheFootprint = sizeof(ThreadCache) + kCacheSlots * sizeof(vo
 
 ThreadCache* Construct(void* memory) {
   auto* cache = new (memory) ThreadCache();
+  cache->slots_resident = true;
   void** slots = reinterpret_cast<void**>(cache + 1);
   for (size_t b = 0; b < ThreadCache::kBins; ++b) {
     cache->bins[b].slots = slots;
@@ -270,6 +275,7 @@ ThreadCache* NewCache() {
     }
     if (ThreadCache* reused = registry.retired) {
       registry.retired = reused->next;
+      registry.retired_resident -= reused->slots_resident;
       // Hardened mode's random order goes on from where it was: a thread on
       // a reused cache must not replay the last one's.
       const uint64_t shuffle_state = reused->shuffle_state;
@@ -546,6 +552,29 @@ void FlushThreadCache() {
 }
 
 void DrainTransferCaches() { internal::DrainTransferCaches(); }
+
+size_t ReleaseRetiredCachePages(uint64_t max_age_ms) {
+  using internal::registry;
+  const size_t page = platform::PageSize();
+  // The whole pages of slots, after the cache's header.
+  const size_t slots_from = (sizeof(internal::ThreadCache) + page - 1) & ~(page - 1);
+  const size_t mapping = (internal::kCacheFootprint + page - 1) & ~(page - 1);
+  if (slots_from >= mapping) return 0;
+  // A decay step takes a bounded number, under the lock new threads wait on.
+  const size_t limit = max_age_ms == 0 ? SIZE_MAX : 64;
+  const uint64_t now_ms = platform::CoarseMonotonicMillis();
+  size_t released = 0;
+  SpinLockHolder hold(registry.lock);
+  for (internal::ThreadCache* c = registry.retired;
+       c != nullptr && registry.retired_resident != 0 && released < limit; c = c->next) {
+    if (!c->slots_resident || (max_age_ms != 0 && now_ms - c->retired_ms < max_age_ms)) continue;
+    platform::Decommit(reinterpret_cast<char*>(c) + slots_from, mapping - slots_from);
+    c->slots_resident = false;
+    --registry.retired_resident;
+    ++released;
+  }
+  return released;
+}
 
 void PrepareFork() {
   internal::registry.lock.lock();  // ArenasUsed() cannot grow from here on

@@ -68,6 +68,11 @@ BucketCounts GetBucketCounts(size_t bucket);
 void FlushThreadCache();
 // Returns every block held by the transfer caches to the buckets.
 void DrainTransferCaches();
+// Gives back the slot pages of the caches that exited threads left for
+// reuse, retired `max_age_ms` or longer ago (0: all); returns how many.
+// The decay does it for old ones, trim for all: after a spike of threads
+// their touched slots (up to 44 KiB each) stayed resident for good.
+size_t ReleaseRetiredCachePages(uint64_t max_age_ms = 0);
 // One decay step, as the slow paths take now and then: unmaps regions empty
 // for the decay time, gives back the pages of large free blocks as old, and
 // returns to their regions the blocks that sat in a transfer cache for a
@@ -132,6 +137,8 @@ class ThreadCache {
   std::atomic<size_t> flushes{0};
   ThreadCache* next = nullptr;  // registry of live caches
   ThreadCache* prev = nullptr;
+  uint64_t retired_ms = 0;      // when its thread exited (on the retired list)
+  bool slots_resident = false;  // its slot pages may hold memory
 };
 
 // The slots of all the bins of a cache.

@@ -127,6 +127,7 @@ void rulloc_thread_cache_flush(void) {
 size_t rulloc_trim(void) {
   rulloc::FlushThreadCache();
   rulloc::DrainTransferCaches();
+  rulloc::ReleaseRetiredCachePages();
   return DefaultAllocator().trim();
 }
 

@@ -3,8 +3,10 @@
 
 #include <pthread.h>
 #include <sched.h>  // cpu_set_t
+#include <sys/mman.h>
 
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -19,6 +21,7 @@
 #include "core/c_api.h"
 #include "gtest/gtest.h"
 #include "platform/cpu.h"
+#include "platform/pages.h"
 #include "tests/sanitizers.h"
 
 namespace rulloc {
@@ -398,6 +401,49 @@ TEST(ThreadCacheTest, ShortLivedThreadsLoseNothing) {
 
 // A thread-specific-data destructor that runs after the cache's own
 // teardown still allocates and frees, uncached, and loses nothing.
+TEST(ThreadCacheTest, TrimGivesBackTheSlotPagesOfExitedThreadsCaches) {
+  // Threads that fill every bin touch all their slots; their caches wait
+  // for the next threads once they exit. A trim gives those pages back.
+  constexpr int kThreads = 8;
+  std::vector<const internal::ThreadCache*> caches(kThreads);
+  std::vector<std::thread> threads;
+  std::barrier all_filled(kThreads);  // (so that no thread reuses another's cache)
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t b = 0; b < internal::ThreadCache::kBins; ++b) {
+        std::vector<void*> blocks;
+        for (uint32_t i = 0; i < internal::ThreadCache::MaxCountFor(b); ++i) {
+          blocks.push_back(rulloc_malloc(internal::DefaultClasses::BlockSize(b)));
+        }
+        for (void* p : blocks) rulloc_free(p);
+      }
+      caches[t] = internal::tls_cache;
+      all_filled.arrive_and_wait();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const size_t page = platform::PageSize();
+  // A page of slots in the middle of the cache's mapping.
+  const auto slots_page = [&](const internal::ThreadCache* cache) {
+    const uintptr_t at = reinterpret_cast<uintptr_t>(cache) + (16 << 10);
+    return reinterpret_cast<void*>(at & ~(page - 1));
+  };
+  const auto resident = [&](const internal::ThreadCache* cache) {
+    unsigned char in_core = 0;
+    EXPECT_EQ(mincore(slots_page(cache), page, &in_core), 0);
+    return (in_core & 1) != 0;
+  };
+  for (const internal::ThreadCache* cache : caches) ASSERT_TRUE(resident(cache));
+  rulloc_trim();
+  for (const internal::ThreadCache* cache : caches) EXPECT_FALSE(resident(cache));
+  // A thread that takes a retired cache again works as before.
+  std::thread([] {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 5000; ++i) blocks.push_back(rulloc_malloc(48));
+    for (void* p : blocks) rulloc_free(p);
+  }).join();
+}
+
 TEST(ThreadCacheTest, AllocationAfterThreadTeardown) {
   static pthread_key_t late_key;
   ASSERT_EQ(pthread_key_create(&late_key,
