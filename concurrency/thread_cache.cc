@@ -372,12 +372,16 @@ bool MakeRoom(ThreadCache* cache, size_t bucket, size_t need, size_t wanted) {
 }
 
 // Raises a bin's bound by one batch (slow start), within the thread budget.
+// Only a bin with no bound at all takes room from the others: bins that
+// have some stay as they are, so that a thread whose classes share the
+// budget does not move batches between them at every refill.
 void GrowBin(ThreadCache* cache, size_t bucket) {
   CacheBin& bin = cache->bins[bucket];
   const uint32_t batch = ThreadCache::BatchFor(bucket);
   const size_t cost = size_t{batch} * DefaultClasses::BlockSize(bucket);
-  if (bin.max_count + batch > ThreadCache::MaxCountFor(bucket) ||
-      !MakeRoom(cache, bucket, cost, BoundBytes(cache, bucket) + cost)) {
+  if (bin.max_count + batch > ThreadCache::MaxCountFor(bucket)) return;
+  if (cache->capacity_bytes + cost > ThreadCache::kThreadBudget &&
+      (bin.max_count != 0 || !MakeRoom(cache, bucket, cost, cost))) {
     return;
   }
   bin.max_count += batch;

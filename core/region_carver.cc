@@ -149,7 +149,8 @@ InFlight* TakePending() {
 }
 
 // Retains the address space of `ranges`, whose pages are given back, or
-// puts them in `unkept` when no slot is left; called under chunk.lock.
+// puts them in `unkept` when the retained list is full; called under
+// chunk.lock.
 void RetainLocked(const Range* ranges, size_t count, Range* unkept, size_t* unkept_count) {
   const uint64_t now_ms = platform::CoarseMonotonicMillis();
   for (size_t i = 0; i < count; ++i) {
