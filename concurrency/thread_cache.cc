@@ -312,6 +312,8 @@ ThreadCache* InitThread() {
   cache->cookie = cache_cookie.load(std::memory_order_relaxed);
   if (pthread_setspecific(registry.key, cache) != 0) {
     SpinLockHolder hold(registry.lock);
+    cache->retired_ms = platform::CoarseMonotonicMillis();
+    registry.retired_resident += cache->slots_resident;
     cache->next = registry.retired;
     registry.retired = cache;
     return nullptr;
@@ -566,9 +568,10 @@ size_t ReleaseRetiredCachePages(uint64_t max_age_ms) {
   if (slots_from >= mapping) return 0;
   // A decay step takes a bounded number, under the lock new threads wait on.
   const size_t limit = max_age_ms == 0 ? SIZE_MAX : 64;
-  const uint64_t now_ms = platform::CoarseMonotonicMillis();
   size_t released = 0;
   SpinLockHolder hold(registry.lock);
+  // (Read under the lock: no cache retires later than this.)
+  const uint64_t now_ms = platform::CoarseMonotonicMillis();
   for (internal::ThreadCache* c = registry.retired;
        c != nullptr && registry.retired_resident != 0 && released < limit; c = c->next) {
     if (!c->slots_resident || (max_age_ms != 0 && now_ms - c->retired_ms < max_age_ms)) continue;
