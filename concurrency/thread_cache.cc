@@ -254,6 +254,8 @@ void OnThreadExit(void* arg) {
 
 // A cache and, after it, the slot arrays of its bins.
 constexpr size_t kCacheFootprint = sizeof(ThreadCache) + kCacheSlots * sizeof(void*);
+// The pages of a cache's mapping.
+size_t CacheMappingBytes() { return AlignUp(kCacheFootprint, platform::PageSize()); }
 
 ThreadCache* Construct(void* memory) {
   auto* cache = new (memory) ThreadCache();
@@ -286,8 +288,7 @@ ThreadCache* NewCache() {
   }
   // One mapping per cache, never given back: retired caches are reused by
   // the next threads. Slot pages a thread never uses stay untouched.
-  const size_t bytes = (kCacheFootprint + platform::PageSize() - 1) & ~(platform::PageSize() - 1);
-  void* memory = platform::Reserve(bytes, platform::PageSize(), true);
+  void* memory = platform::Reserve(CacheMappingBytes(), platform::PageSize(), true);
   return memory == nullptr ? nullptr : Construct(memory);
 }
 
@@ -349,16 +350,16 @@ size_t BoundBytes(const ThreadCache* cache, size_t bucket) {
   return size_t{cache->bins[bucket].max_count} * DefaultClasses::BlockSize(bucket);
 }
 
-// Makes `need` bytes of room in the thread budget for bin `bucket`, whose
-// bound would then allow `wanted` bytes: the bins whose bounds allow more
-// give up a batch each (their blocks past the new bound go back), the
-// biggest first. False if that is not enough. Without it, classes a thread
-// used once would keep its budget, and its other classes uncached, for good.
-bool MakeRoom(ThreadCache* cache, size_t bucket, size_t need, size_t wanted) {
+// Makes `need` bytes of room in the thread budget for bin `bucket`, which
+// has no bound yet: the bins whose bounds allow more than `need` give up a
+// batch each (their blocks past the new bound go back), the biggest first.
+// False if that is not enough. Without it, classes a thread used once
+// would keep its budget, and its other classes uncached, for good.
+bool MakeRoom(ThreadCache* cache, size_t bucket, size_t need) {
   while (cache->capacity_bytes + need > ThreadCache::kThreadBudget) {
     size_t victim = ThreadCache::kBins;
     for (size_t b = 0; b < ThreadCache::kBins; ++b) {
-      if (b == bucket || BoundBytes(cache, b) <= wanted) continue;
+      if (b == bucket || BoundBytes(cache, b) <= need) continue;
       if (victim == ThreadCache::kBins || BoundBytes(cache, b) > BoundBytes(cache, victim)) {
         victim = b;
       }
@@ -383,7 +384,7 @@ void GrowBin(ThreadCache* cache, size_t bucket) {
   const size_t cost = size_t{batch} * DefaultClasses::BlockSize(bucket);
   if (bin.max_count + batch > ThreadCache::MaxCountFor(bucket)) return;
   if (cache->capacity_bytes + cost > ThreadCache::kThreadBudget &&
-      (bin.max_count != 0 || !MakeRoom(cache, bucket, cost, cost))) {
+      (bin.max_count != 0 || !MakeRoom(cache, bucket, cost))) {
     return;
   }
   bin.max_count += batch;
@@ -495,13 +496,8 @@ void FreeSizedGeneral(void* p, size_t size, bool aligned) {
 }
 
 void CheckNotFreed(void* p, const char* fault) {
-  RegionHeader* region = PageMap::Lookup(p);
-  // (The page map covers whole granules: past a huge mapping's end, in its
-  // last granule, may be another mapping.)
-  if (region == nullptr ||
-      reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(region) >= region->size) {
-    return;
-  }
+  RegionHeader* region = RegionHolding(p);
+  if (region == nullptr) return;
   if (region->kind == RegionKind::kHuge && reinterpret_cast<HugeRegion*>(region)->cached) {
     ReportHeapMisuse(fault, p);
   }
@@ -561,10 +557,9 @@ void DrainTransferCaches() { internal::DrainTransferCaches(); }
 
 size_t ReleaseRetiredCachePages(uint64_t max_age_ms) {
   using internal::registry;
-  const size_t page = platform::PageSize();
   // The whole pages of slots, after the cache's header.
-  const size_t slots_from = (sizeof(internal::ThreadCache) + page - 1) & ~(page - 1);
-  const size_t mapping = (internal::kCacheFootprint + page - 1) & ~(page - 1);
+  const size_t slots_from = internal::AlignUp(sizeof(internal::ThreadCache), platform::PageSize());
+  const size_t mapping = internal::CacheMappingBytes();
   if (slots_from >= mapping) return 0;
   // A decay step takes a bounded number, under the lock new threads wait on.
   const size_t limit = max_age_ms == 0 ? SIZE_MAX : 64;

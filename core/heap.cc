@@ -74,10 +74,6 @@ void* Heap::AllocateSlow(size_t size, size_t alignment, size_t* dirty) {
   return p;
 }
 
-namespace {
-// The page map's region for `p`, if `p` lies inside it: the map covers
-// whole 64 KiB granules, and a huge block's mapping ends at a page, so the
-// rest of its last granule may be another mapping's.
 RegionHeader* RegionHolding(const void* p) {
   RegionHeader* region = PageMap::Lookup(p);
   if (region == nullptr ||
@@ -86,7 +82,6 @@ RegionHeader* RegionHolding(const void* p) {
   }
   return region;
 }
-}  // namespace
 
 RegionHeader* Heap::RegionOf(const void* p, const char* operation) {
   RegionHeader* region = RegionHolding(p);
@@ -134,7 +129,7 @@ void Heap::DeallocateSized(void* p, size_t size, bool aligned) {
   if (UsableSizeIn(region, p, &usable)) {  // (an invalid `p` is reported by Deallocate)
     // (A large block is padded to at least kMinPayload bytes, and handed
     // out whole when less than a split's worth would be left past that.)
-    const size_t padded = (std::max(size, LargeBucket::kMinPayload) + 15) & ~size_t{15};
+    const size_t padded = LargeBucket::PaddedPayload(size);
     bool fits = SizeFitsBlock(size, usable, aligned) ||
                 (size <= usable && region->kind == RegionKind::kLarge &&
                  usable - std::min(padded, usable) < LargeBucket::kMinSplit);

@@ -53,6 +53,11 @@ inline bool SizeFitsBlock(size_t size, size_t usable, bool aligned) {
   return size <= usable && (aligned || usable <= kMinAlignment || 2 * size >= usable);
 }
 
+// The page map's region for `p`, if `p` lies inside it: the map covers
+// whole 64 KiB granules, and a huge block's mapping ends at a page, so the
+// rest of its last granule may be another mapping's.
+RegionHeader* RegionHolding(const void* p);
+
 class Heap {
  public:
   static constexpr size_t kLargeMax = size_t{2} << 20;

@@ -73,8 +73,9 @@ void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
   const size_t body = AlignUp(size + alignment, page);
   const size_t mapping = head + page + body + page;
   const size_t end = head + page + body;
+  const size_t payload_offset = (end - size) & ~(alignment - 1);
   uint32_t gap;
-  if (!GapGranules(size, alignment, (end - size) & ~(alignment - 1), &gap)) return nullptr;
+  if (!GapGranules(size, alignment, payload_offset, &gap)) return nullptr;
   RegionHeader* header =
       MapRegion(RegionKind::kHuge, mapping, alignment, heap_, ChargeFor(size, alignment), gap);
   if (header == nullptr) return nullptr;
@@ -84,8 +85,8 @@ void* HugeBlocks::AllocateGuarded(size_t size, size_t alignment) {
     return nullptr;
   }
   auto* region = reinterpret_cast<HugeRegion*>(header);
-  region->payload_offset = (end - size) & ~(alignment - 1);
-  region->usable = end - region->payload_offset;
+  region->payload_offset = payload_offset;
+  region->usable = end - payload_offset;
   region->immovable = false;
   region->uncharged = ChargeFor(size, alignment) == platform::Charge::kOnTouch;
   region->resident_end = mapping;

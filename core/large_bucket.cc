@@ -283,7 +283,7 @@ LargeBlock* LargeBucket::CoalesceLocked(LargeBlock* b, size_t* given_back) {
 
 void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t* dirty) {
   const size_t slack = alignment > 16 ? alignment + kHeader : 0;
-  const size_t need = AlignUp((size < kMinPayload ? kMinPayload : size) + slack, 16) + kHeader;
+  const size_t need = PaddedPayload(size) + slack + kHeader;  // (slack: a multiple of 16)
   LargeBlock* b;
   Backoff backoff;
   for (bool wait = false;; wait = true) {
@@ -464,7 +464,7 @@ bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
 
 bool LargeBucket::ResizeLocked(LargeBlock* b, size_t size, size_t usable) {
   if (size <= usable && usable - size < kMinSplit) return true;  // nothing to give back
-  const size_t need = AlignUp(size < kMinPayload ? kMinPayload : size, 16) + kHeader;
+  const size_t need = PaddedPayload(size) + kHeader;
   const size_t before = b->size();
   if (need > before) {
     if (b->is_last()) return false;

@@ -108,6 +108,10 @@ class alignas(64) LargeBucket {
   // The least payload a block gets: free, it holds its list links there
   // (a bucket table whose largest class is small sends small requests here).
   static constexpr size_t kMinPayload = 48;
+  // The payload a request of `size` bytes is given at least.
+  static constexpr size_t PaddedPayload(size_t size) {
+    return ((size < kMinPayload ? kMinPayload : size) + 15) & ~size_t{15};
+  }
   static constexpr size_t kMinSplit = 1024;
   // Purge decommits the pages inside free blocks at least this big that
   // have stayed free for the decay time.

@@ -148,45 +148,56 @@ InFlight* TakePending() {
   return nullptr;
 }
 
-// Retains the address space of `ranges`, whose pages are given back, or
-// puts them in `unkept` when the retained list is full; called under
-// chunk.lock.
-void RetainLocked(const Range* ranges, size_t count, Range* unkept, size_t* unkept_count) {
-  const uint64_t now_ms = platform::CoarseMonotonicMillis();
-  for (size_t i = 0; i < count; ++i) {
-    if (!chunk.retained.Add(ranges[i].base, ranges[i].size, now_ms)) {
-      unkept[(*unkept_count)++] = ranges[i];
+// The ranges of a batch whose pages were given back, and those to unmap
+// (where pages cannot be given back, under mlockall; or that the retained
+// list has no room for).
+struct GivenBack {
+  Range decommitted[RegionCarver::kPendingRegions];
+  Range unkept[RegionCarver::kPendingRegions];
+  size_t decommitted_count = 0;
+  size_t unkept_count = 0;
+
+  explicit GivenBack(const InFlight& batch) {
+    for (size_t i = 0; i < batch.count; ++i) {
+      const Range& r = batch.ranges[i];
+      if (platform::Decommit(r.base, r.size)) {
+        decommitted[decommitted_count++] = r;
+      } else {
+        unkept[unkept_count++] = r;
+      }
     }
   }
-}
+  // Retains the decommitted ranges, and frees the batch's slot; called
+  // under both locks.
+  void RetainLocked(InFlight* batch) {
+    const uint64_t now_ms = platform::CoarseMonotonicMillis();
+    for (size_t i = 0; i < decommitted_count; ++i) {
+      if (!chunk.retained.Add(decommitted[i].base, decommitted[i].size, now_ms)) {
+        unkept[unkept_count++] = decommitted[i];
+      }
+    }
+    batch->count = 0;
+    batch->owner = nullptr;
+  }
+  void ReleaseUnkept() const {
+    for (size_t i = 0; i < unkept_count; ++i) platform::Release(unkept[i].base, unkept[i].size);
+  }
+};
 
 // Gives back the pages of the batch's ranges and retains their address
 // space (unmaps what does not fit), then frees the slot.
 void DecommitAndRetain(InFlight* batch) {
   // The slot stays as it is until it is freed, so that a fork child reads
   // a whole batch.
-  const size_t count = batch->count;
-  Range decommitted[RegionCarver::kPendingRegions];
-  Range unkept[RegionCarver::kPendingRegions];
-  size_t decommitted_count = 0, unkept_count = 0;
-  for (size_t i = 0; i < count; ++i) {
-    // Where pages cannot be given back (mlockall), the range is unmapped.
-    if (platform::Decommit(batch->ranges[i].base, batch->ranges[i].size)) {
-      decommitted[decommitted_count++] = batch->ranges[i];
-    } else {
-      unkept[unkept_count++] = batch->ranges[i];
-    }
-  }
+  GivenBack done(*batch);
   {
     // Retained and off the slot in one step, as a fork sees it (lock order
     // as in LockForFork).
     SpinLockHolder hold_chunk(chunk.lock);
     SpinLockHolder hold_pending(pending.lock);
-    RetainLocked(decommitted, decommitted_count, unkept, &unkept_count);
-    batch->count = 0;
-    batch->owner = nullptr;
+    done.RetainLocked(batch);
   }
-  for (size_t i = 0; i < unkept_count; ++i) platform::Release(unkept[i].base, unkept[i].size);
+  done.ReleaseUnkept();
 }
 
 // Takes the pending ranges into a slot and gives them back; waits for a
@@ -222,22 +233,9 @@ void RegionCarver::AdoptInFlightAfterFork() {
     // The forking thread's own batch is finished by that thread, which
     // goes on in the child.
     if (batch.count == 0 || batch.owner == &this_thread) continue;
-    Range unkept[kPendingRegions];
-    size_t unkept_count = 0;
-    for (size_t i = 0; i < batch.count; ++i) {
-      if (!platform::Decommit(batch.ranges[i].base, batch.ranges[i].size)) {
-        unkept[unkept_count++] = batch.ranges[i];
-        batch.ranges[i].size = 0;
-      }
-    }
-    const uint64_t now_ms = platform::CoarseMonotonicMillis();
-    for (size_t i = 0; i < batch.count; ++i) {
-      const Range& r = batch.ranges[i];
-      if (r.size != 0 && !chunk.retained.Add(r.base, r.size, now_ms)) unkept[unkept_count++] = r;
-    }
-    for (size_t i = 0; i < unkept_count; ++i) platform::Release(unkept[i].base, unkept[i].size);
-    batch.count = 0;
-    batch.owner = nullptr;
+    GivenBack done(batch);
+    done.RetainLocked(&batch);
+    done.ReleaseUnkept();
   }
 }
 

@@ -341,8 +341,8 @@ __attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint
     if (index >= r->carved) return "free of a pointer not allocated by rulloc";
     if (!TestBit(r->aligned_bits, index) || !IsAlignedOffset(r->BlockAt(index), p)) {
       // A freed over-aligned block keeps its offset word until reused.
-      const bool freed = index < r->carved && !TestBit(r->allocated_bits, index) &&
-                         IsAlignedOffset(r->BlockAt(index), p);
+      const bool freed =
+          !TestBit(r->allocated_bits, index) && IsAlignedOffset(r->BlockAt(index), p);
       return freed ? "double free" : "free of a pointer into the middle of a block";
     }
   } else if (has_aligned && TestBit(r->aligned_bits, index)) {
