@@ -171,38 +171,20 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
 
 HugeRegion* HugeBlocks::GrowCached(HugeRegion* donor, size_t need, size_t alignment) {
   const size_t old_size = donor->header.size;
-  HugeRegion* grown = donor;
   const bool aligned = (reinterpret_cast<uintptr_t>(donor) & (alignment - 1)) == 0;
-  if (aligned && platform::ResizePages(donor, old_size, need, /*may_move=*/false) != nullptr) {
-    // Grown in place: its base, its alignment and every page stay (it is
-    // on no list: its header is written again).
-    if (InstallRegion(donor, RegionKind::kHuge, need, heap_) == nullptr) return nullptr;
-  } else {
-    // Moved wherever the kernel finds room, which is page aligned: the
-    // region's base must be granule (or `alignment`) aligned, so up to that
-    // much of its first pages is cut off.
-    const size_t page = platform::PageSize();
-    const size_t base_alignment = alignment < kGranule ? kGranule : alignment;
-    const size_t span = need + base_alignment - page;
-    // Off the page map before its range can be another mapping's.
-    PageMap::Unregister(donor, old_size);
-    auto* moved = static_cast<char*>(platform::ResizePages(donor, old_size, span, true));
-    if (moved == nullptr) {  // nothing changed (say, the program split the mapping)
-      platform::Release(donor, old_size);
-      return nullptr;
-    }
-    char* base =
-        reinterpret_cast<char*>(AlignUp(reinterpret_cast<uintptr_t>(moved), base_alignment));
-    if (base != moved) platform::Release(moved, static_cast<size_t>(base - moved));
-    if (base + need != moved + span) {
-      platform::Release(base + need, static_cast<size_t>(moved + span - (base + need)));
-    }
-    RegionHeader* header = InstallRegion(base, RegionKind::kHuge, need, heap_);
-    if (header == nullptr) return nullptr;
-    grown = reinterpret_cast<HugeRegion*>(header);
-    grown->immovable = false;
-    grown->uncharged = false;  // (a header written anew; cached donors are charged)
+  // Grown in place only. A move (mremap) would keep its pages too, but it
+  // drops all their entries in one call, which on some guests makes every
+  // page the process touches afterwards fault into the hypervisor
+  // (platform/pages.h): the donor goes back in pieces instead, and the
+  // caller maps the block afresh.
+  if (!aligned || !platform::ResizePagesInPlace(donor, old_size, need)) {
+    UnmapRegion(&donor->header);
+    return nullptr;
   }
+  // Its base, its alignment and every page stay (it is on no list: its
+  // header is written again).
+  if (InstallRegion(donor, RegionKind::kHuge, need, heap_) == nullptr) return nullptr;
+  HugeRegion* grown = donor;
   grown->resident_end = need;
   grown->kept_slack = 0;
   SpinLockHolder hold(cache_.lock);

@@ -2,8 +2,8 @@
 // cache for reuse (a server that allocates 8 MiB buffers per request then
 // pays no page faults), and goes back to the OS after the decay time. A
 // request that no cached mapping fits grows the largest of them (too small
-// for it) with mremap, in place or moved with its pages, so that only the
-// added tail faults.
+// for it) in place with mremap where the next pages are free, so that only
+// the added tail faults; it does not move one (see GrowCached).
 //
 //   mapping base (64 KiB aligned, or `alignment` aligned)
 //   ┌────────────┬──────────┬────────────────────────┬──────────────────┐
@@ -125,8 +125,8 @@ class HugeBlocks {
   // one given, if it cannot be kept), for the caller to unmap unlocked.
   HugeRegion* PutCached(HugeRegion* region);
   // A miss: grows `donor`, a cached mapping too small for the request, to
-  // `need` bytes, in place or moved with its pages (the base `alignment`
-  // aligned); nullptr, the donor unmapped, if that cannot be done.
+  // `need` bytes in place (its base `alignment` aligned); nullptr, the
+  // donor unmapped, if that cannot be done.
   HugeRegion* GrowCached(HugeRegion* donor, size_t need, size_t alignment);
   // Counts `slack` resident bytes past the payload of `region` (not yet
   // tracked) in the budget; false, nothing counted, if they do not fit.

@@ -70,6 +70,13 @@ inline constexpr bool kCanMovePages = true;
 inline constexpr bool kCanMovePages = false;
 #endif
 
+// Bytes of pages one system call drops (Decommit, Release, a move) at
+// most. On a guest whose hypervisor shadows its page tables, one call that
+// drops more than about 5 MiB of small pages, or a whole 2 MiB huge page,
+// makes every page the process touches afterwards fault into the
+// hypervisor once (docs/design.md, "Giving pages back"). Decommit and
+// Release split larger ranges; a 1 MiB piece of a huge page splits it.
+inline constexpr size_t kMaxPagesDroppedPerCall = size_t{1} << 20;
 // Moves the pages of the reservation [from, from+from_size) to `to`, a
 // reservation of `to_size` bytes that they replace; the rest of `to` reads
 // as zeros and `from` is released. The kernel moves page-table entries:
@@ -83,11 +90,10 @@ inline constexpr bool kCanMovePages = false;
 enum class MoveResult { kMoved, kFailed, kFailedTargetLost };
 MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size);
 
-// Resizes the reservation [from, from+from_size) to `to_size` bytes: in
-// place, or with `may_move` wherever the kernel finds room (its pages moved
-// with it; growth reads as zeros). Returns where it now starts; nullptr,
-// with nothing changed, if it cannot (or the OS cannot resize mappings).
-void* ResizePages(void* from, size_t from_size, size_t to_size, bool may_move);
+// Resizes the reservation [from, from+from_size) to `to_size` bytes in
+// place (growth reads as zeros). False, with nothing changed, if it cannot
+// (the next pages are taken, or the OS cannot resize mappings).
+bool ResizePagesInPlace(void* from, size_t from_size, size_t to_size);
 
 // Asks the OS to back [ptr, ptr+size) with huge pages (2 MiB on x86-64)
 // where it can: far fewer page faults for large blocks that are written

@@ -13,6 +13,23 @@
 namespace rulloc::platform {
 namespace {
 
+// Calls `op(piece, length)` on [ptr, ptr+size) in pieces of at most
+// kMaxPagesDroppedPerCall bytes; true if every call succeeded. Off the
+// guests that need it (pages.h), a piece costs one more system call per
+// MiB, which the kernel's work of dropping 256 pages dwarfs.
+template <typename Op>
+bool InPieces(void* ptr, size_t size, Op op) {
+  char* at = static_cast<char*>(ptr);
+  bool ok = true;
+  while (size != 0) {
+    const size_t length = size < kMaxPagesDroppedPerCall ? size : kMaxPagesDroppedPerCall;
+    ok = op(at, length) && ok;
+    at += length;
+    size -= length;
+  }
+  return ok;
+}
+
 void* MapRaw(size_t size, bool commit, Charge charge) {
   int prot = commit ? (PROT_READ | PROT_WRITE) : PROT_NONE;
   const int flags = MAP_PRIVATE | MAP_ANONYMOUS | (charge == Charge::kOnTouch ? MAP_NORESERVE : 0);
@@ -96,14 +113,17 @@ bool Guard(void* ptr, size_t size) {
 bool Decommit(void* ptr, size_t size) {
   const int saved_errno = errno;
   if (rulloc_decommit_observer != nullptr) rulloc_decommit_observer(ptr, size);
-  const bool ok = madvise(ptr, size, MADV_DONTNEED) == 0;
+  const bool ok = InPieces(ptr, size, [](char* piece, size_t length) {
+    return madvise(piece, length, MADV_DONTNEED) == 0;
+  });
   errno = saved_errno;
   return ok;
 }
 
 bool Release(void* ptr, size_t size) {
   const int saved_errno = errno;
-  const bool ok = munmap(ptr, size) == 0;
+  const bool ok =
+      InPieces(ptr, size, [](char* piece, size_t length) { return munmap(piece, length) == 0; });
   errno = saved_errno;
   return ok;
 }
@@ -173,18 +193,17 @@ MoveResult MovePages(void* from, size_t from_size, void* to, size_t to_size) {
 #endif
 }
 
-void* ResizePages(void* from, size_t from_size, size_t to_size, bool may_move) {
-#ifdef MREMAP_MAYMOVE
+bool ResizePagesInPlace(void* from, size_t from_size, size_t to_size) {
+#ifdef __linux__
   const int saved_errno = errno;
-  void* moved = mremap(from, from_size, to_size, may_move ? MREMAP_MAYMOVE : 0);
+  const bool resized = mremap(from, from_size, to_size, 0) != MAP_FAILED;
   errno = saved_errno;
-  return moved == MAP_FAILED ? nullptr : moved;
+  return resized;
 #else
   (void)from;
   (void)from_size;
   (void)to_size;
-  (void)may_move;
-  return nullptr;
+  return false;
 #endif
 }
 

@@ -61,7 +61,7 @@ bool Release(void* ptr, size_t size) {
 }
 
 MoveResult MovePages(void*, size_t, void*, size_t) { return MoveResult::kFailed; }
-void* ResizePages(void*, size_t, size_t, bool) { return nullptr; }
+bool ResizePagesInPlace(void*, size_t, size_t) { return false; }
 
 void AdviseHugePages(void*, size_t) {
   // Large pages on Windows need a privilege and are never swapped: not used.

@@ -1,5 +1,10 @@
 #include "platform/pages.h"
 
+#ifndef _WIN32
+#include <errno.h>
+#include <sys/mman.h>
+#endif
+
 #include <cstdint>
 #include <cstring>
 
@@ -50,6 +55,30 @@ TEST(PagesTest, DecommitZeroesAndDropsResidentMemory) {
   EXPECT_EQ(p[12345], 7);
   EXPECT_TRUE(Release(p, size));
 }
+
+#ifndef _WIN32
+// Decommit and Release go in pieces of kMaxPagesDroppedPerCall: every page
+// of a range of several pieces, the last one partial, goes.
+TEST(PagesTest, DecommitAndReleaseCoverARangeOfSeveralPieces) {
+  const size_t page = PageSize();
+  const size_t size = 3 * kMaxPagesDroppedPerCall + 5 * page;
+  char* mapping = static_cast<char*>(Reserve(size + page, PageSize(), /*commit=*/true));
+  ASSERT_NE(mapping, nullptr);
+  char* p = mapping + page;  // pieces that start off any piece boundary
+  std::memset(p, 0x5a, size);
+  ASSERT_TRUE(Decommit(p, size));
+  for (size_t at = 0; at < size; at += page) ASSERT_EQ(p[at], 0) << at;
+  std::memset(p, 0x5a, size);
+  ASSERT_TRUE(Release(p, size));
+  unsigned char resident;
+  for (size_t at = 0; at < size; at += page) {
+    ASSERT_EQ(mincore(p + at, page, &resident), -1) << at;  // unmapped
+    ASSERT_EQ(errno, ENOMEM);
+  }
+  EXPECT_EQ(mincore(mapping, page, &resident), 0);  // the page before stays
+  EXPECT_TRUE(Release(mapping, page));
+}
+#endif
 
 TEST(PagesTest, BadRequestsReturnNull) {
   EXPECT_EQ(Reserve(0, PageSize(), true), nullptr);
