@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/diagnostics.h"
+#include "core/huge_zone.h"
 #include "core/page_map.h"
 #include "core/runtime_options.h"
 #include "platform/pages.h"
@@ -150,8 +151,12 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
     // Out of memory, the heap drops this cache (and all it keeps) and retries.
     uint32_t gap;
     if (!GapGranules(size, alignment, offset, &gap)) return nullptr;
+    const platform::Charge charge = ChargeFor(size, alignment);
+    // Advised as huge pages: in their zone, away from 4 KiB pages.
+    void* zoned = huge_pages ? ReserveInHugeZone(need, map_alignment, charge) : nullptr;
     RegionHeader* header =
-        MapRegion(RegionKind::kHuge, need, map_alignment, heap_, ChargeFor(size, alignment), gap);
+        zoned != nullptr ? InstallRegion(zoned, RegionKind::kHuge, need, heap_, gap)
+                         : MapRegion(RegionKind::kHuge, need, map_alignment, heap_, charge, gap);
     if (header == nullptr) return nullptr;
     region = reinterpret_cast<HugeRegion*>(header);
     region->immovable = false;

@@ -38,6 +38,9 @@ enum class Charge { kOnTouch, kUpFront };
 // writable. Returns nullptr on failure.
 void* Reserve(size_t size, size_t alignment, bool commit, Charge charge = Charge::kOnTouch);
 
+// Reserves and commits `size` bytes at exactly `at` (page aligned), or
+// returns nullptr if that range is not free (or the OS cannot tell).
+void* ReserveAt(void* at, size_t size, Charge charge = Charge::kOnTouch);
 // Makes [ptr, ptr+size) readable and writable. Returns false on failure.
 bool Commit(void* ptr, size_t size);
 

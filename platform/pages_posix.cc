@@ -101,6 +101,24 @@ void* Reserve(size_t size, size_t alignment, bool commit, Charge charge) {
   return reinterpret_cast<void*>(aligned);
 }
 
+void* ReserveAt(void* at, size_t size, Charge charge) {
+#ifdef MAP_FIXED_NOREPLACE
+  const int saved_errno = errno;
+  const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE |
+                    (charge == Charge::kOnTouch ? MAP_NORESERVE : 0);
+  void* p = mmap(at, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  // A kernel older than the flag (4.17) takes `at` as a hint.
+  if (p != MAP_FAILED && p != at) munmap(p, size);
+  errno = saved_errno;
+  return p == at ? p : nullptr;
+#else
+  (void)at;
+  (void)size;
+  (void)charge;
+  return nullptr;
+#endif
+}
+
 bool Commit(void* ptr, size_t size) { return mprotect(ptr, size, PROT_READ | PROT_WRITE) == 0; }
 
 bool Guard(void* ptr, size_t size) {

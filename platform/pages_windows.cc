@@ -63,6 +63,10 @@ bool Release(void* ptr, size_t size) {
 MoveResult MovePages(void*, size_t, void*, size_t) { return MoveResult::kFailed; }
 bool ResizePagesInPlace(void*, size_t, size_t) { return false; }
 
+void* ReserveAt(void* at, size_t size, Charge /*charge*/) {
+  return VirtualAlloc(at, size, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+}
+
 void AdviseHugePages(void*, size_t) {
   // Large pages on Windows need a privilege and are never swapped: not used.
 }

@@ -1024,8 +1024,8 @@ TEST(AllocatorTest, AMissGrowsTheLargestCachedMappingInPlaceAndNeverMovesIt) {
       if (blocked) {
         auto* end = reinterpret_cast<unsigned char*>(
             (reinterpret_cast<uintptr_t>(old) + kOld + page - 1) & ~(uintptr_t{page} - 1));
-        blocker = mmap(end, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                       -1, 0);
+        blocker =
+            mmap(end, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
         // (EEXIST: taken already, by what the neighbour's unmapping left.)
         ASSERT_TRUE(blocker == end || (blocker == MAP_FAILED && errno == EEXIST));
         if (blocker == MAP_FAILED) blocker = nullptr;
@@ -1045,7 +1045,8 @@ TEST(AllocatorTest, AMissGrowsTheLargestCachedMappingInPlaceAndNeverMovesIt) {
         // Grown in place: every page of the 4 MiB mapping at its offset.
         EXPECT_EQ(h.cache_grows, 1u);
         EXPECT_EQ(p, old);
-        for (size_t k = 0; k < kOld / page; ++k) ASSERT_EQ(page_number(p, k), k + 1) << "page " << k;
+        for (size_t k = 0; k < kOld / page; ++k)
+          ASSERT_EQ(page_number(p, k), k + 1) << "page " << k;
       }
       EXPECT_EQ(p[new_size - 1], 0u);  // the added tail
 #endif
@@ -1362,6 +1363,41 @@ TEST(AllocatorTest, HugePagesAreAdvisedOnlyWhenAskedFor) {
     }
   }
 }
+
+#ifdef MAP_FIXED_NOREPLACE
+// Huge blocks advised as huge pages lie in their own zone, in no 1 GiB of
+// address space that small or large blocks share; without the advice the
+// kernel places them, next to the rest.
+TEST(AllocatorTest, HugePagesLieApartFromSmallAndLargeBlocks) {
+  HugePagesOption option;
+  constexpr uintptr_t kSlot = uintptr_t{1} << 30;
+  for (const bool on : {true, false}) {
+    option.Set(on);
+    Allocator a;
+    void* small = a.allocate(64);
+    void* large = a.allocate(64 << 10);
+    void* huge = a.allocate(size_t{8} << 20);
+    ASSERT_NE(small, nullptr);
+    ASSERT_NE(large, nullptr);
+    ASSERT_NE(huge, nullptr);
+    const auto slot = [&](void* q) { return reinterpret_cast<uintptr_t>(q) / kSlot; };
+    const auto distance = [&](void* q) {
+      const auto h = reinterpret_cast<uintptr_t>(huge), x = reinterpret_cast<uintptr_t>(q);
+      return h > x ? h - x : x - h;
+    };
+    if (on) {
+      EXPECT_NE(slot(huge), slot(small));
+      EXPECT_NE(slot(huge), slot(large));
+      EXPECT_GE(distance(small), kSlot);
+    } else {
+      EXPECT_LT(distance(small), kSlot);  // (a fresh process: all close together)
+    }
+    a.deallocate(huge);
+    a.deallocate(large);
+    a.deallocate(small);
+  }
+}
+#endif
 
 TEST(AllocatorTest, AllocateFreedHandsOutOnlyBlocksThatWereFreed) {
   Allocator a;
