@@ -141,7 +141,6 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
     // growing in place.
     for (size_t i = 0; i < too_small_count; ++i) UnmapRegion(&too_small[i]->header);
     if (donor != nullptr) {
-      // (A move may cut off its first pages: the rest lies lower, not higher.)
       written_end = donor->resident_end;
       region = GrowCached(donor, need, alignment);
       new_pages = region != nullptr;
@@ -337,7 +336,9 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   size_t map_alignment = alignment < kGranule ? kGranule : alignment;
   if (huge_pages && map_alignment < platform::kHugePageSize)
     map_alignment = platform::kHugePageSize;
-  void* to = platform::Reserve(need, map_alignment, /*commit=*/true, ChargeFor(size, alignment));
+  const platform::Charge charge = ChargeFor(size, alignment);
+  void* to = huge_pages ? ReserveInHugeZone(need, map_alignment, charge) : nullptr;
+  if (to == nullptr) to = platform::Reserve(need, map_alignment, /*commit=*/true, charge);
   if (to == nullptr) return nullptr;
   auto* moved = static_cast<HugeRegion*>(to);  // where the header will be
   // Maps the page map's leaves for the target now, so that registering it

@@ -26,8 +26,10 @@
 namespace rulloc::internal {
 
 // A committed mapping of `size` bytes, `alignment` aligned, in the zone; or
-// nullptr when the zone has no room at its next place (the caller maps it
-// where the kernel chooses).
+// nullptr (the caller maps it where the kernel chooses) when there is no
+// zone (not Linux, no room), the request is larger than 16 GiB, the OS
+// refuses, or the next places are taken. Four places taken in a row give
+// the zone up: the program's own mappings have reached it.
 void* ReserveInHugeZone(size_t size, size_t alignment, platform::Charge charge);
 
 }  // namespace rulloc::internal

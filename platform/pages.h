@@ -38,9 +38,10 @@ enum class Charge { kOnTouch, kUpFront };
 // writable. Returns nullptr on failure.
 void* Reserve(size_t size, size_t alignment, bool commit, Charge charge = Charge::kOnTouch);
 
-// Reserves and commits `size` bytes at exactly `at` (page aligned), or
-// returns nullptr if that range is not free (or the OS cannot tell).
-void* ReserveAt(void* at, size_t size, Charge charge = Charge::kOnTouch);
+// Reserves and commits `size` bytes at exactly `at` (page aligned). On
+// failure, nullptr, with `*taken` set when something is mapped there (as
+// opposed to the OS refusing: no memory, a limit, no way to ask).
+void* ReserveAt(void* at, size_t size, Charge charge, bool* taken);
 // Makes [ptr, ptr+size) readable and writable. Returns false on failure.
 bool Commit(void* ptr, size_t size);
 
@@ -73,12 +74,13 @@ inline constexpr bool kCanMovePages = true;
 inline constexpr bool kCanMovePages = false;
 #endif
 
-// Bytes of pages one system call drops (Decommit, Release, a move) at
-// most. On a guest whose hypervisor shadows its page tables, one call that
-// drops more than about 5 MiB of small pages, or a whole 2 MiB huge page,
-// makes every page the process touches afterwards fault into the
-// hypervisor once (docs/design.md, "Giving pages back"). Decommit and
-// Release split larger ranges; a 1 MiB piece of a huge page splits it.
+// Bytes of pages one Decommit or Release system call drops at most. On a
+// guest whose hypervisor shadows its page tables, one call that drops more
+// than about 5 MiB of small pages, or a whole 2 MiB huge page, makes every
+// page the process touches afterwards fault into the hypervisor once
+// (docs/design.md, "Giving pages back"). Larger ranges go in pieces (a
+// 1 MiB piece of a huge page splits it first). Not under AddressSanitizer,
+// whose munmap gives a range's shadow back only when it is large.
 inline constexpr size_t kMaxPagesDroppedPerCall = size_t{1} << 20;
 // Moves the pages of the reservation [from, from+from_size) to `to`, a
 // reservation of `to_size` bytes that they replace; the rest of `to` reads

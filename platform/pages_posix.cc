@@ -19,10 +19,21 @@ namespace {
 // MiB, which the kernel's work of dropping 256 pages dwarfs.
 template <typename Op>
 bool InPieces(void* ptr, size_t size, Op op) {
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr size_t kPiece = SIZE_MAX;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  constexpr size_t kPiece = SIZE_MAX;
+#else
+  constexpr size_t kPiece = kMaxPagesDroppedPerCall;
+#endif
+#else
+  constexpr size_t kPiece = kMaxPagesDroppedPerCall;
+#endif
   char* at = static_cast<char*>(ptr);
   bool ok = true;
   while (size != 0) {
-    const size_t length = size < kMaxPagesDroppedPerCall ? size : kMaxPagesDroppedPerCall;
+    const size_t length = size < kPiece ? size : kPiece;
     ok = op(at, length) && ok;
     at += length;
     size -= length;
@@ -101,16 +112,21 @@ void* Reserve(size_t size, size_t alignment, bool commit, Charge charge) {
   return reinterpret_cast<void*>(aligned);
 }
 
-void* ReserveAt(void* at, size_t size, Charge charge) {
+void* ReserveAt(void* at, size_t size, Charge charge, bool* taken) {
+  *taken = false;
 #ifdef MAP_FIXED_NOREPLACE
   const int saved_errno = errno;
   const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE |
                     (charge == Charge::kOnTouch ? MAP_NORESERVE : 0);
   void* p = mmap(at, size, PROT_READ | PROT_WRITE, flags, -1, 0);
-  // A kernel older than the flag (4.17) takes `at` as a hint.
-  if (p != MAP_FAILED && p != at) munmap(p, size);
+  if (p == MAP_FAILED) {
+    *taken = errno == EEXIST;
+  } else if (p != at) {
+    munmap(p, size);  // a kernel older than the flag (4.17) took `at` as a hint
+    p = MAP_FAILED;
+  }
   errno = saved_errno;
-  return p == at ? p : nullptr;
+  return p == MAP_FAILED ? nullptr : p;
 #else
   (void)at;
   (void)size;
@@ -140,8 +156,18 @@ bool Decommit(void* ptr, size_t size) {
 
 bool Release(void* ptr, size_t size) {
   const int saved_errno = errno;
-  const bool ok =
-      InPieces(ptr, size, [](char* piece, size_t length) { return munmap(piece, length) == 0; });
+  char* const end = static_cast<char*>(ptr) + size;
+  bool ok = true, rest_gone = false;
+  InPieces(ptr, size, [&](char* piece, size_t length) {
+    // A piece inside a kernel mapping (VMA) splits it, which the map-count
+    // limit can refuse where one call that trims its end would not: then
+    // the rest goes in one call.
+    if (!rest_gone && munmap(piece, length) != 0) {
+      ok = munmap(piece, static_cast<size_t>(end - piece)) == 0;
+      rest_gone = true;
+    }
+    return true;
+  });
   errno = saved_errno;
   return ok;
 }

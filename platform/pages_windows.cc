@@ -63,8 +63,14 @@ bool Release(void* ptr, size_t size) {
 MoveResult MovePages(void*, size_t, void*, size_t) { return MoveResult::kFailed; }
 bool ResizePagesInPlace(void*, size_t, size_t) { return false; }
 
-void* ReserveAt(void* at, size_t size, Charge /*charge*/) {
-  return VirtualAlloc(at, size, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+void* ReserveAt(void* at, size_t size, Charge /*charge*/, bool* taken) {
+  *taken = false;
+  void* p = VirtualAlloc(at, size, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+  if (p != nullptr && p != at) {  // rounded down to the allocation granularity
+    VirtualFree(p, 0, MEM_RELEASE);
+    return nullptr;
+  }
+  return p;
 }
 
 void AdviseHugePages(void*, size_t) {
