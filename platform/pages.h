@@ -79,8 +79,7 @@ inline constexpr bool kCanMovePages = false;
 // than about 5 MiB of small pages, or a whole 2 MiB huge page, makes every
 // page the process touches afterwards fault into the hypervisor once
 // (docs/design.md, "Giving pages back"). Larger ranges go in pieces (a
-// 1 MiB piece of a huge page splits it first). Not under AddressSanitizer,
-// whose munmap gives a range's shadow back only when it is large.
+// 1 MiB piece of a huge page splits it first).
 inline constexpr size_t kMaxPagesDroppedPerCall = size_t{1} << 20;
 // Moves the pages of the reservation [from, from+from_size) to `to`, a
 // reservation of `to_size` bytes that they replace; the rest of `to` reads

@@ -15,25 +15,14 @@ namespace {
 
 // Calls `op(piece, length)` on [ptr, ptr+size) in pieces of at most
 // kMaxPagesDroppedPerCall bytes; true if every call succeeded. Off the
-// guests that need it (pages.h), a piece costs one more system call per
-// MiB, which the kernel's work of dropping 256 pages dwarfs.
+// guests that need it (pages.h), a piece of small pages costs one more
+// system call per MiB; one of a huge page, splitting it (docs/design.md).
 template <typename Op>
 bool InPieces(void* ptr, size_t size, Op op) {
-#if defined(__SANITIZE_ADDRESS__)
-  constexpr size_t kPiece = SIZE_MAX;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  constexpr size_t kPiece = SIZE_MAX;
-#else
-  constexpr size_t kPiece = kMaxPagesDroppedPerCall;
-#endif
-#else
-  constexpr size_t kPiece = kMaxPagesDroppedPerCall;
-#endif
   char* at = static_cast<char*>(ptr);
   bool ok = true;
   while (size != 0) {
-    const size_t length = size < kPiece ? size : kPiece;
+    const size_t length = size < kMaxPagesDroppedPerCall ? size : kMaxPagesDroppedPerCall;
     ok = op(at, length) && ok;
     at += length;
     size -= length;
