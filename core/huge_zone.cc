@@ -39,9 +39,23 @@ uintptr_t ZoneTop() {
 
 }  // namespace
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RULLOC_HUGE_ZONE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RULLOC_HUGE_ZONE 0
+#endif
+#endif
+#if !defined(RULLOC_HUGE_ZONE) && defined(__linux__)
+#define RULLOC_HUGE_ZONE 1
+#endif
+
 void* ReserveInHugeZone(size_t size, size_t alignment, platform::Charge charge) {
-#ifndef __linux__
-  // Only Linux takes the huge-page advice this zone keeps apart.
+#if !RULLOC_HUGE_ZONE
+  // Only Linux takes the huge-page advice this zone keeps apart. Nor under
+  // AddressSanitizer: the cursor moves only down, so each new mapping has
+  // shadow pages of its own, which its runtime here never gives back (a
+  // fuzzing run grew to 2.5 GB).
   (void)size;
   (void)alignment;
   (void)charge;
