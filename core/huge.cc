@@ -39,6 +39,15 @@ bool GapGranules(size_t size, size_t alignment, size_t payload_offset, uint32_t*
   return true;
 }
 
+// Committed pages for a huge mapping of `size` bytes, `alignment` (at
+// least a granule) aligned: advised as huge pages, in their zone, away from
+// 4 KiB pages; else where the kernel places them.
+void* MapHugePages(size_t size, size_t alignment, platform::Charge charge, bool huge_pages) {
+  if (alignment < kGranule) alignment = kGranule;
+  void* zoned = huge_pages ? ReserveInHugeZone(size, alignment, charge) : nullptr;
+  return zoned != nullptr ? zoned : platform::Reserve(size, alignment, /*commit=*/true, charge);
+}
+
 }  // namespace
 
 HugeBlocks::Shard& HugeBlocks::ShardOf(const void* base) {
@@ -151,15 +160,13 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
     uint32_t gap;
     if (!GapGranules(size, alignment, offset, &gap)) return nullptr;
     const platform::Charge charge = ChargeFor(size, alignment);
-    // Advised as huge pages: in their zone, away from 4 KiB pages.
-    void* zoned = huge_pages ? ReserveInHugeZone(need, map_alignment, charge) : nullptr;
-    RegionHeader* header =
-        zoned != nullptr ? InstallRegion(zoned, RegionKind::kHuge, need, heap_, gap)
-                         : MapRegion(RegionKind::kHuge, need, map_alignment, heap_, charge, gap);
+    void* base = MapHugePages(need, map_alignment, charge, huge_pages);
+    if (base == nullptr) return nullptr;
+    RegionHeader* header = InstallRegion(base, RegionKind::kHuge, need, heap_, gap);
     if (header == nullptr) return nullptr;
     region = reinterpret_cast<HugeRegion*>(header);
     region->immovable = false;
-    region->uncharged = ChargeFor(size, alignment) == platform::Charge::kOnTouch;
+    region->uncharged = charge == platform::Charge::kOnTouch;
     region->resident_end = need;
     region->kept_slack = 0;
     new_pages = true;
@@ -336,9 +343,7 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   size_t map_alignment = alignment < kGranule ? kGranule : alignment;
   if (huge_pages && map_alignment < platform::kHugePageSize)
     map_alignment = platform::kHugePageSize;
-  const platform::Charge charge = ChargeFor(size, alignment);
-  void* to = huge_pages ? ReserveInHugeZone(need, map_alignment, charge) : nullptr;
-  if (to == nullptr) to = platform::Reserve(need, map_alignment, /*commit=*/true, charge);
+  void* to = MapHugePages(need, map_alignment, ChargeFor(size, alignment), huge_pages);
   if (to == nullptr) return nullptr;
   auto* moved = static_cast<HugeRegion*>(to);  // where the header will be
   // Maps the page map's leaves for the target now, so that registering it

@@ -42,6 +42,7 @@ void* Reserve(size_t size, size_t alignment, bool commit, Charge charge = Charge
 // failure, nullptr, with `*taken` set when something is mapped there (as
 // opposed to the OS refusing: no memory, a limit, no way to ask).
 void* ReserveAt(void* at, size_t size, Charge charge, bool* taken);
+
 // Makes [ptr, ptr+size) readable and writable. Returns false on failure.
 bool Commit(void* ptr, size_t size);
 
@@ -81,6 +82,7 @@ inline constexpr bool kCanMovePages = false;
 // (docs/design.md, "Giving pages back"). Larger ranges go in pieces (a
 // 1 MiB piece of a huge page splits it first).
 inline constexpr size_t kMaxPagesDroppedPerCall = size_t{1} << 20;
+
 // Moves the pages of the reservation [from, from+from_size) to `to`, a
 // reservation of `to_size` bytes that they replace; the rest of `to` reads
 // as zeros and `from` is released. The kernel moves page-table entries:
