@@ -207,11 +207,6 @@ size_t LargeBucket::InteriorBytesOf(uintptr_t block, size_t size) {
   return end > start ? end - start : 0;
 }
 
-bool LargeBucket::DecommitInterior(LargeBlock* b) {
-  const size_t bytes = InteriorBytes(b);
-  return bytes == 0 || platform::Decommit(reinterpret_cast<void*>(InteriorStart(b)), bytes);
-}
-
 LargeBlock* LargeBucket::NewRegionBlock() {
   RegionHeader* header = MapRegion(RegionKind::kLarge, region_size_, kGranule, heap_);
   if (header == nullptr) return nullptr;
@@ -580,8 +575,13 @@ size_t LargeBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
       continue;
     }
     if (count == 0) break;
+    platform::PageRange interiors[kPurgeBatch];
+    for (size_t i = 0; i < count; ++i) {
+      LargeBlock* b = purging_[i].block;
+      interiors[i] = {reinterpret_cast<void*>(InteriorStart(b)), InteriorBytes(b)};
+    }
     bool decommitted[kPurgeBatch];
-    for (size_t i = 0; i < count; ++i) decommitted[i] = DecommitInterior(purging_[i].block);
+    platform::DecommitRanges(interiors, count, decommitted);
     AfterPurge after;
     {
       SpinLockHolder hold(lock_);

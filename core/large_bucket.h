@@ -254,7 +254,6 @@ class alignas(64) LargeBucket {
   static size_t InteriorBytes(LargeBlock* b);
   // The same for a block of `size` bytes at `block`, before its header is.
   static size_t InteriorBytesOf(uintptr_t block, size_t size);
-  static bool DecommitInterior(LargeBlock* b);  // false if the kernel refused
 
   // Blocks whose pages a purge gives back with no lock held: off the
   // lists, marked in use (so that neighbours do not merge with them) with

@@ -158,12 +158,16 @@ struct GivenBack {
   size_t unkept_count = 0;
 
   explicit GivenBack(const InFlight& batch) {
+    platform::PageRange pages[RegionCarver::kPendingRegions];
+    bool done[RegionCarver::kPendingRegions];
+    for (size_t i = 0; i < batch.count; ++i)
+      pages[i] = {batch.ranges[i].base, batch.ranges[i].size};
+    platform::DecommitRanges(pages, batch.count, done);
     for (size_t i = 0; i < batch.count; ++i) {
-      const Range& r = batch.ranges[i];
-      if (platform::Decommit(r.base, r.size)) {
-        decommitted[decommitted_count++] = r;
+      if (done[i]) {
+        decommitted[decommitted_count++] = batch.ranges[i];
       } else {
-        unkept[unkept_count++] = r;
+        unkept[unkept_count++] = batch.ranges[i];
       }
     }
   }

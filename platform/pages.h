@@ -50,6 +50,23 @@ bool Commit(void* ptr, size_t size);
 // reserved; on POSIX it stays accessible and reads back as zeros.
 bool Decommit(void* ptr, size_t size);
 
+// A range of pages, for the calls that take several.
+struct PageRange {
+  void* base;
+  size_t size;
+};
+
+// Decommits each of `count` ranges as Decommit does, in as few system
+// calls as the OS allows; `decommitted[i]` tells whether range i was. On
+// Linux 6.15 and later, one process_madvise(2) per group of ranges, which
+// costs one system call and one TLB flush on the other CPUs instead of one
+// per range (docs/design.md, "Giving pages back"); elsewhere, where the
+// kernel refuses it, or after DisableBatchedDecommit, one call per range.
+void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted);
+// Makes DecommitRanges decommit one range per call from now on: for a
+// program whose system-call filter kills it on calls it does not expect.
+void DisableBatchedDecommit();
+
 // Makes [ptr, ptr+size) inaccessible (a guard: any access faults). The
 // range must be committed pages of one reservation. Returns false on failure.
 bool Guard(void* ptr, size_t size);

@@ -2,6 +2,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -133,14 +137,94 @@ bool Guard(void* ptr, size_t size) {
   return ok;
 }
 
+namespace {
+
+bool DropPages(void* ptr, size_t size) {
+  return InPieces(ptr, size, [](char* piece, size_t length) {
+    return madvise(piece, length, MADV_DONTNEED) == 0;
+  });
+}
+
+#if defined(__linux__) && defined(SYS_process_madvise)
+// process_madvise's name for the calling process (Linux 6.15): no file
+// descriptor to open, to keep, or to take across fork().
+constexpr int kPidfdSelfProcess = -10001;
+// Pieces per process_madvise call, well under IOV_MAX (1024): 1 KiB of
+// stack, and at most 64 MiB dropped per call.
+constexpr size_t kPiecesPerCall = 64;
+// Cleared when the kernel says it has no such call for its own process.
+std::atomic<bool> batched_decommit{true};
+
+// Decommits the first ranges that fit one process_madvise call, each in
+// pieces as DropPages splits it; returns how many (0: none, batching is
+// off or the first range alone takes more pieces than a call).
+size_t DecommitBatch(const PageRange* ranges, size_t count, bool* decommitted) {
+  if (!batched_decommit.load(std::memory_order_relaxed)) return 0;
+  iovec pieces[kPiecesPerCall];
+  size_t used = 0, taken = 0, bytes = 0;
+  for (; taken < count; ++taken) {
+    const size_t size = ranges[taken].size;
+    const size_t need = (size + kMaxPagesDroppedPerCall - 1) / kMaxPagesDroppedPerCall;
+    if (used + need > kPiecesPerCall) break;
+    InPieces(ranges[taken].base, size, [&](char* piece, size_t length) {
+      pieces[used++] = {piece, length};
+      return true;
+    });
+    bytes += size;
+  }
+  if (taken == 0) return 0;
+  if (used == 0) {  // empty ranges only
+    for (size_t i = 0; i < taken; ++i) decommitted[i] = true;
+    return taken;
+  }
+  for (size_t i = 0; i < taken; ++i) {
+    if (rulloc_decommit_observer != nullptr) {
+      rulloc_decommit_observer(ranges[i].base, ranges[i].size);
+    }
+  }
+  const long done = syscall(SYS_process_madvise, kPidfdSelfProcess, pieces, used, MADV_DONTNEED, 0);
+  if (done >= 0 && static_cast<size_t>(done) == bytes) {
+    for (size_t i = 0; i < taken; ++i) decommitted[i] = true;
+    return taken;
+  }
+  // No such call, or not for the calling process by that name (EBADF
+  // before 6.15, ENOSYS before 5.10), or a filter's refusal (EPERM): never
+  // again. Else a range was refused (locked pages: EINVAL), maybe after
+  // others were done: one call a range tells which (twice is harmless).
+  if (done < 0 && (errno == EBADF || errno == ENOSYS || errno == EPERM)) {
+    batched_decommit.store(false, std::memory_order_relaxed);
+  }
+  for (size_t i = 0; i < taken; ++i) decommitted[i] = DropPages(ranges[i].base, ranges[i].size);
+  return taken;
+}
+#else
+size_t DecommitBatch(const PageRange*, size_t, bool*) { return 0; }
+#endif
+
+}  // namespace
+
 bool Decommit(void* ptr, size_t size) {
   const int saved_errno = errno;
   if (rulloc_decommit_observer != nullptr) rulloc_decommit_observer(ptr, size);
-  const bool ok = InPieces(ptr, size, [](char* piece, size_t length) {
-    return madvise(piece, length, MADV_DONTNEED) == 0;
-  });
+  const bool ok = DropPages(ptr, size);
   errno = saved_errno;
   return ok;
+}
+
+void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted) {
+  const int saved_errno = errno;
+  for (size_t i = 0; i < count;) {
+    const size_t taken = DecommitBatch(ranges + i, count - i, decommitted + i);
+    if (taken == 0) decommitted[i] = Decommit(ranges[i].base, ranges[i].size);
+    i += taken == 0 ? 1 : taken;
+  }
+  errno = saved_errno;
+}
+
+void DisableBatchedDecommit() {
+#if defined(__linux__) && defined(SYS_process_madvise)
+  batched_decommit.store(false, std::memory_order_relaxed);
+#endif
 }
 
 bool Release(void* ptr, size_t size) {

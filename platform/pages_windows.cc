@@ -53,6 +53,12 @@ bool Decommit(void* ptr, size_t size) {
   return VirtualAlloc(ptr, size, MEM_RESET, PAGE_READWRITE) != nullptr;
 }
 
+void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted) {
+  for (size_t i = 0; i < count; ++i) decommitted[i] = Decommit(ranges[i].base, ranges[i].size);
+}
+
+void DisableBatchedDecommit() {}
+
 bool Release(void* ptr, size_t size) {
   // VirtualFree can only release whole reservations; the allocator releases
   // exactly what it reserved.

@@ -180,6 +180,7 @@ void Start(char* const* environment) {
   options = ReadOptions(environment);
   runtime_options.huge_pages = options.huge_pages;
   runtime_options.hardened = options.hardened;
+  if (!options.batched_decommit) platform::DisableBatchedDecommit();
   ResolveStatsPath();
   if (stats_path[0] != '\0' && options.stats != StatsFormat::kNone) {
     // Reported now, while stderr is still the one the program started with

@@ -90,6 +90,9 @@ bool ParseOption(const char* key, size_t key_length, const char* value, size_t v
   if (Equals(key, key_length, "background_purge")) {
     return ParseBool(value, value_length, &options->background_purge);
   }
+  if (Equals(key, key_length, "batched_decommit")) {
+    return ParseBool(value, value_length, &options->batched_decommit);
+  }
   if (Equals(key, key_length, "stats_file")) {
     if (value_length >= sizeof(options->stats_file) || std::memchr(value, '\0', value_length)) {
       return false;
@@ -136,6 +139,7 @@ Options ReadOptions(char* const* environment) {
   ApplyVariable(environment, "RULLOC_HARDENED", "hardened", &options);
   ApplyVariable(environment, "RULLOC_HUGE_PAGES", "huge_pages", &options);
   ApplyVariable(environment, "RULLOC_BACKGROUND_PURGE", "background_purge", &options);
+  ApplyVariable(environment, "RULLOC_BATCHED_DECOMMIT", "batched_decommit", &options);
   if (!options.stats_given && (options.verbose || options.stats_file[0] != '\0')) {
     options.stats = StatsFormat::kText;
   }

@@ -11,6 +11,8 @@
 //                                    transparent huge pages (default 1)
 //   background_purge                 run the decay step every 100 ms from a
 //                RULLOC_BACKGROUND_PURGE  thread of Rulloc's own (default 0)
+//   batched_decommit                 give pages back with one process_madvise
+//                RULLOC_BATCHED_DECOMMIT  per batch of ranges (default 1)
 //
 //   RULLOC_OPTIONS=stats=json,stats_file=/tmp/rulloc.json,hardened=1
 //
@@ -33,6 +35,7 @@ struct Options {
   bool hardened = false;
   bool huge_pages = true;
   bool background_purge = false;
+  bool batched_decommit = true;
   char stats_file[256] = {};  // empty: stderr
 };
 

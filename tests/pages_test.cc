@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -77,6 +78,72 @@ TEST(PagesTest, DecommitAndReleaseCoverARangeOfSeveralPieces) {
   }
   EXPECT_EQ(mincore(mapping, page, &resident), 0);  // the page before stays
   EXPECT_TRUE(Release(mapping, page));
+}
+#endif
+
+#ifndef _WIN32
+// Ranges of one to many pieces (one of more pieces than a batched call
+// takes, one empty), each one page apart: DecommitRanges zeroes every page
+// of every range and none between them.
+void ExpectDecommitRangesZeroesRangesOnly() {
+  const size_t page = PageSize();
+  const size_t piece = kMaxPagesDroppedPerCall;
+  std::vector<size_t> sizes;
+  for (size_t i = 0; i < 90; ++i)
+    sizes.push_back(i % 3 == 0 ? 2 * piece + page : page * (1 + i % 5));
+  sizes[7] = 0;
+  sizes[40] = 65 * piece;
+  size_t total = page;
+  for (size_t size : sizes) total += size + page;
+  char* mapping = static_cast<char*>(Reserve(total, page, /*commit=*/true));
+  ASSERT_NE(mapping, nullptr);
+  std::memset(mapping, 0x5a, total);
+  std::vector<PageRange> ranges;
+  for (char* at = mapping + page; size_t size : sizes) {
+    ranges.push_back({at, size});
+    at += size + page;
+  }
+  bool decommitted[90];
+  std::memset(decommitted, 0, sizeof(decommitted));
+  DecommitRanges(ranges.data(), ranges.size(), decommitted);
+  char* next = mapping;  // the first page not yet checked
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    EXPECT_TRUE(decommitted[i]) << i;
+    char* base = static_cast<char*>(ranges[i].base);
+    for (; next < base; next += page) ASSERT_EQ(*next, 0x5a) << i;  // the gap before
+    for (; next < base + ranges[i].size; next += page) ASSERT_EQ(*next, 0) << i;
+  }
+  ASSERT_EQ(*next, 0x5a);  // the last gap
+  EXPECT_TRUE(Release(mapping, total));
+}
+
+// Locked pages cannot be decommitted (EINVAL): DecommitRanges says which
+// range failed, and the ranges before and after it go.
+void ExpectDecommitRangesReportsALockedRange() {
+  const size_t page = PageSize();
+  char* mapping = static_cast<char*>(Reserve(7 * page, page, /*commit=*/true));
+  ASSERT_NE(mapping, nullptr);
+  std::memset(mapping, 0x5a, 7 * page);
+  ASSERT_EQ(mlock(mapping + 3 * page, page), 0) << errno;
+  const PageRange ranges[] = {
+      {mapping + page, page}, {mapping + 3 * page, page}, {mapping + 5 * page, page}};
+  bool decommitted[3] = {false, true, false};
+  DecommitRanges(ranges, 3, decommitted);
+  EXPECT_TRUE(decommitted[0]);
+  EXPECT_FALSE(decommitted[1]);
+  EXPECT_TRUE(decommitted[2]);
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ(mapping[i * page], i % 2 == 1 && i != 3 ? 0 : 0x5a) << i;
+  munlock(mapping + 3 * page, page);
+  EXPECT_TRUE(Release(mapping, 7 * page));
+}
+
+TEST(PagesTest, DecommitRangesGivesBackEachRangeOrSaysWhichItCouldNot) {
+  ExpectDecommitRangesZeroesRangesOnly();
+  ExpectDecommitRangesReportsALockedRange();
+  // The same with one call a range, as for a program that turns batches off.
+  DisableBatchedDecommit();
+  ExpectDecommitRangesZeroesRangesOnly();
+  ExpectDecommitRangesReportsALockedRange();
 }
 #endif
 
