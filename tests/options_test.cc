@@ -27,13 +27,19 @@ TEST(OptionsTest, DefaultsServeAProgramThatSetsNothing) {
   EXPECT_FALSE(options.verbose);
   EXPECT_FALSE(options.hardened);
   EXPECT_TRUE(options.huge_pages);
+  EXPECT_FALSE(options.background_purge);
+  EXPECT_TRUE(options.batched_decommit);
   EXPECT_STREQ(options.stats_file, "");
 }
 
 TEST(OptionsTest, ParsesEveryKey) {
   Options options;
-  EXPECT_EQ(Parse("stats=json,stats_file=/tmp/x y,verbose=ON,hardened=yes,huge_pages=0", &options),
+  EXPECT_EQ(Parse("stats=json,stats_file=/tmp/x y,verbose=ON,hardened=yes,huge_pages=0,"
+                  "background_purge=1,batched_decommit=no",
+                  &options),
             0u);
+  EXPECT_TRUE(options.background_purge);
+  EXPECT_FALSE(options.batched_decommit);
   EXPECT_EQ(options.stats, StatsFormat::kJson);
   EXPECT_STREQ(options.stats_file, "/tmp/x y");
   EXPECT_TRUE(options.verbose);
@@ -66,8 +72,11 @@ TEST(OptionsTest, OverlongStatsFileIsRejectedNotTruncated) {
 TEST(OptionsTest, SingleVariablesOverrideTheList) {
   setenv("RULLOC_OPTIONS", "stats=text,hardened=1,huge_pages=1", 1);
   setenv("RULLOC_HUGE_PAGES", "false", 1);
+  setenv("RULLOC_BATCHED_DECOMMIT", "off", 1);
   setenv("RULLOC_STATS_FILE", "/dev/null", 1);
   Options options = ReadOptions(environ);
+  EXPECT_FALSE(options.batched_decommit);
+  unsetenv("RULLOC_BATCHED_DECOMMIT");
   EXPECT_EQ(options.stats, StatsFormat::kText);
   EXPECT_TRUE(options.hardened);
   EXPECT_FALSE(options.huge_pages);
