@@ -16,8 +16,8 @@
 #ifndef _WIN32
 // A seam for tests that check what the allocator holds while pages go back:
 // a program that defines this function has it called on entry to every
-// Decommit. A weak function, not a settable pointer: nothing a write to
-// memory could redirect, and a null test when no program defines it.
+// Decommit, and for every range of a DecommitRanges. A weak function, not a settable pointer:
+// nothing a write to memory could redirect, and a null test when no program defines it.
 extern "C" void rulloc_decommit_observer(void* ptr, size_t size) __attribute__((weak));
 #endif
 
@@ -58,14 +58,18 @@ struct PageRange {
 
 // Decommits each of `count` ranges as Decommit does, in as few system
 // calls as the OS allows; `decommitted[i]` tells whether range i was. On
-// Linux 6.15 and later, one process_madvise(2) per group of ranges, which
-// costs one system call and one TLB flush on the other CPUs instead of one
-// per range (docs/design.md, "Giving pages back"); elsewhere, where the
-// kernel refuses it, or after DisableBatchedDecommit, one call per range.
+// Linux 6.15 and later, one process_madvise(2) per group of ranges (at
+// most 8 MiB), which costs one system call instead of one per range, and
+// since 6.16 one TLB flush on the other CPUs (docs/design.md, "Giving
+// pages back"); elsewhere, where the kernel refuses it, or after
+// DisableBatchedDecommit, one call per range. The observer above sees
+// every range of a group before any of the group's pages go.
 void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted);
 // Makes DecommitRanges decommit one range per call from now on: for a
 // program whose system-call filter kills it on calls it does not expect.
 void DisableBatchedDecommit();
+// Whether DecommitRanges groups ranges (the first call asks the kernel).
+bool BatchedDecommitInUse();
 
 // Makes [ptr, ptr+size) inaccessible (a guard: any access faults). The
 // range must be committed pages of one reservation. Returns false on failure.

@@ -146,26 +146,49 @@ bool DropPages(void* ptr, size_t size) {
 }
 
 #if defined(__linux__) && defined(SYS_process_madvise)
-// process_madvise's name for the calling process (Linux 6.15): no file
-// descriptor to open, to keep, or to take across fork().
-constexpr int kPidfdSelfProcess = -10001;
-// Pieces per process_madvise call, well under IOV_MAX (1024): 1 KiB of
-// stack, and at most 64 MiB dropped per call.
-constexpr size_t kPiecesPerCall = 64;
-// Cleared when the kernel says it has no such call for its own process.
-std::atomic<bool> batched_decommit{true};
+// process_madvise's name for the calling thread (Linux 6.15), whose memory
+// is the process's: no file descriptor to open, to keep, or to take across
+// fork(), and, unlike the name for the process (its first thread), still
+// valid once the main thread has exited.
+constexpr int kPidfdSelfThread = -10000;
+// Pieces per call (well under IOV_MAX, 1024: 512 B of stack), and bytes:
+// the kernel holds the memory map's lock for reading across the vector.
+constexpr size_t kPiecesPerCall = 32;
+constexpr size_t kBytesPerCall = size_t{8} << 20;
+
+enum BatchedState : int { kUnknown, kOn, kOff };
+std::atomic<int> batched_state{kUnknown};
+
+// Whether process_madvise can drop the calling process's pages, asked once
+// with an empty vector: 0 where it can; EBADF before 6.15 (no such name),
+// EINVAL before 6.13 (not this advice), ENOSYS before 5.10, EPERM from a
+// filter that refuses it.
+bool BatchedDecommitOn() {
+  int state = batched_state.load(std::memory_order_relaxed);
+  if (state == kUnknown) {
+    const int saved_errno = errno;
+    iovec none = {nullptr, 0};
+    const bool on = syscall(SYS_process_madvise, kPidfdSelfThread, &none, 0, MADV_DONTNEED, 0) == 0;
+    errno = saved_errno;
+    int unknown = kUnknown;  // DisableBatchedDecommit meanwhile wins
+    batched_state.compare_exchange_strong(unknown, on ? kOn : kOff, std::memory_order_relaxed);
+    state = batched_state.load(std::memory_order_relaxed);
+  }
+  return state == kOn;
+}
 
 // Decommits the first ranges that fit one process_madvise call, each in
 // pieces as DropPages splits it; returns how many (0: none, batching is
-// off or the first range alone takes more pieces than a call).
+// off or the first range alone is more than a call takes).
 size_t DecommitBatch(const PageRange* ranges, size_t count, bool* decommitted) {
-  if (!batched_decommit.load(std::memory_order_relaxed)) return 0;
+  if (!BatchedDecommitOn()) return 0;
   iovec pieces[kPiecesPerCall];
   size_t used = 0, taken = 0, bytes = 0;
   for (; taken < count; ++taken) {
     const size_t size = ranges[taken].size;
-    const size_t need = (size + kMaxPagesDroppedPerCall - 1) / kMaxPagesDroppedPerCall;
-    if (used + need > kPiecesPerCall) break;
+    const size_t need =
+        size / kMaxPagesDroppedPerCall + (size % kMaxPagesDroppedPerCall != 0 ? 1 : 0);
+    if (need > kPiecesPerCall - used || size > kBytesPerCall - bytes) break;
     InPieces(ranges[taken].base, size, [&](char* piece, size_t length) {
       pieces[used++] = {piece, length};
       return true;
@@ -173,28 +196,29 @@ size_t DecommitBatch(const PageRange* ranges, size_t count, bool* decommitted) {
     bytes += size;
   }
   if (taken == 0) return 0;
-  if (used == 0) {  // empty ranges only
-    for (size_t i = 0; i < taken; ++i) decommitted[i] = true;
-    return taken;
-  }
   for (size_t i = 0; i < taken; ++i) {
     if (rulloc_decommit_observer != nullptr) {
       rulloc_decommit_observer(ranges[i].base, ranges[i].size);
     }
   }
-  const long done = syscall(SYS_process_madvise, kPidfdSelfProcess, pieces, used, MADV_DONTNEED, 0);
-  if (done >= 0 && static_cast<size_t>(done) == bytes) {
-    for (size_t i = 0; i < taken; ++i) decommitted[i] = true;
-    return taken;
+  long done = 0;
+  if (used != 0) {
+    done = syscall(SYS_process_madvise, kPidfdSelfThread, pieces, used, MADV_DONTNEED, 0);
+    // Refused as a call since the probe (a filter installed later): off.
+    if (done < 0 && (errno == EBADF || errno == ENOSYS || errno == EPERM)) {
+      batched_state.store(kOff, std::memory_order_relaxed);
+    }
   }
-  // No such call, or not for the calling process by that name (EBADF
-  // before 6.15, ENOSYS before 5.10), or a filter's refusal (EPERM): never
-  // again. Else a range was refused (locked pages: EINVAL), maybe after
-  // others were done: one call a range tells which (twice is harmless).
-  if (done < 0 && (errno == EBADF || errno == ENOSYS || errno == EPERM)) {
-    batched_decommit.store(false, std::memory_order_relaxed);
+  // The kernel goes through the vector in order and stops at a range it
+  // refuses (locked pages: EINVAL): the ranges its count covers are done,
+  // the rest go one call each, which tells which failed.
+  size_t covered = done > 0 ? static_cast<size_t>(done) : 0;
+  size_t i = 0;
+  for (; i < taken && ranges[i].size <= covered; ++i) {
+    covered -= ranges[i].size;
+    decommitted[i] = true;
   }
-  for (size_t i = 0; i < taken; ++i) decommitted[i] = DropPages(ranges[i].base, ranges[i].size);
+  for (; i < taken; ++i) decommitted[i] = DropPages(ranges[i].base, ranges[i].size);
   return taken;
 }
 #else
@@ -223,7 +247,15 @@ void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted) {
 
 void DisableBatchedDecommit() {
 #if defined(__linux__) && defined(SYS_process_madvise)
-  batched_decommit.store(false, std::memory_order_relaxed);
+  batched_state.store(kOff, std::memory_order_relaxed);
+#endif
+}
+
+bool BatchedDecommitInUse() {
+#if defined(__linux__) && defined(SYS_process_madvise)
+  return BatchedDecommitOn();
+#else
+  return false;
 #endif
 }
 

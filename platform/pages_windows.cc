@@ -59,6 +59,8 @@ void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted) {
 
 void DisableBatchedDecommit() {}
 
+bool BatchedDecommitInUse() { return false; }
+
 bool Release(void* ptr, size_t size) {
   // VirtualFree can only release whole reservations; the allocator releases
   // exactly what it reserved.
