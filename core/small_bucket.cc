@@ -97,19 +97,17 @@ SmallRegion* SmallBucket::NewRegion() {
   // The process allocator's thread caches free blocks of unguarded regions
   // with the layout of their bucket from a table, without this header.
   if (!guarded && heap_->tags_small_regions()) PageMap::SetTag(header, region_size_, index_ + 1);
-  return r;
-}
-
-void SmallBucket::AdoptRegionLocked(SmallRegion* r, uint64_t now_ms) {
-  NoteRegionTaken(now_ms);
   ++regions_mapped_;
-  blocks_free_ += r->layout.capacity;
+  blocks_free_ += layout.capacity;
   partial_.PushFront(&r->header);
+  return r;
 }
 
 SmallRegion* SmallBucket::RegionWithFreeBlock(uint64_t now_ms) {
   if (RegionHeader* partial = partial_.front()) return reinterpret_cast<SmallRegion*>(partial);
-  return TakeEmptyRegion(now_ms);
+  if (SmallRegion* empty = TakeEmptyRegion(now_ms)) return empty;
+  NoteRegionTaken(now_ms);
+  return NewRegion();
 }
 
 SmallRegion* SmallBucket::TakeEmptyRegion(uint64_t now_ms) {
@@ -252,42 +250,27 @@ size_t SmallBucket::AllocateBatch(void** out, size_t n) {
 
 size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms) {
   Backoff backoff;
-  size_t got = 0;
-  SmallRegion* mapped = nullptr;
-  for (;;) {
-    {
-      SpinLockHolder hold(lock_);
-      if (mapped != nullptr) AdoptRegionLocked(mapped, now_ms);
-      const size_t before = got;
-      while (got < n) {
-        SmallRegion* r = RegionWithFreeBlock(now_ms);
-        if (r == nullptr) break;
-        got += PopLocked(r, out + got, n - got);
+  for (bool wait = false;; wait = true) {
+    if (wait) backoff.Wait();
+    SpinLockHolder hold(lock_);
+    // (A new mapping is tried again at each step: memory freed elsewhere
+    // may let one succeed before the purge puts its regions back.)
+    size_t got = 0;
+    bool no_region = false;
+    while (got < n) {
+      SmallRegion* r = RegionWithFreeBlock(now_ms);
+      if (r == nullptr) {
+        no_region = true;
+        break;
       }
-      blocks_in_use_ += got - before;
-      blocks_free_ -= got - before;
-      if (got != before) cycled_ |= emptied_before_;
-      if (got == n) return got;
+      got += PopLocked(r, out + got, n - got);
     }
-    // A new region is mapped and its metadata written with no lock held:
-    // its first page faults (and the carver's lock, and maybe an mmap) do
-    // not hold up the bucket's other threads. Tried again at each step:
-    // memory freed elsewhere may let one succeed before a purge puts its
-    // regions back.
-    mapped = NewRegion();
-    if (mapped != nullptr || got != 0) {
-      if (mapped == nullptr) return got;
-      continue;
-    }
+    blocks_in_use_ += got;
+    blocks_free_ -= got;
+    if (got != 0) cycled_ |= emptied_before_;
     // No region to be had (address-space limit, strict overcommit): those
     // a purge has off the lists are worth waiting for.
-    {
-      SpinLockHolder hold(lock_);
-      if (decommitting_.empty() && partial_.front() == nullptr && empty_.front() == nullptr) {
-        return 0;
-      }
-    }
-    backoff.Wait();
+    if (got != 0 || !no_region || decommitting_.empty()) return got;
   }
 }
 

@@ -280,11 +280,7 @@ class alignas(64) SmallBucket {
     size_t count = 0;
   };
 
-  // Maps and sets up a region of this bucket, with no lock held; it is on
-  // no list until AdoptRegionLocked.
   SmallRegion* NewRegion();
-  void AdoptRegionLocked(SmallRegion* r, uint64_t now_ms);
-  // A region of the lists with a block to hand out, or nullptr.
   SmallRegion* RegionWithFreeBlock(uint64_t now_ms);
   // Moves the newest empty region to the partial list, or returns nullptr.
   SmallRegion* TakeEmptyRegion(uint64_t now_ms);
