@@ -39,11 +39,13 @@ bool GapGranules(size_t size, size_t alignment, size_t payload_offset, uint32_t*
   return true;
 }
 
-// Committed pages for a huge mapping of `size` bytes, `alignment` (at
-// least a granule) aligned: advised as huge pages, in their zone, away from
-// 4 KiB pages; else where the kernel places them.
+// Committed pages for a huge mapping of `size` bytes, aligned to
+// `alignment`, at least a granule, and a huge page where advised as huge
+// pages: those in their zone, away from 4 KiB pages; else where the kernel
+// places them.
 void* MapHugePages(size_t size, size_t alignment, platform::Charge charge, bool huge_pages) {
   if (alignment < kGranule) alignment = kGranule;
+  if (huge_pages && alignment < platform::kHugePageSize) alignment = platform::kHugePageSize;
   void* zoned = huge_pages ? ReserveInHugeZone(size, alignment, charge) : nullptr;
   return zoned != nullptr ? zoned : platform::Reserve(size, alignment, /*commit=*/true, charge);
 }
@@ -113,8 +115,6 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
   if (size > (SIZE_MAX >> 2) - offset - page) return nullptr;
   const size_t need = AlignUp(offset + size, page);
   const bool huge_pages = runtime_options.huge_pages && need >= platform::kHugePageSize;
-  const size_t map_alignment =
-      huge_pages && alignment < platform::kHugePageSize ? platform::kHugePageSize : alignment;
   size_t written_end = offset;  // bytes from the base that may not be zero
   HugeRegion* too_small[kCacheSlots];
   size_t too_small_count;
@@ -160,7 +160,7 @@ void* HugeBlocks::Allocate(size_t size, size_t alignment, size_t* dirty) {
     uint32_t gap;
     if (!GapGranules(size, alignment, offset, &gap)) return nullptr;
     const platform::Charge charge = ChargeFor(size, alignment);
-    void* base = MapHugePages(need, map_alignment, charge, huge_pages);
+    void* base = MapHugePages(need, alignment, charge, huge_pages);
     if (base == nullptr) return nullptr;
     RegionHeader* header = InstallRegion(base, RegionKind::kHuge, need, heap_, gap);
     if (header == nullptr) return nullptr;
@@ -340,10 +340,7 @@ void* HugeBlocks::Move(HugeRegion* region, void* p, size_t size, size_t alignmen
   if (offset % alignment != 0 || size > (SIZE_MAX >> 2) - offset - page) return nullptr;
   const size_t need = AlignUp(offset + size, page);
   const bool huge_pages = runtime_options.huge_pages && need >= platform::kHugePageSize;
-  size_t map_alignment = alignment < kGranule ? kGranule : alignment;
-  if (huge_pages && map_alignment < platform::kHugePageSize)
-    map_alignment = platform::kHugePageSize;
-  void* to = MapHugePages(need, map_alignment, ChargeFor(size, alignment), huge_pages);
+  void* to = MapHugePages(need, alignment, ChargeFor(size, alignment), huge_pages);
   if (to == nullptr) return nullptr;
   auto* moved = static_cast<HugeRegion*>(to);  // where the header will be
   // Maps the page map's leaves for the target now, so that registering it

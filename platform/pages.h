@@ -16,8 +16,9 @@
 #ifndef _WIN32
 // A seam for tests that check what the allocator holds while pages go back:
 // a program that defines this function has it called on entry to every
-// Decommit, and for every range of a DecommitRanges. A weak function, not a settable pointer:
-// nothing a write to memory could redirect, and a null test when no program defines it.
+// Decommit, and for every range of a DecommitRanges. A weak function, not a
+// settable pointer: nothing a write to memory could redirect, and a null
+// test when no program defines it.
 extern "C" void rulloc_decommit_observer(void* ptr, size_t size) __attribute__((weak));
 #endif
 
