@@ -11,7 +11,8 @@
 //   [ base, size ] [ base, size ] ...   ─► cut again before any new chunk
 //
 // One mmap per 64 regions of 256 KiB; neighbouring regions share one kernel
-// mapping. Pages are touched on demand. Regions that empty go back in
+// mapping. Pages fault in on touch, or a bucket populates them ahead
+// (SmallBucket::kPopulateAfterBytes). Regions that empty go back in
 // batches (Return): their pages are given back with madvise(MADV_DONTNEED),
 // which, unlike munmap, does not take the lock that other threads' page
 // faults wait on, and the range is kept for the next regions. A purge with

@@ -187,6 +187,23 @@ uint64_t FreeBelowCarved(const SmallRegion* r, uint32_t w) {
 // allocated bitmap from the region's hint (no block holds free-list
 // metadata), then, if `carve`, uncarved ones; a batch sets a bitmap word at
 // a time.
+void SmallBucket::PopulateCarved(SmallRegion* r, uint32_t from, uint32_t to) {
+  // A guarded region has guard pages among its blocks' pages.
+  if (runtime_options.hardened) return;
+  if ((regions_mapped_ - regions_unmapped_) * region_size_ < kPopulateAfterBytes) return;
+  // The pages from the end of the blocks carved before to the end of the
+  // last one carved now, rounded up to a step: each step once, as the
+  // carving enters it. Pages the region's header shares are resident.
+  const size_t start = static_cast<size_t>(r->BlockAt(from) - r->base());
+  const size_t end = static_cast<size_t>(r->BlockAt(to) - r->base());
+  const size_t populated_before =
+      from == 0 ? AlignUp(start, platform::PageSize()) : AlignUp(start, kPopulateStep);
+  const size_t populated_after = std::min<size_t>(AlignUp(end, kPopulateStep), region_size_);
+  if (populated_after > populated_before) {
+    platform::Populate(r->base() + populated_before, populated_after - populated_before);
+  }
+}
+
 size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) {
   size_t got = 0;
   if (n == 1) {  // an allocator with no thread cache: one block at a time
@@ -198,6 +215,7 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) 
       index = w * 64 + static_cast<uint32_t>(__builtin_ctzll(FreeBelowCarved(r, w)));
       AddReusable(-1);
     } else if (carve) {
+      PopulateCarved(r, r->carved, r->carved + 1);
       index = r->carved++;
     } else {
       return 0;
@@ -226,6 +244,7 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) 
     const uint32_t bump =
         carve ? static_cast<uint32_t>(std::min<size_t>(n - got, r->layout.capacity - r->carved))
               : 0;
+    if (bump != 0) PopulateCarved(r, r->carved, r->carved + bump);
     for (uint32_t i = r->carved, end = r->carved + bump; i < end;) {
       const uint32_t word_end = std::min(end, (i & ~63u) + 64);
       const uint64_t bits = word_end - i == 64 ? ~uint64_t{0} : (uint64_t{1} << (word_end - i)) - 1;

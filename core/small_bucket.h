@@ -213,6 +213,13 @@ class alignas(64) SmallBucket {
   // per lock hold.
   static constexpr size_t kDecommitBatch = 8;
   static constexpr size_t kWalkStep = 64;
+  // Once a bucket's regions hold this many bytes, the pages of the blocks
+  // it carves are made resident in one system call per kPopulateStep of
+  // the region, ahead of their first use, instead of a page fault each
+  // (platform::Populate): at most one step per bucket is resident ahead of
+  // what it handed out, 1/16 of what it holds at least.
+  static constexpr size_t kPopulateAfterBytes = size_t{1} << 20;
+  static constexpr uint32_t kPopulateStep = 64 * 1024;
 
   // `arena`: which of its heap's sets of buckets this one belongs to.
   constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap, uint32_t arena = 0)
@@ -293,6 +300,9 @@ class alignas(64) SmallBucket {
   // Inline: FreeBatchAt, in small_bucket.cc, is its only caller.
   inline const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
   size_t PopLocked(SmallRegion* r, void** out, size_t n, bool carve = true);
+  // Makes the pages of blocks [from, to) of `r`, about to be carved for the
+  // first time, resident (kPopulateStep).
+  void PopulateCarved(SmallRegion* r, uint32_t from, uint32_t to);
   // Under the lock: a plain load and store, no read-modify-write.
   void AddReusable(ptrdiff_t delta) {
     reusable_.store(reusable_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);

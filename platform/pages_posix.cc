@@ -245,6 +245,32 @@ void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted) {
   errno = saved_errno;
 }
 
+#ifdef __linux__
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older C libraries lack the name
+#endif
+namespace {
+std::atomic<bool> populate_on{true};
+}  // namespace
+
+bool Populate(void* ptr, size_t size) {
+  if (size == 0 || !populate_on.load(std::memory_order_relaxed)) return false;
+  const int saved_errno = errno;
+  const bool ok = madvise(ptr, size, MADV_POPULATE_WRITE) == 0;
+  // EINVAL: a kernel before 5.14, which has no such advice (the range is a
+  // valid one). Anything else (ENOMEM, EINTR) concerns this call only.
+  if (!ok && errno == EINVAL) populate_on.store(false, std::memory_order_relaxed);
+  errno = saved_errno;
+  return ok;
+}
+void DisablePopulate() { populate_on.store(false, std::memory_order_relaxed); }
+bool PopulateInUse() { return populate_on.load(std::memory_order_relaxed); }
+#else
+bool Populate(void*, size_t) { return false; }
+void DisablePopulate() {}
+bool PopulateInUse() { return false; }
+#endif
+
 void DisableBatchedDecommit() {
 #if defined(__linux__) && defined(SYS_process_madvise)
   batched_state.store(kOff, std::memory_order_relaxed);

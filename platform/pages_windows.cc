@@ -57,6 +57,12 @@ void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted) {
   for (size_t i = 0; i < count; ++i) decommitted[i] = Decommit(ranges[i].base, ranges[i].size);
 }
 
+// Committed pages fault in on touch; Windows has no call that makes
+// anonymous ones resident ahead (PrefetchVirtualMemory reads files).
+bool Populate(void*, size_t) { return false; }
+void DisablePopulate() {}
+bool PopulateInUse() { return false; }
+
 void DisableBatchedDecommit() {}
 
 bool BatchedDecommitInUse() { return false; }

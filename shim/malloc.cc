@@ -181,6 +181,7 @@ void Start(char* const* environment) {
   runtime_options.huge_pages = options.huge_pages;
   runtime_options.hardened = options.hardened;
   if (!options.batched_decommit) platform::DisableBatchedDecommit();
+  if (!options.populate_pages) platform::DisablePopulate();
   ResolveStatsPath();
   if (stats_path[0] != '\0' && options.stats != StatsFormat::kNone) {
     // Reported now, while stderr is still the one the program started with

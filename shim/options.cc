@@ -93,6 +93,9 @@ bool ParseOption(const char* key, size_t key_length, const char* value, size_t v
   if (Equals(key, key_length, "batched_decommit")) {
     return ParseBool(value, value_length, &options->batched_decommit);
   }
+  if (Equals(key, key_length, "populate_pages")) {
+    return ParseBool(value, value_length, &options->populate_pages);
+  }
   if (Equals(key, key_length, "stats_file")) {
     if (value_length >= sizeof(options->stats_file) || std::memchr(value, '\0', value_length)) {
       return false;
@@ -140,6 +143,7 @@ Options ReadOptions(char* const* environment) {
   ApplyVariable(environment, "RULLOC_HUGE_PAGES", "huge_pages", &options);
   ApplyVariable(environment, "RULLOC_BACKGROUND_PURGE", "background_purge", &options);
   ApplyVariable(environment, "RULLOC_BATCHED_DECOMMIT", "batched_decommit", &options);
+  ApplyVariable(environment, "RULLOC_POPULATE_PAGES", "populate_pages", &options);
   if (!options.stats_given && (options.verbose || options.stats_file[0] != '\0')) {
     options.stats = StatsFormat::kText;
   }

@@ -13,6 +13,9 @@
 //                RULLOC_BACKGROUND_PURGE  thread of Rulloc's own (default 0)
 //   batched_decommit                 give pages back with one process_madvise
 //                RULLOC_BATCHED_DECOMMIT  per batch of ranges (default 1)
+//   populate_pages                   make the pages of small blocks resident
+//                RULLOC_POPULATE_PAGES    a step ahead of use, in one call
+//                                         each (default 1)
 //
 //   RULLOC_OPTIONS=stats=json,stats_file=/tmp/rulloc.json,hardened=1
 //
@@ -36,6 +39,7 @@ struct Options {
   bool huge_pages = true;
   bool background_purge = false;
   bool batched_decommit = true;
+  bool populate_pages = true;
   char stats_file[256] = {};  // empty: stderr
 };
 

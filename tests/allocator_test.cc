@@ -649,6 +649,34 @@ size_t NonResidentBytes(const void* p, size_t size) {
   return bytes;
 }
 
+// Once a bucket's regions hold a mebibyte, the pages of each block it carves
+// are resident before anything writes them (one system call per 64 KiB
+// step instead of a page fault each); before that they fault in on touch.
+TEST(AllocatorTest, ABucketPastAMebibyteCarvesBlocksWithTheirPagesResident) {
+  Allocator a;
+  constexpr size_t kSize = 1024;  // 256 KiB regions, 250 blocks or so each
+  std::vector<void*> blocks;
+  for (int i = 0; i < 200; ++i) blocks.push_back(a.allocate(kSize));
+  // Nothing wrote it: the first region's 200th block is still untouched.
+  EXPECT_EQ(NonResidentBytes(blocks[199], kSize), platform::PageSize());
+  while (blocks.size() < 1200) blocks.push_back(a.allocate(kSize));
+  const size_t bucket =
+      reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(blocks[0]))->bucket_index;
+  EXPECT_GE(a.heap().SmallStats(bucket).bytes_mapped, internal::SmallBucket::kPopulateAfterBytes);
+  size_t not_resident = 0;
+  for (int i = 0; i < 300; ++i) {
+    blocks.push_back(a.allocate(kSize));
+    not_resident += NonResidentBytes(blocks.back(), kSize);
+  }
+  // Linux 5.14 and later (PagesTest checks which).
+  if (platform::PopulateInUse()) {
+    EXPECT_EQ(not_resident, 0u);
+  } else {
+    EXPECT_GT(not_resident, 0u);
+  }
+  for (void* p : blocks) a.deallocate(p);
+}
+
 TEST(AllocatorTest, LargeBucketCountsPagesGivenBackAcrossSplitsAndMerges) {
   Allocator a;
   const size_t page = platform::PageSize();

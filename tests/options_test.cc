@@ -29,17 +29,19 @@ TEST(OptionsTest, DefaultsServeAProgramThatSetsNothing) {
   EXPECT_TRUE(options.huge_pages);
   EXPECT_FALSE(options.background_purge);
   EXPECT_TRUE(options.batched_decommit);
+  EXPECT_TRUE(options.populate_pages);
   EXPECT_STREQ(options.stats_file, "");
 }
 
 TEST(OptionsTest, ParsesEveryKey) {
   Options options;
   EXPECT_EQ(Parse("stats=json,stats_file=/tmp/x y,verbose=ON,hardened=yes,huge_pages=0,"
-                  "background_purge=1,batched_decommit=no",
+                  "background_purge=1,batched_decommit=no,populate_pages=off",
                   &options),
             0u);
   EXPECT_TRUE(options.background_purge);
   EXPECT_FALSE(options.batched_decommit);
+  EXPECT_FALSE(options.populate_pages);
   EXPECT_EQ(options.stats, StatsFormat::kJson);
   EXPECT_STREQ(options.stats_file, "/tmp/x y");
   EXPECT_TRUE(options.verbose);
@@ -73,10 +75,13 @@ TEST(OptionsTest, SingleVariablesOverrideTheList) {
   setenv("RULLOC_OPTIONS", "stats=text,hardened=1,huge_pages=1", 1);
   setenv("RULLOC_HUGE_PAGES", "false", 1);
   setenv("RULLOC_BATCHED_DECOMMIT", "off", 1);
+  setenv("RULLOC_POPULATE_PAGES", "0", 1);
   setenv("RULLOC_STATS_FILE", "/dev/null", 1);
   Options options = ReadOptions(environ);
   EXPECT_FALSE(options.batched_decommit);
+  EXPECT_FALSE(options.populate_pages);
   unsetenv("RULLOC_BATCHED_DECOMMIT");
+  unsetenv("RULLOC_POPULATE_PAGES");
   EXPECT_EQ(options.stats, StatsFormat::kText);
   EXPECT_TRUE(options.hardened);
   EXPECT_FALSE(options.huge_pages);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #endif
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -178,6 +179,32 @@ TEST(PagesTest, DecommitRangesGivesBackEachRangeOrSaysWhichItCouldNot) {
   EXPECT_FALSE(BatchedDecommitInUse());
   ExpectDecommitRangesZeroesRangesOnly();
   ExpectDecommitRangesReportsALockedRange();
+}
+#endif
+
+#ifdef __linux__
+// Pages of [p, p + pages * PageSize()) that are resident, one flag each.
+std::vector<bool> ResidentPages(const char* p, size_t pages) {
+  std::vector<unsigned char> flags(pages);
+  EXPECT_EQ(mincore(const_cast<char*>(p), pages * PageSize(), flags.data()), 0);
+  return std::vector<bool>(flags.begin(), flags.end());
+}
+
+TEST(PagesTest, PopulateMakesExactlyItsPagesResidentAndZero) {
+  const size_t page = PageSize();
+  char* p = static_cast<char*>(Reserve(32 * page, page, /*commit=*/true));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(ResidentPages(p, 32), std::vector<bool>(32, false));
+  // MADV_POPULATE_WRITE: Linux 5.14.
+  const bool populated = Populate(p + 8 * page, 16 * page);
+  EXPECT_EQ(populated, PopulateInUse());
+  if (KernelAtLeast(5, 14)) EXPECT_TRUE(populated);
+  std::vector<bool> expected(32, false);
+  if (populated) std::fill(expected.begin() + 8, expected.begin() + 24, true);
+  EXPECT_EQ(ResidentPages(p, 32), expected);
+  for (size_t i = 0; i < 32 * page; i += 512) ASSERT_EQ(p[i], 0) << i;
+  EXPECT_FALSE(Populate(p, 0));
+  EXPECT_TRUE(Release(p, 32 * page));
 }
 #endif
 
