@@ -87,6 +87,7 @@ SmallRegion* SmallBucket::NewRegion() {
   r->free_dirty = false;
   r->decommitting = false;
   r->purge_walk = 0;
+  r->populated_end = 0;
   r->last_free_ms = 0;
   auto* bits = reinterpret_cast<std::atomic<uint64_t>*>(r->base() + layout.bitmap_offset);
   for (uint32_t i = 0; i < 2 * BitmapWords(layout.capacity); ++i) {
@@ -170,6 +171,14 @@ size_t SmallRegion::DecommitFreePages() {
     }
     i = free_end;
   }
+  // Pages the bucket populated ahead of the blocks carved (PopulateCarved).
+  const uintptr_t carved_end = AlignUp(reinterpret_cast<uintptr_t>(BlockAt(carved)), page);
+  const uintptr_t populated = reinterpret_cast<uintptr_t>(base()) + populated_end;
+  if (populated > carved_end &&
+      platform::Decommit(reinterpret_cast<void*>(carved_end), populated - carved_end)) {
+    bytes += populated - carved_end;
+  }
+  populated_end = 0;
   return bytes;
 }
 
@@ -182,29 +191,48 @@ uint64_t FreeBelowCarved(const SmallRegion* r, uint32_t w) {
 }
 }  // namespace
 
-// Takes up to n blocks of `r` (which has a free or uncarved block) into
-// out: the free ones below the bump index lowest first, found in the
-// allocated bitmap from the region's hint (no block holds free-list
-// metadata), then, if `carve`, uncarved ones; a batch sets a bitmap word at
-// a time.
-void SmallBucket::PopulateCarved(SmallRegion* r, uint32_t from, uint32_t to) {
-  // A guarded region has guard pages among its blocks' pages.
-  if (runtime_options.hardened) return;
-  if ((regions_mapped_ - regions_unmapped_) * region_size_ < kPopulateAfterBytes) return;
-  // The pages from the end of the blocks carved before to the end of the
-  // last one carved now, rounded up to a step: each step once, as the
-  // carving enters it. Pages the region's header shares are resident.
-  const size_t start = static_cast<size_t>(r->BlockAt(from) - r->base());
-  const size_t end = static_cast<size_t>(r->BlockAt(to) - r->base());
-  const size_t populated_before =
-      from == 0 ? AlignUp(start, platform::PageSize()) : AlignUp(start, kPopulateStep);
-  const size_t populated_after = std::min<size_t>(AlignUp(end, kPopulateStep), region_size_);
-  if (populated_after > populated_before) {
-    platform::Populate(r->base() + populated_before, populated_after - populated_before);
+// Pages to populate once the bucket's lock is released. At most two ranges:
+// a batch holds at most 32 KiB of blocks (or two), a region at least 256 KiB
+// and 15 blocks, so a batch spans two regions at most.
+struct SmallBucket::PopulateLater {
+  platform::PageRange ranges[2];
+  size_t count = 0;
+
+  // With no lock held: the blocks are the caller's, so their region stays.
+  // (A trim that drops the pages populated ahead before this runs leaves
+  // them resident until they are carved.)
+  void Run() const {
+    for (size_t i = 0; i < count; ++i) platform::Populate(ranges[i].base, ranges[i].size);
+  }
+};
+
+void SmallBucket::PopulateCarved(SmallRegion* r, uint32_t from, uint32_t to,
+                                 PopulateLater* populate) {
+  if (populate == nullptr || populate->count == 2) return;
+  if ((regions_mapped_ - regions_unmapped_ - 1) * region_size_ < kPopulateAfterBytes) return;
+  // From the first page past the one block `from` starts in (which the
+  // block before it, or the region's header, has in use already), or past
+  // what was populated before, to the end of the step block `to - 1` ends
+  // in: each step once, as the carving enters it. Never past the blocks'
+  // last page (no guard page of a hardened region either).
+  const size_t page = platform::PageSize();
+  const size_t blocks_end = AlignUp(r->BlockAt(r->layout.capacity) - r->base(), page);
+  const size_t start =
+      std::max<size_t>(AlignUp(r->BlockAt(from) - r->base(), page), r->populated_end);
+  const size_t end = std::min(AlignUp(r->BlockAt(to) - r->base(), kPopulateStep), blocks_end);
+  if (end > start) {
+    populate->ranges[populate->count++] = {r->base() + start, end - start};
+    r->populated_end = static_cast<uint32_t>(end);
   }
 }
 
-size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) {
+// Takes up to n blocks of `r` (which has a free or uncarved block) into
+// out: the free ones below the bump index lowest first, found in the
+// allocated bitmap from the region's hint (no block holds free-list
+// metadata), then, with `populate`, uncarved ones; a batch sets a bitmap
+// word at a time.
+size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, PopulateLater* populate) {
+  const bool carve = populate != nullptr;
   size_t got = 0;
   if (n == 1) {  // an allocator with no thread cache: one block at a time
     uint32_t index;
@@ -215,7 +243,7 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) 
       index = w * 64 + static_cast<uint32_t>(__builtin_ctzll(FreeBelowCarved(r, w)));
       AddReusable(-1);
     } else if (carve) {
-      PopulateCarved(r, r->carved, r->carved + 1);
+      PopulateCarved(r, r->carved, r->carved + 1, populate);
       index = r->carved++;
     } else {
       return 0;
@@ -244,7 +272,7 @@ size_t SmallBucket::PopLocked(SmallRegion* r, void** out, size_t n, bool carve) 
     const uint32_t bump =
         carve ? static_cast<uint32_t>(std::min<size_t>(n - got, r->layout.capacity - r->carved))
               : 0;
-    if (bump != 0) PopulateCarved(r, r->carved, r->carved + bump);
+    if (bump != 0) PopulateCarved(r, r->carved, r->carved + bump, populate);
     for (uint32_t i = r->carved, end = r->carved + bump; i < end;) {
       const uint32_t word_end = std::min(end, (i & ~63u) + 64);
       const uint64_t bits = word_end - i == 64 ? ~uint64_t{0} : (uint64_t{1} << (word_end - i)) - 1;
@@ -271,25 +299,30 @@ size_t SmallBucket::AllocateBatchAt(void** out, size_t n, uint64_t now_ms) {
   Backoff backoff;
   for (bool wait = false;; wait = true) {
     if (wait) backoff.Wait();
-    SpinLockHolder hold(lock_);
-    // (A new mapping is tried again at each step: memory freed elsewhere
-    // may let one succeed before the purge puts its regions back.)
+    PopulateLater populate;
     size_t got = 0;
-    bool no_region = false;
-    while (got < n) {
-      SmallRegion* r = RegionWithFreeBlock(now_ms);
-      if (r == nullptr) {
-        no_region = true;
-        break;
+    {
+      SpinLockHolder hold(lock_);
+      // (A new mapping is tried again at each step: memory freed elsewhere
+      // may let one succeed before the purge puts its regions back.)
+      bool no_region = false;
+      while (got < n) {
+        SmallRegion* r = RegionWithFreeBlock(now_ms);
+        if (r == nullptr) {
+          no_region = true;
+          break;
+        }
+        got += PopLocked(r, out + got, n - got, &populate);
       }
-      got += PopLocked(r, out + got, n - got);
+      blocks_in_use_ += got;
+      blocks_free_ -= got;
+      if (got != 0) cycled_ |= emptied_before_;
+      // No region to be had (address-space limit, strict overcommit): those
+      // a purge has off the lists are worth waiting for.
+      if (got == 0 && no_region && !decommitting_.empty()) continue;
     }
-    blocks_in_use_ += got;
-    blocks_free_ -= got;
-    if (got != 0) cycled_ |= emptied_before_;
-    // No region to be had (address-space limit, strict overcommit): those
-    // a purge has off the lists are worth waiting for.
-    if (got != 0 || !no_region || decommitting_.empty()) return got;
+    populate.Run();
+    return got;
   }
 }
 
@@ -300,12 +333,12 @@ size_t SmallBucket::AllocateFreed(void** out, size_t n) {
   for (RegionHeader* h = partial_.front(); h != nullptr && got < n;) {
     auto* r = reinterpret_cast<SmallRegion*>(h);
     h = h->next;  // PopLocked may move r to the full list
-    if (r->used < r->carved) got += PopLocked(r, out + got, n - got, /*carve=*/false);
+    if (r->used < r->carved) got += PopLocked(r, out + got, n - got, /*populate=*/nullptr);
   }
   while (got < n) {
     SmallRegion* empty = TakeEmptyRegion(kReadClock);
     if (empty == nullptr) break;
-    got += PopLocked(empty, out + got, n - got, /*carve=*/false);
+    got += PopLocked(empty, out + got, n - got, /*populate=*/nullptr);
   }
   blocks_in_use_ += got;
   blocks_free_ -= got;
@@ -490,8 +523,12 @@ size_t SmallBucket::TakeAgedPartialsLocked(uint64_t now_ms, uint64_t max_age_ms,
     if (h == nullptr) break;
     partial_.set_cursor(h->next);
     auto* r = reinterpret_cast<SmallRegion*>(h);
-    // (A region this walk put back at the end is not taken twice.)
-    if (!r->free_dirty || r->last_free_ms + max_age_ms > now_ms || r->purge_walk == purge_walks_) {
+    // (A region this walk put back at the end is not taken twice.) A trim
+    // also takes those with pages populated past the blocks carved.
+    const bool populated_ahead =
+        max_age_ms == 0 && r->populated_end > r->BlockAt(r->carved) - r->base();
+    if (!(r->free_dirty || populated_ahead) || r->last_free_ms + max_age_ms > now_ms ||
+        r->purge_walk == purge_walks_) {
       continue;
     }
     r->free_dirty = false;

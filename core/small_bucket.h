@@ -84,6 +84,7 @@ struct SmallRegion {
   std::atomic<bool> has_aligned;          // some block was handed out at an offset
   bool decommitting;                      // off the lists while a purge gives its free pages back
   uint32_t purge_walk;                    // the last purge walk that took it off the lists
+  uint32_t populated_end;                 // offset up to which the bucket populated pages
   uint64_t last_free_ms;                  // time of the last free into the region
   std::atomic<uint64_t>* allocated_bits;  // one bit per block: handed out
   std::atomic<uint64_t>* aligned_bits;    // one bit per block: handed out at an offset
@@ -118,7 +119,8 @@ struct SmallRegion {
   // The start of the block holding `p`, or nullptr if `p` is not a pointer
   // this region handed out (interior pointer of a plain block, or header).
   void* BlockStart(const void* p) const;
-  // Gives back the pages that only free blocks cover; returns the bytes.
+  // Gives back the pages that only free blocks cover, and those populated
+  // past the blocks carved; returns the bytes.
   // With the lock held, or with no lock when the region is off the lists
   // (no block of it can be handed out then; a free meanwhile only adds a
   // free block whose pages may or may not go back).
@@ -213,11 +215,12 @@ class alignas(64) SmallBucket {
   // per lock hold.
   static constexpr size_t kDecommitBatch = 8;
   static constexpr size_t kWalkStep = 64;
-  // Once a bucket's regions hold this many bytes, the pages of the blocks
-  // it carves are made resident in one system call per kPopulateStep of
-  // the region, ahead of their first use, instead of a page fault each
-  // (platform::Populate): at most one step per bucket is resident ahead of
-  // what it handed out, 1/16 of what it holds at least.
+  // Once the regions a bucket filled before the one it carves hold this
+  // many bytes, the pages of the blocks it carves are made resident
+  // (platform::Populate) kPopulateStep of the region at a time, as the
+  // carving enters each step, in one system call instead of a page fault
+  // each at their first touch. Pages populated past the blocks carved go
+  // back with the free blocks' pages (DecommitFreePages: decay, trim).
   static constexpr size_t kPopulateAfterBytes = size_t{1} << 20;
   static constexpr uint32_t kPopulateStep = 64 * 1024;
 
@@ -299,10 +302,14 @@ class alignas(64) SmallBucket {
   // `last`: the region of the batch's previous block (nullptr at first).
   // Inline: FreeBatchAt, in small_bucket.cc, is its only caller.
   inline const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
-  size_t PopLocked(SmallRegion* r, void** out, size_t n, bool carve = true);
-  // Makes the pages of blocks [from, to) of `r`, about to be carved for the
-  // first time, resident (kPopulateStep).
-  void PopulateCarved(SmallRegion* r, uint32_t from, uint32_t to);
+  // Pages of blocks just carved, populated once the lock is released.
+  struct PopulateLater;
+  // `populate`: where the pages of blocks it carves go (nullptr: nowhere).
+  size_t PopLocked(SmallRegion* r, void** out, size_t n, PopulateLater* populate);
+  // Adds the pages of blocks [from, to) of `r`, carved now, to `populate`,
+  // up to the end of the step the last one ends in, past
+  // kPopulateAfterBytes.
+  void PopulateCarved(SmallRegion* r, uint32_t from, uint32_t to, PopulateLater* populate);
   // Under the lock: a plain load and store, no read-modify-write.
   void AddReusable(ptrdiff_t delta) {
     reusable_.store(reusable_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);

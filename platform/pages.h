@@ -55,13 +55,14 @@ bool Decommit(void* ptr, size_t size);
 // and writable now, in one system call instead of a page fault each (Linux
 // 5.14 and later: madvise(MADV_POPULATE_WRITE)); on the 2-core benchmark
 // guest, 512 MiB took 1.1 s so, written afterwards, against 1.9 s of page
-// faults (docs/design.md, "Small regions filled ahead"). False where the
-// OS has no such call (it then stays off), after DisablePopulate, or when
-// the OS refuses (no memory): the pages then fault in on touch as before.
+// faults (docs/design.md, "Small regions populated"). False where the OS
+// has no such call or a filter refuses it (it then stays off), after
+// DisablePopulate, or when the OS refuses the range (no memory, a guard
+// page): those pages then fault in on touch as before.
 bool Populate(void* ptr, size_t size);
 // Makes Populate do nothing from now on.
 void DisablePopulate();
-// Whether Populate asks the OS (false once it found no such call).
+// Whether Populate asks the OS (the first call asks the kernel).
 bool PopulateInUse();
 
 // A range of pages, for the calls that take several.

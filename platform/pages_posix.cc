@@ -250,21 +250,42 @@ void DecommitRanges(const PageRange* ranges, size_t count, bool* decommitted) {
 #define MADV_POPULATE_WRITE 23  // Linux 5.14; older C libraries lack the name
 #endif
 namespace {
-std::atomic<bool> populate_on{true};
+enum PopulateState : int { kPopulateUnknown, kPopulateOn, kPopulateOff };
+std::atomic<int> populate_state{kPopulateUnknown};
+
+// Whether the kernel knows the advice, asked once with an empty range at
+// `page`: 0 from 5.14 on, EINVAL before (which later on only means a range
+// it cannot populate, such as one with a guard page in it).
+bool PopulateOn(void* page) {
+  int state = populate_state.load(std::memory_order_relaxed);
+  if (state == kPopulateUnknown) {
+    const bool on = madvise(page, 0, MADV_POPULATE_WRITE) == 0;
+    int unknown = kPopulateUnknown;  // DisablePopulate meanwhile wins
+    populate_state.compare_exchange_strong(unknown, on ? kPopulateOn : kPopulateOff,
+                                           std::memory_order_relaxed);
+    state = populate_state.load(std::memory_order_relaxed);
+  }
+  return state == kPopulateOn;
+}
 }  // namespace
 
 bool Populate(void* ptr, size_t size) {
-  if (size == 0 || !populate_on.load(std::memory_order_relaxed)) return false;
+  if (size == 0) return false;
   const int saved_errno = errno;
-  const bool ok = madvise(ptr, size, MADV_POPULATE_WRITE) == 0;
-  // EINVAL: a kernel before 5.14, which has no such advice (the range is a
-  // valid one). Anything else (ENOMEM, EINTR) concerns this call only.
-  if (!ok && errno == EINVAL) populate_on.store(false, std::memory_order_relaxed);
+  bool ok = false;
+  if (PopulateOn(ptr)) {
+    ok = madvise(ptr, size, MADV_POPULATE_WRITE) == 0;
+    // Refused as a call (a system-call filter): off, as DecommitRanges does.
+    if (!ok && (errno == EPERM || errno == ENOSYS)) {
+      populate_state.store(kPopulateOff, std::memory_order_relaxed);
+    }
+  }
   errno = saved_errno;
   return ok;
 }
-void DisablePopulate() { populate_on.store(false, std::memory_order_relaxed); }
-bool PopulateInUse() { return populate_on.load(std::memory_order_relaxed); }
+void DisablePopulate() { populate_state.store(kPopulateOff, std::memory_order_relaxed); }
+// (An empty range needs an aligned address, not a mapped one.)
+bool PopulateInUse() { return PopulateOn(reinterpret_cast<void*>(PageSize())); }
 #else
 bool Populate(void*, size_t) { return false; }
 void DisablePopulate() {}

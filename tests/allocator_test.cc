@@ -26,6 +26,7 @@
 #include "core/runtime_options.h"
 #include "gtest/gtest.h"
 #include "platform/pages.h"
+#include "tests/kernel.h"
 #include "tests/sanitizers.h"
 
 namespace rulloc {
@@ -512,7 +513,9 @@ class AddressSpaceLimit {
     return lowered_;
   }
   void Lift() {
-    if (lowered_) EXPECT_EQ(setrlimit(RLIMIT_AS, &saved_), 0);
+    if (lowered_) {
+      EXPECT_EQ(setrlimit(RLIMIT_AS, &saved_), 0);
+    }
     lowered_ = false;
   }
   // In the action, right before the allocation that must wait.
@@ -649,32 +652,85 @@ size_t NonResidentBytes(const void* p, size_t size) {
   return bytes;
 }
 
-// Once a bucket's regions hold a mebibyte, the pages of each block it carves
-// are resident before anything writes them (one system call per 64 KiB
-// step instead of a page fault each); before that they fault in on touch.
+// The pages wholly inside [p, p + size) past the one p starts in (which the
+// allocator may write), and how many of them are resident.
+struct InteriorPages {
+  size_t count = 0;
+  size_t resident = 0;
+};
+InteriorPages InteriorPagesOf(const void* p, size_t size) {
+  const uintptr_t page = platform::PageSize();
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + page) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + size) & ~(page - 1);
+  InteriorPages pages;
+  pages.count = end > first ? (end - first) / page : 0;
+  pages.resident =
+      pages.count - NonResidentBytes(reinterpret_cast<void*>(first), end - first) / page;
+  return pages;
+}
+
+// Once the regions a bucket filled before hold a mebibyte, the pages of each
+// block it carves are resident before anything writes them (one system call
+// per batch instead of a page fault each); before that they fault in on
+// touch.
 TEST(AllocatorTest, ABucketPastAMebibyteCarvesBlocksWithTheirPagesResident) {
+  kernel::SmallPagesOnly small_pages;
   Allocator a;
-  constexpr size_t kSize = 1024;  // 256 KiB regions, 250 blocks or so each
+  constexpr size_t kSize = 32 * 1024;  // 512 KiB regions of 15 blocks
   std::vector<void*> blocks;
-  for (int i = 0; i < 200; ++i) blocks.push_back(a.allocate(kSize));
-  // Nothing wrote it: the first region's 200th block is still untouched.
-  EXPECT_EQ(NonResidentBytes(blocks[199], kSize), platform::PageSize());
-  while (blocks.size() < 1200) blocks.push_back(a.allocate(kSize));
+  InteriorPages before;
+  for (int i = 0; i < 8; ++i) {
+    blocks.push_back(a.allocate(kSize));
+    const InteriorPages pages = InteriorPagesOf(blocks.back(), kSize);
+    before.count += pages.count;
+    before.resident += pages.resident;
+  }
+  ASSERT_GT(before.count, 0u);
+  EXPECT_EQ(before.resident, 0u);  // nothing wrote them
+  // Three regions: two filled, one mebibyte.
+  while (blocks.size() < 40) blocks.push_back(a.allocate(kSize));
   const size_t bucket =
       reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(blocks[0]))->bucket_index;
-  EXPECT_GE(a.heap().SmallStats(bucket).bytes_mapped, internal::SmallBucket::kPopulateAfterBytes);
-  size_t not_resident = 0;
-  for (int i = 0; i < 300; ++i) {
+  EXPECT_GE(a.heap().SmallStats(bucket).regions, 3u);
+  InteriorPages after;
+  for (int i = 0; i < 40; ++i) {
     blocks.push_back(a.allocate(kSize));
-    not_resident += NonResidentBytes(blocks.back(), kSize);
+    const InteriorPages pages = InteriorPagesOf(blocks.back(), kSize);
+    after.count += pages.count;
+    after.resident += pages.resident;
   }
-  // Linux 5.14 and later (PagesTest checks which).
+  // MADV_POPULATE_WRITE: Linux 5.14.
+  if (kernel::AtLeast(5, 14)) {
+    ASSERT_TRUE(platform::PopulateInUse());
+  }
+  EXPECT_EQ(after.resident, platform::PopulateInUse() ? after.count : 0u);
+  // Up to the end of a 64 KiB step past the last block carved, in its
+  // region: then a trim gives those pages back, with the block in use.
+  const auto resident_past = [&](void* block) {
+    const uintptr_t end = reinterpret_cast<uintptr_t>(block) + kSize;
+    const internal::RegionHeader* region = internal::PageMap::Lookup(block);
+    const uintptr_t step_end =
+        std::min<uintptr_t>((end + internal::SmallBucket::kPopulateStep - 1) &
+                                ~uintptr_t{internal::SmallBucket::kPopulateStep - 1},
+                            reinterpret_cast<uintptr_t>(region) + region->size);
+    if (step_end <= end) return size_t{0};
+    const uintptr_t from = (end + platform::PageSize() - 1) & ~(platform::PageSize() - 1);
+    const size_t size = step_end - from;
+    return size / platform::PageSize() -
+           NonResidentBytes(reinterpret_cast<void*>(from), size) / platform::PageSize();
+  };
+  for (int i = 0; i < 15 && resident_past(blocks.back()) == 0; ++i) {
+    blocks.push_back(a.allocate(kSize));
+  }
   if (platform::PopulateInUse()) {
-    EXPECT_EQ(not_resident, 0u);
-  } else {
-    EXPECT_GT(not_resident, 0u);
+    ASSERT_GT(resident_past(blocks.back()), 0u);
   }
+  void* last = blocks.back();
+  blocks.pop_back();
   for (void* p : blocks) a.deallocate(p);
+  a.trim();
+  EXPECT_EQ(resident_past(last), 0u);
+  a.deallocate(last);
 }
 
 TEST(AllocatorTest, LargeBucketCountsPagesGivenBackAcrossSplitsAndMerges) {

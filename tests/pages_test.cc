@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 #endif
 
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/kernel.h"
 
 namespace rulloc::platform {
 namespace {
@@ -155,22 +155,13 @@ void ExpectDecommitRangesReportsALockedRange() {
   EXPECT_TRUE(Release(mapping, 11 * page));
 }
 
-// Whether the running kernel is `major`.`minor` or later.
-bool KernelAtLeast(int major, int minor) {
-  utsname name;
-  int running_major = 0, running_minor = 0;
-  if (uname(&name) != 0 ||
-      std::sscanf(name.release, "%d.%d", &running_major, &running_minor) != 2) {
-    return false;
-  }
-  return running_major > major || (running_major == major && running_minor >= minor);
-}
-
 TEST(PagesTest, DecommitRangesGivesBackEachRangeOrSaysWhichItCouldNot) {
   // Batched where the kernel names the calling thread to process_madvise
   // (6.15), and still after a range it refused.
   const bool batched = BatchedDecommitInUse();
-  if (KernelAtLeast(6, 15)) EXPECT_TRUE(batched);
+  if (kernel::AtLeast(6, 15)) {
+    EXPECT_TRUE(batched);
+  }
   ExpectDecommitRangesZeroesRangesOnly();
   ExpectDecommitRangesReportsALockedRange();
   EXPECT_EQ(BatchedDecommitInUse(), batched);
@@ -198,7 +189,9 @@ TEST(PagesTest, PopulateMakesExactlyItsPagesResidentAndZero) {
   // MADV_POPULATE_WRITE: Linux 5.14.
   const bool populated = Populate(p + 8 * page, 16 * page);
   EXPECT_EQ(populated, PopulateInUse());
-  if (KernelAtLeast(5, 14)) EXPECT_TRUE(populated);
+  if (kernel::AtLeast(5, 14)) {
+    EXPECT_TRUE(populated);
+  }
   std::vector<bool> expected(32, false);
   if (populated) std::fill(expected.begin() + 8, expected.begin() + 24, true);
   EXPECT_EQ(ResidentPages(p, 32), expected);
