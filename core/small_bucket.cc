@@ -171,12 +171,12 @@ size_t SmallRegion::DecommitFreePages() {
     }
     i = free_end;
   }
-  // Pages the bucket populated ahead of the blocks carved (PopulateCarved).
+  // Pages the bucket populated ahead of the blocks carved (PopulateCarved;
+  // not free blocks' pages: not counted).
   const uintptr_t carved_end = AlignUp(reinterpret_cast<uintptr_t>(BlockAt(carved)), page);
   const uintptr_t populated = reinterpret_cast<uintptr_t>(base()) + populated_end;
-  if (populated > carved_end &&
-      platform::Decommit(reinterpret_cast<void*>(carved_end), populated - carved_end)) {
-    bytes += populated - carved_end;
+  if (populated > carved_end) {
+    platform::Decommit(reinterpret_cast<void*>(carved_end), populated - carved_end);
   }
   populated_end = 0;
   return bytes;
@@ -191,15 +191,16 @@ uint64_t FreeBelowCarved(const SmallRegion* r, uint32_t w) {
 }
 }  // namespace
 
-// Pages to populate once the bucket's lock is released. At most two ranges:
-// a batch holds at most 32 KiB of blocks (or two), a region at least 256 KiB
-// and 15 blocks, so a batch spans two regions at most.
+// Pages to populate once the bucket's lock is released. Two ranges: a batch
+// holds at most 32 KiB of blocks (or two), a region at least 256 KiB and 15
+// blocks, so a batch mostly carves in one region, at times two; the blocks
+// of any more fault in on touch.
 struct SmallBucket::PopulateLater {
   platform::PageRange ranges[2];
   size_t count = 0;
 
   // With no lock held: the blocks are the caller's, so their region stays.
-  // (A trim that drops the pages populated ahead before this runs leaves
+  // (A purge that drops the pages populated ahead before this runs leaves
   // them resident until they are carved.)
   void Run() const {
     for (size_t i = 0; i < count; ++i) platform::Populate(ranges[i].base, ranges[i].size);
@@ -210,6 +211,7 @@ void SmallBucket::PopulateCarved(SmallRegion* r, uint32_t from, uint32_t to,
                                  PopulateLater* populate) {
   if (populate == nullptr || populate->count == 2) return;
   if ((regions_mapped_ - regions_unmapped_ - 1) * region_size_ < kPopulateAfterBytes) return;
+  if (!platform::PopulateInUse()) return;
   // From the first page past the one block `from` starts in (which the
   // block before it, or the region's header, has in use already), or past
   // what was populated before, to the end of the step block `to - 1` ends
@@ -526,7 +528,8 @@ size_t SmallBucket::TakeAgedPartialsLocked(uint64_t now_ms, uint64_t max_age_ms,
     // (A region this walk put back at the end is not taken twice.) A trim
     // also takes those with pages populated past the blocks carved.
     const bool populated_ahead =
-        max_age_ms == 0 && r->populated_end > r->BlockAt(r->carved) - r->base();
+        max_age_ms == 0 &&
+        r->populated_end > AlignUp(r->BlockAt(r->carved) - r->base(), platform::PageSize());
     if (!(r->free_dirty || populated_ahead) || r->last_free_ms + max_age_ms > now_ms ||
         r->purge_walk == purge_walks_) {
       continue;

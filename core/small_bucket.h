@@ -84,7 +84,7 @@ struct SmallRegion {
   std::atomic<bool> has_aligned;          // some block was handed out at an offset
   bool decommitting;                      // off the lists while a purge gives its free pages back
   uint32_t purge_walk;                    // the last purge walk that took it off the lists
-  uint32_t populated_end;                 // offset up to which the bucket populated pages
+  uint32_t populated_end;                 // offset up to which the bucket has populated pages
   uint64_t last_free_ms;                  // time of the last free into the region
   std::atomic<uint64_t>* allocated_bits;  // one bit per block: handed out
   std::atomic<uint64_t>* aligned_bits;    // one bit per block: handed out at an offset
@@ -215,12 +215,13 @@ class alignas(64) SmallBucket {
   // per lock hold.
   static constexpr size_t kDecommitBatch = 8;
   static constexpr size_t kWalkStep = 64;
-  // Once the regions a bucket filled before the one it carves hold this
-  // many bytes, the pages of the blocks it carves are made resident
-  // (platform::Populate) kPopulateStep of the region at a time, as the
-  // carving enters each step, in one system call instead of a page fault
-  // each at their first touch. Pages populated past the blocks carved go
-  // back with the free blocks' pages (DecommitFreePages: decay, trim).
+  // Once a bucket has this many bytes of regions besides the one it carves,
+  // the pages of the blocks it carves are made resident (platform::
+  // Populate) kPopulateStep of the region at a time, as the carving enters
+  // each step, in one system call instead of a page fault each at their
+  // first touch. Pages populated past the blocks carved (one step at most
+  // per region) go back with the free blocks' pages when a decay takes the
+  // region (DecommitFreePages), and on a trim.
   static constexpr size_t kPopulateAfterBytes = size_t{1} << 20;
   static constexpr uint32_t kPopulateStep = 64 * 1024;
 

@@ -259,7 +259,9 @@ std::atomic<int> populate_state{kPopulateUnknown};
 bool PopulateOn(void* page) {
   int state = populate_state.load(std::memory_order_relaxed);
   if (state == kPopulateUnknown) {
+    const int saved_errno = errno;
     const bool on = madvise(page, 0, MADV_POPULATE_WRITE) == 0;
+    errno = saved_errno;
     int unknown = kPopulateUnknown;  // DisablePopulate meanwhile wins
     populate_state.compare_exchange_strong(unknown, on ? kPopulateOn : kPopulateOff,
                                            std::memory_order_relaxed);

@@ -24,12 +24,19 @@ inline bool AtLeast(int major, int minor) {
 // While it lives, the process's pages fault in as small pages, whatever the
 // system's transparent huge page mode (PR_SET_THP_DISABLE): for tests that
 // count resident pages, which "always" would back 2 MiB at a time.
+// Pages already backed by a huge page stay so: a test also needs memory
+// mapped after it starts.
 class SmallPagesOnly {
  public:
-  SmallPagesOnly() { prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0); }
-  ~SmallPagesOnly() { prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0); }
+  SmallPagesOnly() : was_(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1) {
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+  }
+  ~SmallPagesOnly() { prctl(PR_SET_THP_DISABLE, was_ ? 1 : 0, 0, 0, 0); }
   SmallPagesOnly(const SmallPagesOnly&) = delete;
   SmallPagesOnly& operator=(const SmallPagesOnly&) = delete;
+
+ private:
+  const bool was_;
 };
 
 }  // namespace rulloc::kernel

@@ -182,6 +182,7 @@ std::vector<bool> ResidentPages(const char* p, size_t pages) {
 }
 
 TEST(PagesTest, PopulateMakesExactlyItsPagesResidentAndZero) {
+  kernel::SmallPagesOnly small_pages;
   const size_t page = PageSize();
   char* p = static_cast<char*>(Reserve(32 * page, page, /*commit=*/true));
   ASSERT_NE(p, nullptr);

@@ -40,6 +40,7 @@ TEST(PageCallsOffTest, TheVariableTurnsPopulateOffAndBlocksFaultInOnTouch) {
   ASSERT_STREQ(getenv("RULLOC_POPULATE_PAGES"), "0");
   EXPECT_FALSE(rulloc::platform::PopulateInUse());
   rulloc::kernel::SmallPagesOnly small_pages;
+  malloc_trim(0);  // new regions in new mappings
   // 16 MiB of 8 KiB blocks, never written: populated, every page of them
   // past their buckets' first mebibytes would be resident.
   std::vector<void*> blocks;

@@ -1,6 +1,7 @@
 // Blocks that malloc hands out through the thread caches have their pages
 // made resident once their size class holds a mebibyte (SmallBucket::
 // kPopulateAfterBytes), and not before; page_calls_off_test turns it off.
+#include <malloc.h>
 #include <sched.h>
 #include <stdlib.h>
 
@@ -15,6 +16,7 @@ namespace {
 
 TEST(PopulateTest, BlocksPastTheirClassFirstMebibytesArriveResident) {
   rulloc::kernel::SmallPagesOnly small_pages;
+  malloc_trim(0);  // new regions in new mappings
   // On one CPU, so that every refill comes from one arena's bucket (each
   // arena's first mebibyte faults in on touch).
   cpu_set_t all, one;
