@@ -120,7 +120,7 @@ struct SmallRegion {
   // this region handed out (interior pointer of a plain block, or header).
   void* BlockStart(const void* p) const;
   // Gives back the pages that only free blocks cover, and those populated
-  // past the blocks carved; returns the bytes.
+  // past the blocks carved; returns the bytes of the first.
   // With the lock held, or with no lock when the region is off the lists
   // (no block of it can be handed out then; a free meanwhile only adds a
   // free block whose pages may or may not go back).

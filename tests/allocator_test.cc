@@ -669,10 +669,10 @@ InteriorPages InteriorPagesOf(const void* p, size_t size) {
   return pages;
 }
 
-// Once the regions a bucket filled before hold a mebibyte, the pages of each
-// block it carves are resident before anything writes them (one system call
-// per batch instead of a page fault each); before that they fault in on
-// touch.
+// Once a bucket has a mebibyte of regions besides the one it carves, the
+// pages of each block it carves are resident before anything writes them
+// (one system call per 64 KiB instead of a page fault each); before that
+// they fault in on touch.
 TEST(AllocatorTest, ABucketPastAMebibyteCarvesBlocksWithTheirPagesResident) {
   kernel::SmallPagesOnly small_pages;
   internal::RegionCarver::ReleaseRetained(0);  // new regions in new mappings

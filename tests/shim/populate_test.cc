@@ -1,6 +1,7 @@
 // Blocks that malloc hands out through the thread caches have their pages
-// made resident once their size class holds a mebibyte (SmallBucket::
-// kPopulateAfterBytes), and not before; page_calls_off_test turns it off.
+// made resident once their size class has a mebibyte of regions besides the
+// one it carves (SmallBucket::kPopulateAfterBytes), and not before;
+// page_calls_off_test turns it off.
 #include <malloc.h>
 #include <sched.h>
 #include <stdlib.h>
