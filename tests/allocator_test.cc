@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "platform/pages.h"
 #include "tests/kernel.h"
+#include "tests/resident_pages.h"
 #include "tests/sanitizers.h"
 
 namespace rulloc {
@@ -652,23 +653,6 @@ size_t NonResidentBytes(const void* p, size_t size) {
   return bytes;
 }
 
-// The pages wholly inside [p, p + size) past the one p starts in (which the
-// allocator may write), and how many of them are resident.
-struct InteriorPages {
-  size_t count = 0;
-  size_t resident = 0;
-};
-InteriorPages InteriorPagesOf(const void* p, size_t size) {
-  const uintptr_t page = platform::PageSize();
-  const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + page) & ~(page - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + size) & ~(page - 1);
-  InteriorPages pages;
-  pages.count = end > first ? (end - first) / page : 0;
-  pages.resident =
-      pages.count - NonResidentBytes(reinterpret_cast<void*>(first), end - first) / page;
-  return pages;
-}
-
 // Once a bucket has a mebibyte of regions besides the one it carves, the
 // pages of each block it carves are resident before anything writes them
 // (one system call per 64 KiB instead of a page fault each); before that
@@ -678,14 +662,9 @@ TEST(AllocatorTest, ABucketPastAMebibyteCarvesBlocksWithTheirPagesResident) {
   internal::RegionCarver::ReleaseRetained(0);  // new regions in new mappings
   Allocator a;
   constexpr size_t kSize = 32 * 1024;  // 512 KiB regions of 15 blocks
+  const auto allocate = [&](size_t n) { return a.allocate(n); };
   std::vector<void*> blocks;
-  InteriorPages before;
-  for (int i = 0; i < 8; ++i) {
-    blocks.push_back(a.allocate(kSize));
-    const InteriorPages pages = InteriorPagesOf(blocks.back(), kSize);
-    before.count += pages.count;
-    before.resident += pages.resident;
-  }
+  const test::FreshPages before = test::AllocateAndLook(8, kSize, allocate, &blocks);
   ASSERT_GT(before.count, 0u);
   EXPECT_EQ(before.resident, 0u);  // nothing wrote them
   // Three regions: two filled, one mebibyte.
@@ -693,13 +672,7 @@ TEST(AllocatorTest, ABucketPastAMebibyteCarvesBlocksWithTheirPagesResident) {
   const size_t bucket =
       reinterpret_cast<internal::SmallRegion*>(internal::PageMap::Lookup(blocks[0]))->bucket_index;
   EXPECT_GE(a.heap().SmallStats(bucket).regions, 3u);
-  InteriorPages after;
-  for (int i = 0; i < 40; ++i) {
-    blocks.push_back(a.allocate(kSize));
-    const InteriorPages pages = InteriorPagesOf(blocks.back(), kSize);
-    after.count += pages.count;
-    after.resident += pages.resident;
-  }
+  const test::FreshPages after = test::AllocateAndLook(40, kSize, allocate, &blocks);
   // MADV_POPULATE_WRITE: Linux 5.14.
   if (kernel::AtLeast(5, 14)) {
     ASSERT_TRUE(platform::PopulateInUse());

@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "platform/pages.h"
 #include "tests/kernel.h"
-#include "tests/shim/resident_pages.h"
+#include "tests/resident_pages.h"
 
 namespace {
 
