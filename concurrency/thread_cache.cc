@@ -79,7 +79,7 @@ SmallBucket& OwnerOf(const void* block) {
 
 constinit TransferCache transfer[kProcessArenas][ThreadCache::kBins];
 
-// Aborts if `block` (which carries the cached mark) is in the calling
+// Aborts if `block` (which MaybeCached found) is in the calling
 // thread's bin or in its bucket's transfer cache: a double free. A block in
 // another thread's cache cannot be seen from here; its second free is caught
 // when both copies reach the bucket.
@@ -88,7 +88,7 @@ void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
   const CacheBin& bin = cache->bins[bucket];
   const uint32_t count = bin.count.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < count; ++i) {
-    if (bin.slots[i] == block) ReportHeapMisuse(fault, block);
+    if (Untagged(bin.slots[i]) == block) ReportHeapMisuse(fault, block);
   }
   if (transfer[OwnerOf(block).arena()][bucket].Contains(block)) ReportHeapMisuse(fault, block);
 }
@@ -218,6 +218,7 @@ void FlushBin(ThreadCache* cache, size_t bucket, uint32_t keep) {
   CacheBin& bin = cache->bins[bucket];
   const uint32_t count = bin.count.load(std::memory_order_relaxed);
   if (count <= keep) return;
+  MarkTop(bin);  // it is released or moves
   const uint32_t released = count - keep;
   for (uint32_t i = 0; i < released; i += 64) {
     ReleaseBatch(bucket, bin.slots + i, std::min(64u, released - i));
@@ -262,6 +263,7 @@ ThreadCache* Construct(void* memory) {
   cache->slots_resident = true;
   void** slots = reinterpret_cast<void**>(cache + 1);
   for (size_t b = 0; b < ThreadCache::kBins; ++b) {
+    *slots++ = nullptr;  // the sentinel
     cache->bins[b].slots = slots;
     slots += ThreadCache::MaxCountFor(b);
   }
@@ -294,7 +296,7 @@ ThreadCache* NewCache() {
 
 // The heap's check of blocks that reach it directly (Heap::CachedBlockCheck).
 void CheckNotCachedByHeap(void* p, size_t bucket, const char* fault) {
-  if (LooksCached(p)) CheckNotCached(tls_cache, bucket, p, fault);
+  if (MaybeCached(p, bucket)) CheckNotCached(tls_cache, bucket, p, fault);
 }
 
 // Gives the calling thread its own cache; nullptr if it must go uncached.
@@ -459,7 +461,7 @@ void* ThreadCache::AllocateSlow(size_t bucket) {
 
 void ThreadCache::FreeSlow(void* block, size_t bucket) {
   ThreadCache* cache = tls_cache;
-  if (LooksCached(block)) CheckNotCached(cache, bucket, block);
+  if (MaybeCached(block, bucket)) CheckNotCached(cache, bucket, block);
   // Hardened: zeroed on every path (the caller checked it is handed out).
   if (runtime_options.hardened) std::memset(block, 0, DefaultClasses::BlockSize(bucket));
   if (cache == &empty_cache && (cache = InitThread()) == nullptr) {
@@ -478,6 +480,7 @@ void ThreadCache::FreeSlow(void* block, size_t bucket) {
     FlushBin(cache, bucket, count > batch ? count - batch : 0);
     MaybeDecay();
   }
+  MarkTop(bin);
   SetFreeMark(block);
   const uint32_t count_now = bin.count.load(std::memory_order_relaxed);
   bin.slots[count_now] = block;
@@ -504,7 +507,10 @@ void CheckNotFreed(void* p, const char* fault) {
   if (region->kind != RegionKind::kSmall) return;
   // Only a handed-out block start is read: `p` may point into a guard page.
   auto* small = reinterpret_cast<SmallRegion*>(region);
-  if (small->HandedOutBlockAt(p) == small->layout.capacity || !LooksCached(p)) return;
+  if (small->HandedOutBlockAt(p) == small->layout.capacity ||
+      !MaybeCached(p, small->bucket_index)) {
+    return;
+  }
   CheckNotCached(tls_cache, small->bucket_index, p, fault);
 }
 

@@ -55,7 +55,8 @@ void* rulloc_realloc(void* ptr, size_t size) {
   // validates, measures and resizes them with one look at their header.
   size_t bucket;
   size_t usable;
-  if (rulloc::internal::IsTaggedBlock(ptr, &bucket) && !rulloc::internal::LooksCached(ptr)) {
+  if (rulloc::internal::IsTaggedBlock(ptr, &bucket) &&
+      !rulloc::internal::MaybeCached(ptr, bucket)) {
     usable = DefaultClasses::BlockSize(bucket);
   } else {
     rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");

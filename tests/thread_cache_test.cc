@@ -93,18 +93,24 @@ TEST(ThreadCacheTest, AnAlignedPointerInsideABlockUntagsItsRegion) {
   for (void* p : blocks) rulloc_free(p);
 }
 
-TEST(ThreadCacheTest, HandedOutBlocksCarryNoFreeMark) {
-  // A cached block carries a keyed mark in its first word; malloc clears it,
-  // so a new owner cannot read it.
+TEST(ThreadCacheTest, CachedBlocksCarryTheFreeMarkAndHandedOutOnesDoNot) {
+  // A cached block carries a keyed mark in its first word. The fast free
+  // writes it on the block freed before (the bin's previous top), so the
+  // newest block of a bin may lack it until the next free, and the checks
+  // look at the top as well. malloc clears it, so a new owner cannot read it.
+  size_t bucket = 0;
   std::vector<void*> blocks;
   for (int i = 0; i < 64; ++i) blocks.push_back(rulloc_malloc(48));
-  for (void* p : blocks) {
-    rulloc_free(p);
-    EXPECT_NE(*static_cast<uint64_t*>(p), 0u);  // marked while cached
+  ASSERT_TRUE(internal::IsTaggedBlock(blocks[0], &bucket));
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    rulloc_free(blocks[i]);
+    EXPECT_TRUE(internal::MaybeCached(blocks[i], bucket)) << i;
+    if (i > 0) EXPECT_TRUE(internal::LooksCached(blocks[i - 1])) << i;
   }
   for (int i = 0; i < 64; ++i) {
     auto* words = static_cast<uint64_t*>(rulloc_malloc(48));
     EXPECT_EQ(words[0], 0u);
+    EXPECT_FALSE(internal::MaybeCached(words, bucket));
     blocks[i] = words;
   }
   for (void* p : blocks) rulloc_free(p);
