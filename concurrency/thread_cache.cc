@@ -263,8 +263,10 @@ ThreadCache* Construct(void* memory) {
   cache->slots_resident = true;
   void** slots = reinterpret_cast<void**>(cache + 1);
   for (size_t b = 0; b < ThreadCache::kBins; ++b) {
-    *slots++ = nullptr;  // the sentinel
-    cache->bins[b].slots = slots;
+    // Its sentinel, slots[-1], is 0 without a write (fresh or given-back
+    // pages; a reused cache's sentinels were never written anything else),
+    // so the slot pages of bins a thread never uses stay untouched.
+    cache->bins[b].slots = ++slots;
     slots += ThreadCache::MaxCountFor(b);
   }
   return cache;
@@ -504,7 +506,9 @@ void CheckNotFreed(void* p, const char* fault) {
   if (region->kind == RegionKind::kHuge && reinterpret_cast<HugeRegion*>(region)->cached) {
     ReportHeapMisuse(fault, p);
   }
-  if (region->kind != RegionKind::kSmall) return;
+  // (Only the process instance's blocks can be in its caches; another
+  // instance's bucket index may be past the bins.)
+  if (region->kind != RegionKind::kSmall || region->heap != &DefaultHeap()) return;
   // Only a handed-out block start is read: `p` may point into a guard page.
   auto* small = reinterpret_cast<SmallRegion*>(region);
   if (small->HandedOutBlockAt(p) == small->layout.capacity ||

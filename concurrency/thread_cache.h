@@ -17,9 +17,9 @@
 //
 // A bin is a stack of pointers to free blocks (count ≤ an adaptive bound):
 // malloc pops, free pushes, with no lock, no atomic read-modify-write and
-// no system call, and a refill or flush copies pointers without touching
-// the blocks (jemalloc's cache_bin and tcmalloc's per-CPU slabs work the
-// same way). Every thread starts on a shared, empty cache whose bins have
+// no system call, and a refill or flush copies pointers (jemalloc's
+// cache_bin and tcmalloc's per-CPU slabs work the same way); the blocks see
+// only the free mark (see FreeMark). Every thread starts on a shared, empty cache whose bins have
 // a bound of 0, so its first malloc or free falls to the slow path, which
 // gives the thread its own cache; there is no "initialised?" test on the
 // fast path. A block freed by another thread lands in the freeing thread's
@@ -179,13 +179,14 @@ extern constinit thread_local ThreadCache* tls_cache __attribute__((tls_model("i
 //
 // The fast free marks the block it pushes one free later: it pushes it
 // tagged (CacheBin::kUnmarkedBit), marks the bin's previous top if that is
-// tagged, and only asks for the new block's line (prefetchw). The block was
-// most likely just read by the program, and if another CPU wrote it last
-// that CPU still shares the line: a store then waits for the other copy to
-// go and holds up every store after it (larson at 2 threads took 1.10×
-// the time with the mark written at free). So a bin's top may lack the
-// mark, and the checks that look for the mark look at the top too
-// (MaybeCached); the paths that bury or move the top mark it (MarkTop).
+// tagged, and only asks for the new block's line (prefetchw). A store into
+// the block at free, right after the program read it, cost larson at 2
+// threads 1.10× the time on this project's 2-CPU host whenever the host
+// was in its slow phase (likely a wait for another CPU's copy of a line it
+// wrote last; no counters to prove it); one free later it costs nothing
+// measurable. So a bin's top may lack the mark, and the checks that look
+// for the mark look at the top too (MaybeCached); the paths that bury or
+// move the top mark it first (MarkTop).
 extern std::atomic<uint64_t> cache_cookie;  // odd once any cache exists
 inline uint64_t* BlockWords(const void* p) { return static_cast<uint64_t*>(const_cast<void*>(p)); }
 // Fast paths pass the copy of the cookie their ThreadCache holds.

@@ -135,6 +135,20 @@ TEST(MisuseDeathTest, FreeThroughTheWrongInstance) {
   a.deallocate(p);
 }
 
+// 80 classes, where the process instance's thread caches have 40 bins: the
+// C API's checks must not take another instance's bucket index for theirs.
+struct ManyBuckets {
+  static constexpr auto kSizes = internal::GeometricSizes<64 * 1024, 8>();
+};
+
+TEST(MisuseDeathTest, ReallocThroughTheCApiOfAnotherInstancesBlock) {
+  BasicAllocator<ManyBuckets> a;
+  void* p = a.allocate(60 * 1024);  // bucket 78
+  EXPECT_DEATH(rulloc_realloc(p, 100),
+               "^rulloc: pointer belongs to another rulloc allocator instance");
+  a.deallocate(p);
+}
+
 TEST(MisuseDeathTest, FreeOfANeverHandedOutBlock) {
   Allocator a;
   auto* p = static_cast<char*>(a.allocate(64));
