@@ -19,12 +19,12 @@
 // malloc pops, free pushes, with no lock, no atomic read-modify-write and
 // no system call, and a refill or flush copies pointers (jemalloc's
 // cache_bin and tcmalloc's per-CPU slabs work the same way); the blocks see
-// only the free mark (see FreeMark). Every thread starts on a shared, empty cache whose bins have
-// a bound of 0, so its first malloc or free falls to the slow path, which
-// gives the thread its own cache; there is no "initialised?" test on the
-// fast path. A block freed by another thread lands in the freeing thread's
-// cache and goes back to its bucket through the normal flush. A thread's
-// cache returns to the buckets when it exits.
+// only the free mark (see FreeMark). Every thread starts on a shared, empty
+// cache whose bins have a bound of 0, so its first malloc or free falls to
+// the slow path, which gives the thread its own cache; there is no
+// "initialised?" test on the fast path. A block freed by another thread
+// lands in the freeing thread's cache and goes back to its bucket through
+// the normal flush. A thread's cache returns to the buckets when it exits.
 #ifndef RULLOC_CONCURRENCY_THREAD_CACHE_H_
 #define RULLOC_CONCURRENCY_THREAD_CACHE_H_
 
