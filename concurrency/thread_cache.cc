@@ -77,7 +77,7 @@ SmallBucket& OwnerOf(const void* block) {
   return *reinterpret_cast<SmallRegion*>(PageMap::Lookup(block))->bucket;
 }
 
-constinit TransferCache transfer[kProcessArenas][ThreadCache::kBins];
+constinit TransferCaches<kProcessArenas, ThreadCache::kBins> transfer;
 
 // Aborts if `block` (which MaybeCached found) is in the calling
 // thread's bin or in its bucket's transfer cache: a double free. A block in
@@ -90,7 +90,7 @@ void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
   for (uint32_t i = 0; i < count; ++i) {
     if (Untagged(bin.slots[i]) == block) ReportHeapMisuse(fault, block);
   }
-  if (transfer[OwnerOf(block).arena()][bucket].Contains(block)) ReportHeapMisuse(fault, block);
+  if (transfer.Contains(OwnerOf(block).arena(), bucket, block)) ReportHeapMisuse(fault, block);
 }
 
 // Blocks a bucket's transfer cache may hold. Over all the arenas in use:
@@ -100,14 +100,14 @@ void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
 uint32_t TransferCapacity(size_t bucket) {
   const size_t batch = ThreadCache::BatchFor(bucket);
   const size_t n = (512 * 1024) / DefaultClasses::BlockSize(bucket);
-  const size_t total = std::min<size_t>(std::max(n, 4 * batch), TransferCache::kMaxSlots);
+  const size_t total = std::min<size_t>(std::max(n, 4 * batch), kTransferSlots);
   return static_cast<uint32_t>(std::max(total / ArenasUsed(), batch));
 }
 
 // Returns blocks of one arena to its transfer cache, or to its bucket when
 // that is full.
 void ReleaseToArena(size_t arena, size_t bucket, void* const* blocks, uint32_t n) {
-  if (!transfer[arena][bucket].Put(blocks, n, TransferCapacity(bucket))) {
+  if (!transfer.Put(arena, bucket, blocks, n, TransferCapacity(bucket))) {
     BucketAt(arena, bucket).FreeBatch(blocks, n);
   }
 }
@@ -153,7 +153,7 @@ size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
   const size_t used = ArenasUsed();
   uint32_t got = 0;
   for (size_t i = 0; i < used && got < n; ++i) {
-    got += transfer[(arena + i) % used][bucket].Take(out + got, n - got);
+    got += transfer.Take((arena + i) % used, bucket, out + got, n - got);
   }
   if (got == n) return got;
   // Before the bucket cuts new blocks (new pages), blocks freed to another
@@ -173,24 +173,27 @@ size_t AcquireBatch(size_t bucket, void** out, uint32_t n) {
 // Moves what `take` removes from each transfer cache back to its bucket.
 template <typename Take>
 void ReturnToBuckets(Take take) {
-  void* blocks[TransferCache::kMaxSlots];
+  void* blocks[kTransferSlots];
   for (size_t a = 0; a < ArenasUsed(); ++a) {
     for (size_t b = 0; b < ThreadCache::kBins; ++b) {
-      if (const uint32_t n = take(transfer[a][b], blocks)) BucketAt(a, b).FreeBatch(blocks, n);
+      if (const uint32_t n = take(a, b, blocks)) BucketAt(a, b).FreeBatch(blocks, n);
     }
   }
 }
 
 void DrainTransferCaches() {
-  ReturnToBuckets(
-      [](TransferCache& t, void** out) { return t.Take(out, TransferCache::kMaxSlots); });
+  ReturnToBuckets([](size_t arena, size_t bucket, void** out) {
+    return transfer.Take(arena, bucket, out, kTransferSlots);
+  });
 }
 
 // The decay step of the caches shared by threads: what stayed in a transfer
 // cache for a whole decay period goes back to its regions (which the heap's
 // own decay then handles on its next step).
 void DecaySharedCaches() {
-  ReturnToBuckets([](TransferCache& t, void** out) { return t.TakeIdle(out); });
+  ReturnToBuckets([](size_t arena, size_t bucket, void** out) {
+    return transfer.TakeIdle(arena, bucket, out);
+  });
 }
 
 // DecaySharedCaches at most once per decay period.
@@ -591,7 +594,7 @@ size_t ReleaseRetiredCachePages(uint64_t max_age_ms) {
 void PrepareFork() {
   internal::registry.lock.lock();  // ArenasUsed() cannot grow from here on
   for (size_t a = 0; a < internal::ArenasUsed(); ++a) {
-    for (internal::TransferCache& t : internal::transfer[a]) t.lock().lock();
+    for (size_t b = 0; b < internal::ThreadCache::kBins; ++b) internal::transfer.lock(a, b).lock();
   }
   internal::DefaultHeap().LockAll();
   internal::RegionCarver::LockForFork();  // taken under bucket locks: after them
@@ -606,7 +609,8 @@ void RegisterForkHandlers() {
 namespace {
 void UnlockTransferCaches() {
   for (size_t a = 0; a < internal::ArenasUsed(); ++a) {
-    for (internal::TransferCache& t : internal::transfer[a]) t.lock().unlock();
+    for (size_t b = 0; b < internal::ThreadCache::kBins; ++b)
+      internal::transfer.lock(a, b).unlock();
   }
 }
 }  // namespace
@@ -645,7 +649,7 @@ BucketCounts GetBucketCounts(size_t bucket) {
   counts.handed_out = s.blocks_in_use;
   counts.free_in_regions = s.blocks_free;
   for (size_t a = 0; a < internal::ArenasUsed(); ++a) {
-    counts.in_caches += internal::transfer[a][bucket].count();
+    counts.in_caches += internal::transfer.count(a, bucket);
   }
   SpinLockHolder hold(registry.lock);
   for (internal::ThreadCache* c = registry.live; c != nullptr; c = c->next) {

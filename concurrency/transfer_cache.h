@@ -1,12 +1,24 @@
 // Transfer caches: whole batches of blocks handed between thread caches
 // without touching the blocks or their regions.
 //
-//   thread cache ── flush batch ──►  TransferCache[bucket]  ── refill batch ──► thread cache
-//                                    ┌──────┬─────────────────────────┐
-//                                    │ lock │ slots: p p p p ... p    │ count ≤ capacity
-//                                    └──────┴─────────────────────────┘
+//   thread cache ── flush batch ──►  cache (arena, bucket)  ── refill batch ──► thread cache
 //                       full / empty:        ▼ ▲
 //                                    SmallBucket (regions, per-block work)
+//
+// Every cache's lock and counts sit in one dense array, apart from its
+// page of slots:
+//
+//   headers  [arena][bucket]  ┌──────┬───────┬───────────┐ one line each
+//                             │ lock │ count │ low water │
+//                             └──────┴───────┴───────────┘
+//   slots    [arena][bucket]  ┌─────────────────────────────┐ one page each
+//                             │ p p p p ... p               │ count ≤ capacity
+//                             └─────────────────────────────┘
+//
+// Looking at an empty cache (a refill that tries every arena, the decay,
+// statistics, the locks taken around fork) reads its header line only: a
+// never-used cache's page of slots is never faulted in, not even as the
+// kernel's zero page.
 //
 // In a producer/consumer pattern the consumer's flushes become the
 // producer's refills through a copy of pointers. Blocks here count as
@@ -26,68 +38,85 @@
 
 namespace rulloc::internal {
 
-// One page each: a cache that never holds more than a page of pointers
-// touches one page of memory, not the two it would straddle.
-class alignas(4096) TransferCache {
- public:
-  static constexpr uint32_t kMaxSlots = 510;
+// Blocks one transfer cache can hold: a page of pointers.
+inline constexpr uint32_t kTransferSlots = 512;
 
+template <size_t kArenas, size_t kBuckets>
+class TransferCaches {
+ public:
   // Stores all of blocks[0..n) or none; true if stored.
-  bool Put(void* const* blocks, uint32_t n, uint32_t capacity) {
-    SpinLockHolder hold(lock_);
-    const uint32_t count = count_.load(std::memory_order_relaxed);
+  bool Put(size_t arena, size_t bucket, void* const* blocks, uint32_t n, uint32_t capacity) {
+    Header& h = headers_[arena][bucket];
+    SpinLockHolder hold(h.lock);
+    const uint32_t count = h.count.load(std::memory_order_relaxed);
     if (count + n > capacity) return false;
-    std::memcpy(&slots_[count], blocks, n * sizeof(void*));
-    count_.store(count + n, std::memory_order_relaxed);
+    std::memcpy(&slots_[arena][bucket].at[count], blocks, n * sizeof(void*));
+    h.count.store(count + n, std::memory_order_relaxed);
     return true;
   }
   // Takes up to n blocks; returns how many.
-  uint32_t Take(void** out, uint32_t n) {
-    if (empty()) return 0;
-    SpinLockHolder hold(lock_);
-    uint32_t count = count_.load(std::memory_order_relaxed);
+  uint32_t Take(size_t arena, size_t bucket, void** out, uint32_t n) {
+    Header& h = headers_[arena][bucket];
+    if (h.empty()) return 0;
+    SpinLockHolder hold(h.lock);
+    uint32_t count = h.count.load(std::memory_order_relaxed);
     if (n > count) n = count;
     count -= n;
-    count_.store(count, std::memory_order_relaxed);
-    if (count < low_water_) low_water_ = count;
-    std::memcpy(out, &slots_[count], n * sizeof(void*));
+    h.count.store(count, std::memory_order_relaxed);
+    if (count < h.low_water) h.low_water = count;
+    std::memcpy(out, &slots_[arena][bucket].at[count], n * sizeof(void*));
     return n;
   }
   // Takes the blocks that stayed in the cache since the previous call.
-  uint32_t TakeIdle(void** out) {
-    if (empty()) return 0;  // and the low-water mark is 0 already
-    SpinLockHolder hold(lock_);
-    const uint32_t count = count_.load(std::memory_order_relaxed);
-    const uint32_t n = low_water_ < count ? low_water_ : count;
-    std::memcpy(out, &slots_[0], n * sizeof(void*));
-    std::memmove(&slots_[0], &slots_[n], (count - n) * sizeof(void*));
-    count_.store(count - n, std::memory_order_relaxed);
-    low_water_ = count - n;
+  uint32_t TakeIdle(size_t arena, size_t bucket, void** out) {
+    Header& h = headers_[arena][bucket];
+    if (h.empty()) return 0;  // and the low-water mark is 0 already
+    SpinLockHolder hold(h.lock);
+    void** slots = slots_[arena][bucket].at;
+    const uint32_t count = h.count.load(std::memory_order_relaxed);
+    const uint32_t n = h.low_water < count ? h.low_water : count;
+    std::memcpy(out, &slots[0], n * sizeof(void*));
+    std::memmove(&slots[0], &slots[n], (count - n) * sizeof(void*));
+    h.count.store(count - n, std::memory_order_relaxed);
+    h.low_water = count - n;
     return n;
   }
-  bool Contains(const void* block) {
-    if (empty()) return false;
-    SpinLockHolder hold(lock_);
-    const uint32_t count = count_.load(std::memory_order_relaxed);
+  bool Contains(size_t arena, size_t bucket, const void* block) {
+    Header& h = headers_[arena][bucket];
+    if (h.empty()) return false;
+    SpinLockHolder hold(h.lock);
+    const uint32_t count = h.count.load(std::memory_order_relaxed);
+    void* const* slots = slots_[arena][bucket].at;
     for (uint32_t i = 0; i < count; ++i) {
-      if (slots_[i] == block) return true;
+      if (slots[i] == block) return true;
     }
     return false;
   }
-  uint32_t count() const { return count_.load(std::memory_order_relaxed); }
-  SpinLock& lock() { return lock_; }
+  uint32_t count(size_t arena, size_t bucket) const {
+    return headers_[arena][bucket].count.load(std::memory_order_relaxed);
+  }
+  SpinLock& lock(size_t arena, size_t bucket) { return headers_[arena][bucket].lock; }
 
  private:
-  // Read without the lock, so that looking at an idle cache (decay,
-  // statistics) writes nothing: never-used caches stay untouched pages.
-  bool empty() const { return count_.load(std::memory_order_relaxed) == 0; }
+  // A line each: caches of neighbouring buckets, used by different
+  // threads, do not share one.
+  struct alignas(64) Header {
+    // Read without the lock, so that looking at an idle cache writes
+    // nothing.
+    bool empty() const { return count.load(std::memory_order_relaxed) == 0; }
 
-  SpinLock lock_;
-  std::atomic<uint32_t> count_{0};
-  uint32_t low_water_ = 0;  // lowest count_ since the last TakeIdle()
-  void* slots_[kMaxSlots] = {};
+    SpinLock lock;
+    std::atomic<uint32_t> count{0};
+    uint32_t low_water = 0;  // lowest count since the last TakeIdle()
+  };
+  struct alignas(4096) Slots {
+    void* at[kTransferSlots] = {};
+  };
+  static_assert(sizeof(Slots) == 4096);
+
+  Header headers_[kArenas][kBuckets];
+  Slots slots_[kArenas][kBuckets];
 };
-static_assert(sizeof(TransferCache) == 4096);
 
 }  // namespace rulloc::internal
 

@@ -232,14 +232,67 @@ TEST(ThreadCacheTest, ExplicitFlushEmptiesTheCallingThreadsCache) {
   ExpectNothingInUse();
 }
 
+// Transfer caches with nothing else in their huge pages' span: 2 MiB of
+// untouched padding on either side.
+struct PaddedTransferCaches {
+  char head[2 << 20];
+  internal::TransferCaches<2, 3> caches;
+  char tail[2 << 20];
+};
+constinit PaddedTransferCaches padded{};  // zero: nothing written at load
+
+// Looking at empty transfer caches (a refill that tries every arena, the
+// decay, statistics, the locks taken around fork) reads their header lines
+// only: each cache's page of slots stays out of memory until a batch is
+// stored in it, and a stored batch comes back whole.
+TEST(TransferCacheTest, EmptyCachesLeaveTheirSlotPagesUntouched) {
+  internal::TransferCaches<2, 3>& caches = padded.caches;
+  const size_t page = platform::PageSize();
+  ASSERT_EQ(page, 4096u);  // a page of slots per cache, the headers in one
+  void* const start = &caches;
+  const size_t bytes = sizeof(caches);
+  ASSERT_EQ(bytes, 7 * page);
+  // A fault maps one page, not a transparent huge page around it.
+  ASSERT_EQ(madvise(start, bytes, MADV_NOHUGEPAGE), 0);
+  auto resident_pages = [&] {
+    unsigned char resident[7];
+    EXPECT_EQ(mincore(start, bytes, resident), 0);
+    size_t n = 0;
+    for (unsigned char r : resident) n += r & 1;
+    return n;
+  };
+  EXPECT_EQ(resident_pages(), 0u);
+
+  void* out[internal::kTransferSlots];
+  int marker;
+  for (size_t a = 0; a < 2; ++a) {
+    for (size_t b = 0; b < 3; ++b) {
+      EXPECT_EQ(caches.Take(a, b, out, 32), 0u);
+      EXPECT_EQ(caches.TakeIdle(a, b, out), 0u);
+      EXPECT_FALSE(caches.Contains(a, b, &marker));
+      EXPECT_EQ(caches.count(a, b), 0u);
+      caches.lock(a, b).lock();
+      caches.lock(a, b).unlock();
+    }
+  }
+  EXPECT_EQ(resident_pages(), 1u);  // the headers' page
+
+  void* batch[3] = {&marker, &out[0], &out[1]};
+  ASSERT_TRUE(caches.Put(1, 2, batch, 3, internal::kTransferSlots));
+  EXPECT_EQ(resident_pages(), 2u);  // and the one cache's slots
+  EXPECT_TRUE(caches.Contains(1, 2, &marker));
+  EXPECT_EQ(caches.count(1, 2), 3u);
+  EXPECT_EQ(caches.Take(1, 2, out, 32), 3u);
+  EXPECT_EQ(std::set<void*>(out, out + 3), std::set<void*>(batch, batch + 3));
+}
+
 TEST(ThreadCacheTest, BinsStayWithinTheirBounds) {
   std::vector<void*> blocks;
   for (int i = 0; i < 40000; ++i) blocks.push_back(rulloc_malloc(16));
   for (void* p : blocks) rulloc_free(p);
   const BucketCounts counts = GetBucketCounts(0);
   // This thread's bin, plus the bucket's transfer cache.
-  EXPECT_LE(counts.in_caches,
-            internal::ThreadCache::MaxCountFor(0) + internal::TransferCache::kMaxSlots);
+  EXPECT_LE(counts.in_caches, internal::ThreadCache::MaxCountFor(0) + internal::kTransferSlots);
   rulloc_thread_cache_flush();
 }
 
