@@ -42,17 +42,50 @@ HARDENED = "rulloc-hardened"
 SIGNIFICANCE = 0.05
 WORKLOADS = ["larson", "prodcons", "threads", "burst", "realloc", "churn", "large",
              "fragment", "peakidle"]
+
+
+class Mode:
+    """How much a mode runs: thread counts, the workloads' scale (with
+    per-workload overrides), and repetitions (fewer for the hardened column,
+    which is shown but not judged)."""
+
+    def __init__(self, thread_counts, scale, repetitions, hardened_repetitions=None,
+                 scale_overrides=None):
+        self.thread_counts = thread_counts
+        self.scale = scale
+        self.repetitions = repetitions
+        self.hardened_repetitions = hardened_repetitions or repetitions
+        self.scale_overrides = scale_overrides or {}
+
+    def scale_of(self, workload):
+        return self.scale_overrides.get(workload, self.scale)
+
+    def describe(self):
+        text = f"scale {self.scale:g}"
+        if self.scale_overrides:
+            text += " (" + ", ".join(f"{w} {s:g}" for w, s in self.scale_overrides.items()) + ")"
+        text = f"{self.repetitions} repetitions, medians; {text}"
+        if self.hardened_repetitions != self.repetitions:
+            text += f"; {HARDENED}: {self.hardened_repetitions} repetitions"
+        return text
+
+
 MODES = {
-    # threads, scale, repetitions
     # Five runs in quick mode (under a minute and a half): with three, one
     # run that met a slow spell of the host (a huge-page fault that waited,
     # a descheduled thread) could still decide a row.
-    "quick": ([4], 0.25, 5),
+    "quick": Mode([4], 0.25, 5),
     # Nine runs in full mode: on a shared machine a run in five can be off by
     # 20% or more, and a median of five still moved rows by a few percent.
     # Scale 3: at scale 1 the shortest rows (larson, 35 ms at 4 threads)
     # were spread by up to 11%, and a neighbour's burst decided them.
-    "full": ([1, 2, 4, 8], 3.0, 9),
+    # The long rows run less: `large` (3-7 s a run for glibc, jemalloc and
+    # mimalloc at scale 3), `peakidle` and `churn` (22 s a run hardened);
+    # and the hardened column, which no verdict uses, three times. At 9
+    # repetitions of everything at scale 3 the mode took 48 minutes on a
+    # slow 2-core host, over the 30 it has.
+    "full": Mode([1, 2, 4, 8], 3.0, 9, hardened_repetitions=3,
+                 scale_overrides={"large": 1.0, "peakidle": 1.5, "churn": 1.5}),
 }
 
 
@@ -332,7 +365,7 @@ def main():
     if not args.workloads or not args.rulloc:
         parser.error("--workloads and --rulloc are required to run (only --render needs neither)")
 
-    thread_counts, scale, repetitions = MODES[args.mode]
+    mode = MODES[args.mode]
     allocators = [(name, path, {}) for name, path in PEERS
                   if path is None or os.path.exists(path)]
     missing = [name for name, path in PEERS if path is not None and not os.path.exists(path)]
@@ -343,18 +376,23 @@ def main():
         allocators.append((HARDENED, os.path.abspath(args.rulloc), {"RULLOC_HARDENED": "1"}))
     names = [a for a, _, _ in allocators]
     workloads = [w for w in WORKLOADS if not args.only or w in args.only.split(",")]
-    configs = [(w, t) for w in workloads for t in (thread_counts if w != "churn" else [1])]
+    configs = [(w, t) for w in workloads for t in (mode.thread_counts if w != "churn" else [1])]
+
+    def runs_in(rep):
+        return [a for a in allocators if a[0] != HARDENED or rep < mode.hardened_repetitions]
 
     samples = {}
-    total = repetitions * len(configs) * len(allocators)
+    total = sum(len(runs_in(rep)) for rep in range(mode.repetitions)) * len(configs)
     done = 0
     started = time.monotonic()
-    for rep in range(repetitions):
+    for rep in range(mode.repetitions):
         for ci, (workload, threads) in enumerate(configs):
             # Rotate the order so that no allocator always runs first.
-            shift = (rep + ci) % len(allocators)
-            for name, preload, extra_env in allocators[shift:] + allocators[:shift]:
-                r = run_once(args.workloads, workload, threads, scale, preload, extra_env)
+            running = runs_in(rep)
+            shift = (rep + ci) % len(running)
+            for name, preload, extra_env in running[shift:] + running[:shift]:
+                r = run_once(args.workloads, workload, threads, mode.scale_of(workload), preload,
+                             extra_env)
                 samples.setdefault((workload, threads, name), []).append(r)
                 done += 1
                 elapsed = time.monotonic() - started
@@ -380,9 +418,11 @@ def main():
             raise RuntimeError(f"{workload}/{threads}: allocators disagree on the checksum")
     add_paired_ratios(results, names, configs)
 
-    print(f"\n{args.mode} mode: {repetitions} repetitions, medians; scale {scale}")
+    print(f"\n{args.mode} mode: {mode.describe()}")
     summary = print_tables(results, names, configs)
-    meta = {"mode": args.mode, "repetitions": repetitions, "scale": scale,
+    meta = {"mode": args.mode, "repetitions": mode.repetitions, "scale": mode.scale,
+            "scale_overrides": mode.scale_overrides,
+            "hardened_repetitions": mode.hardened_repetitions,
             "title": f"Rulloc vs peers ({args.mode} mode, ratio to the best; lower is better)",
             "summary": {a: {"time_geomean": t, "rss_geomean": m} for a, (t, m) in summary.items()}}
     write_outputs(args.out, results, names, configs, meta)
