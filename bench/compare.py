@@ -60,12 +60,13 @@ class Mode:
     def scale_of(self, workload):
         return self.scale_overrides.get(workload, self.scale)
 
-    def describe(self):
+    def describe(self, workloads, hardened):
+        overrides = {w: s for w, s in self.scale_overrides.items() if w in workloads}
         text = f"scale {self.scale:g}"
-        if self.scale_overrides:
-            text += " (" + ", ".join(f"{w} {s:g}" for w, s in self.scale_overrides.items()) + ")"
+        if overrides:
+            text += " (" + ", ".join(f"{w} {s:g}" for w, s in overrides.items()) + ")"
         text = f"{self.repetitions} repetitions, medians; {text}"
-        if self.hardened_repetitions != self.repetitions:
+        if hardened and self.hardened_repetitions != self.repetitions:
             text += f"; {HARDENED}: {self.hardened_repetitions} repetitions"
         return text
 
@@ -80,8 +81,8 @@ MODES = {
     # Scale 3: at scale 1 the shortest rows (larson, 35 ms at 4 threads)
     # were spread by up to 11%, and a neighbour's burst decided them.
     # The long rows run less: `large` (3-7 s a run for glibc, jemalloc and
-    # mimalloc at scale 3), `peakidle` and `churn` (22 s a run hardened);
-    # and the hardened column, which no verdict uses, three times. At 9
+    # mimalloc at scale 3), `peakidle` and `churn`; and the hardened column,
+    # which no verdict uses (22 s a run on churn), three times. At nine
     # repetitions of everything at scale 3 the mode took 48 minutes on a
     # slow 2-core host, over the 30 it has.
     "full": Mode([1, 2, 4, 8], 3.0, 9, hardened_repetitions=3,
@@ -283,6 +284,8 @@ def write_outputs(out_dir, results, allocators, configs, meta):
         f.write("| geometric mean of ratios to the best (time, peak RSS) | " + " | ".join(
             f"{meta['summary'][a]['time_geomean']:.2f}, {meta['summary'][a]['rss_geomean']:.2f}"
             for a in allocators) + " |\n")
+        if "description" in meta:
+            f.write(f"\n{meta['mode']} mode: {meta['description']}.\n")
     # Chart: time and peak-RSS ratio to the best allocator, per configuration.
     data = os.path.join(out_dir, "chart.dat")
     with open(data, "w") as f:
@@ -418,11 +421,14 @@ def main():
             raise RuntimeError(f"{workload}/{threads}: allocators disagree on the checksum")
     add_paired_ratios(results, names, configs)
 
-    print(f"\n{args.mode} mode: {mode.describe()}")
+    description = mode.describe(workloads, HARDENED in names)
+    print(f"\n{args.mode} mode: {description}")
     summary = print_tables(results, names, configs)
     meta = {"mode": args.mode, "repetitions": mode.repetitions, "scale": mode.scale,
-            "scale_overrides": mode.scale_overrides,
-            "hardened_repetitions": mode.hardened_repetitions,
+            "scale_overrides": {w: mode.scale_of(w) for w in workloads
+                                if w in mode.scale_overrides},
+            "hardened_repetitions": mode.hardened_repetitions if HARDENED in names else 0,
+            "description": description,
             "title": f"Rulloc vs peers ({args.mode} mode, ratio to the best; lower is better)",
             "summary": {a: {"time_geomean": t, "rss_geomean": m} for a, (t, m) in summary.items()}}
     write_outputs(args.out, results, names, configs, meta)

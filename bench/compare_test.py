@@ -72,6 +72,24 @@ class PairedRatioTest(unittest.TestCase):
         self.assertAlmostEqual(results[("larson", 2, compare.HARDENED)]["time_ratio"], 0.5)
         self.assertEqual(compare.fastest(results, "larson", 2, NAMES), "glibc")
 
+    def test_a_hardened_column_of_fewer_repetitions_pairs_with_the_first(self):
+        # Full mode runs the hardened column in the first three of nine
+        # repetitions; the last six ran in a slow spell that tripled every
+        # time. Its runs pair with the first three repetitions' best.
+        results = results_from({
+            "glibc": [1.0] * 3 + [3.0] * 6, "jemalloc": [1.2] * 3 + [3.6] * 6,
+            "rulloc": [1.1] * 3 + [3.3] * 6, compare.HARDENED: [2.2, 2.2, 2.2],
+        })
+        for r in results.values():
+            r.update(cpu_s=r["wall_s"], after_idle_rss_mb=0.0,
+                     wall_mad_pct=0.0)  # for the printed tables
+        compare.add_paired_ratios(results, NAMES, CONFIGS)
+        self.assertAlmostEqual(results[("larson", 2, compare.HARDENED)]["time_ratio"], 2.2)
+        self.assertAlmostEqual(results[("larson", 2, "rulloc")]["time_ratio"], 1.1)
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            compare.print_tables(results, NAMES, CONFIGS)
+        self.assertIn("Hardened mode costs 2.00x Rulloc's time", out.getvalue())
+
     def test_results_saved_without_repetitions_use_the_medians(self):
         results = results_from({"glibc": [2.0], "jemalloc": [3.0], "rulloc": [1.0],
                                 compare.HARDENED: [4.0]})

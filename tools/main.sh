@@ -4,7 +4,8 @@
 # own dependencies first.
 #
 #   tools/main.sh            quick mode (a few minutes)
-#   tools/main.sh --full     full mode: 1, 2, 4 and 8 threads, scale 3 (under 30 min)
+#   tools/main.sh --full     full mode: 1, 2, 4 and 8 threads, scale 3 (large 1,
+#                            peakidle and churn 1.5; under 30 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
