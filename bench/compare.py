@@ -60,8 +60,11 @@ class Mode:
     def scale_of(self, workload):
         return self.scale_overrides.get(workload, self.scale)
 
+    def overrides_for(self, workloads):
+        return {w: s for w, s in self.scale_overrides.items() if w in workloads}
+
     def describe(self, workloads, hardened):
-        overrides = {w: s for w, s in self.scale_overrides.items() if w in workloads}
+        overrides = self.overrides_for(workloads)
         text = f"scale {self.scale:g}"
         if overrides:
             text += " (" + ", ".join(f"{w} {s:g}" for w, s in overrides.items()) + ")"
@@ -425,8 +428,7 @@ def main():
     print(f"\n{args.mode} mode: {description}")
     summary = print_tables(results, names, configs)
     meta = {"mode": args.mode, "repetitions": mode.repetitions, "scale": mode.scale,
-            "scale_overrides": {w: mode.scale_of(w) for w in workloads
-                                if w in mode.scale_overrides},
+            "scale_overrides": mode.overrides_for(workloads),
             "hardened_repetitions": mode.hardened_repetitions if HARDENED in names else 0,
             "description": description,
             "title": f"Rulloc vs peers ({args.mode} mode, ratio to the best; lower is better)",

@@ -593,9 +593,7 @@ size_t ReleaseRetiredCachePages(uint64_t max_age_ms) {
 
 void PrepareFork() {
   internal::registry.lock.lock();  // ArenasUsed() cannot grow from here on
-  for (size_t a = 0; a < internal::ArenasUsed(); ++a) {
-    for (size_t b = 0; b < internal::ThreadCache::kBins; ++b) internal::transfer.lock(a, b).lock();
-  }
+  internal::transfer.LockAll(internal::ArenasUsed());
   internal::DefaultHeap().LockAll();
   internal::RegionCarver::LockForFork();  // taken under bucket locks: after them
 }
@@ -606,19 +604,10 @@ void RegisterForkHandlers() {
   pthread_atfork(PrepareFork, AfterForkInParent, AfterForkInChild);
 }
 
-namespace {
-void UnlockTransferCaches() {
-  for (size_t a = 0; a < internal::ArenasUsed(); ++a) {
-    for (size_t b = 0; b < internal::ThreadCache::kBins; ++b)
-      internal::transfer.lock(a, b).unlock();
-  }
-}
-}  // namespace
-
 void AfterForkInParent() {
   internal::RegionCarver::UnlockAfterFork();
   internal::DefaultHeap().UnlockAll();
-  UnlockTransferCaches();
+  internal::transfer.UnlockAll(internal::ArenasUsed());
   internal::registry.lock.unlock();
 }
 
@@ -628,7 +617,7 @@ void AfterForkInChild() {
   internal::RegionCarver::UnlockAfterFork();
   internal::DefaultHeap().AfterForkInChildLocked();
   internal::DefaultHeap().UnlockAll();
-  UnlockTransferCaches();
+  internal::transfer.UnlockAll(internal::ArenasUsed());
   // Only the forking thread exists in the child: keep its cache alone.
   internal::ThreadCache* own = internal::tls_cache;
   if (own != &internal::empty_cache) {

@@ -95,7 +95,17 @@ class TransferCaches {
   uint32_t count(size_t arena, size_t bucket) const {
     return headers_[arena][bucket].count.load(std::memory_order_relaxed);
   }
-  SpinLock& lock(size_t arena, size_t bucket) { return headers_[arena][bucket].lock; }
+  // Every lock of arenas [0, arenas), around fork.
+  void LockAll(size_t arenas) {
+    for (size_t a = 0; a < arenas; ++a) {
+      for (Header& h : headers_[a]) h.lock.lock();
+    }
+  }
+  void UnlockAll(size_t arenas) {
+    for (size_t a = 0; a < arenas; ++a) {
+      for (Header& h : headers_[a]) h.lock.unlock();
+    }
+  }
 
  private:
   // A line each: caches of neighbouring buckets, used by different
