@@ -12,7 +12,8 @@ of the same repetition, so that a slow spell of a shared machine, which
 slows every allocator of the repetitions it covers, cancels out instead of
 deciding a row by which allocators' medians it reaches. Prints a table per
 workload, a geometric-mean summary and, for each peer, the rows where Rulloc
-is slower (and whether the repetitions make that significant), and writes
+is faster, slower or not told apart (by a significance test over the
+repetitions, adjusted for the number of rows), and writes
 results.csv, results.json (with every repetition's time), a Markdown table
 (results.md) and a chart (chart.png, drawn by gnuplot) to --out.
 """
@@ -28,6 +29,7 @@ import sys
 import time
 
 from scipy import stats  # Debian's python3-scipy
+from statsmodels.stats.multitest import multipletests  # Debian's python3-statsmodels
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 PEERS = [
@@ -37,8 +39,8 @@ PEERS = [
     ("mimalloc", f"{LIBDIR}/libmimalloc.so.2"),
 ]
 HARDENED = "rulloc-hardened"
-# A row where Rulloc's median ratio to a peer is above 1 counts as slower
-# only at this significance level (see slower_p_value).
+# A row counts as faster or slower than a peer only at this false discovery
+# rate (see verdicts_against).
 SIGNIFICANCE = 0.05
 WORKLOADS = ["larson", "prodcons", "threads", "burst", "realloc", "churn", "large",
              "fragment", "peakidle"]
@@ -164,45 +166,89 @@ def fastest(results, workload, threads, allocators):
                key=lambda a: time_ratio(results, workload, threads, a, allocators))
 
 
-def slower_p_value(walls, peer_walls):
-    """How likely repetitions at least this much slower than the peer's
-    would be if both were as fast: a one-sided Wilcoxon signed-rank test on
-    the repetitions' log time ratios (paired, as the runs were interleaved).
-    With 5 repetitions it is at least 1/32, with 9 at least 1/512."""
+def difference_p_value(walls, peer_walls):
+    """How likely repetitions at least this far apart from the peer's (either
+    way) would be if both were as fast: a two-sided Wilcoxon signed-rank test
+    on the repetitions' log time ratios (paired, as the runs were
+    interleaved). With 5 repetitions it is at least 1/16, with 9 at least
+    1/256. (With an odd number, a median ratio on one side of 1 and ranks
+    leaning to the other give p > 0.4.)"""
     # Equal times are dropped here: with a zero among them, SciPy leaves its
     # exact distribution for a normal approximation, too lenient for so few.
     logs = [x for x in (math.log(w / p) for w, p in zip(walls, peer_walls)) if x != 0]
     if not logs:
         return 1.0
-    return float(stats.wilcoxon(logs, alternative="greater", method="exact").pvalue)
+    return float(stats.wilcoxon(logs, alternative="two-sided", method="exact").pvalue)
+
+
+def verdicts_against(results, peer, configs):
+    """Rulloc against `peer` on every row: (row, ratio, q, verdict), where the
+    ratio is Rulloc's time over the peer's (median of the repetitions'
+    ratios), q the row's p-value adjusted for testing all the rows at once
+    (Benjamini-Hochberg: of the rows called different, at most SIGNIFICANCE
+    are expected to be wrongly so), and the verdict "faster" or "slower"
+    where q < SIGNIFICANCE, "tie" where the repetitions do not tell them
+    apart."""
+    rows, ratios, p_values = [], [], []
+    for w, t in configs:
+        walls = results[(w, t, "rulloc")]["wall_samples"]
+        peer_walls = results[(w, t, peer)]["wall_samples"]
+        rows.append((w, t))
+        ratios.append(paired_ratio(walls, peer_walls))
+        p_values.append(difference_p_value(walls, peer_walls))
+    q_values = multipletests(p_values, alpha=SIGNIFICANCE, method="fdr_bh")[1]
+    verdicts = []
+    for row, ratio, q in zip(rows, ratios, q_values):
+        verdict = "tie" if q >= SIGNIFICANCE or ratio == 1 else "faster" if ratio < 1 else "slower"
+        verdicts.append((row, ratio, float(q), verdict))
+    return verdicts
 
 
 def print_rulloc_against_peers(results, allocators, configs):
-    """For each peer, the rows where Rulloc's time is above the peer's
-    (median of the per-repetition ratios), split by whether the repetitions
-    make the difference significant."""
+    """For each peer, the rows where Rulloc is faster, slower, or not told
+    apart from it; then the first target of the comparison: faster than
+    glibc and jemalloc on every row."""
     if "rulloc" not in allocators or not has_samples(results, allocators, configs):
         return
-    print("\nRulloc's time over each peer's (median of the repetitions' ratios): rows where "
-          "Rulloc is slower.\n'slower' when a one-sided Wilcoxon signed-rank test over the "
-          f"paired repetitions gives p < {SIGNIFICANCE}, 'tie' when it does not (the runs do "
-          "not tell the two apart).")
+    repetitions = min(len(results[(w, t, "rulloc")]["wall_samples"]) for w, t in configs)
+    testable = 2 / 2**repetitions < SIGNIFICANCE
+    print("\nRulloc's time over each peer's (median of the repetitions' ratios). 'faster' or "
+          "'slower' where a two-sided\nWilcoxon signed-rank test over the paired repetitions, "
+          "adjusted for testing every row (Benjamini-Hochberg),\ngives q < "
+          f"{SIGNIFICANCE}; 'tie' where it does not (the runs do not tell the two apart).")
+    if not testable:
+        print(f"With {repetitions} repetitions no row can reach q < {SIGNIFICANCE} (p is at "
+              f"least 2/2^{repetitions}; it takes 6): listed by the ratio alone.")
+    above_one, shown = [], 0
+    judged = [p for p in allocators if p in ("glibc", "jemalloc")]
     for peer in allocators:
         if peer in ("rulloc", HARDENED):
             continue
-        slower, ties = [], []
-        for w, t in configs:
-            walls = results[(w, t, "rulloc")]["wall_samples"]
-            peer_walls = results[(w, t, peer)]["wall_samples"]
-            ratio = paired_ratio(walls, peer_walls)
-            if ratio > 1:
-                p = slower_p_value(walls, peer_walls)
-                spread = results[(w, t, "rulloc")].get("wall_mad_pct", 0)
-                row = f"{w} {t}t {ratio:.3f} (±{spread:.1f}%, p={p:.3f})"
-                (slower if p < SIGNIFICANCE else ties).append(row)
-        print(f"  {peer:<15} slower: " + (", ".join(slower) if slower else "none"))
-        if ties:
-            print(f"  {'':<15} tie:    " + ", ".join(ties))
+        verdicts = verdicts_against(results, peer, configs)
+        by_verdict = {"faster": [], "slower": [], "tie": []}
+        for (w, t), ratio, q, verdict in verdicts:
+            spread = results[(w, t, "rulloc")].get("wall_mad_pct", 0)
+            if testable:
+                by_verdict[verdict].append(f"{w} {t}t {ratio:.3f} (±{spread:.1f}%, q={q:.3f})")
+            elif ratio > 1:
+                by_verdict["slower"].append(f"{w} {t}t {ratio:.3f} (±{spread:.1f}%)")
+            if peer in judged:
+                shown += verdict == "faster"
+                if ratio >= 1:
+                    above_one.append(f"{peer} {w} {t}t {ratio:.3f}")
+        if testable:
+            print(f"  {peer:<15} faster on {len(by_verdict['faster'])} of {len(verdicts)} rows")
+            for verdict in ("slower", "tie"):
+                if by_verdict[verdict]:
+                    print(f"  {'':<15} {verdict + ':':<7} " + ", ".join(by_verdict[verdict]))
+        else:
+            print(f"  {peer:<15} ratio above 1: " + (", ".join(by_verdict["slower"]) or "none"))
+    if judged:
+        print(f"\nFaster than {' and '.join(judged)} on every row, by the median ratio: " +
+              ("yes" if not above_one else "no; not on " + ", ".join(above_one)))
+        if testable:
+            print(f"  shown faster by the test (q < {SIGNIFICANCE}) on {shown} of their "
+                  f"{len(judged) * len(configs)} rows")
 
 
 def print_tables(results, allocators, configs):

@@ -103,48 +103,116 @@ class SignificanceTest(unittest.TestCase):
         # 2% slower in each of nine repetitions, whatever the host did.
         peer = [1.0, 1.3, 0.9, 1.1, 1.0, 1.2, 0.95, 1.05, 1.0]
         rulloc = [1.02 * w for w in peer]
-        self.assertAlmostEqual(compare.slower_p_value(rulloc, peer), 1 / 512)
-        self.assertLess(compare.slower_p_value(rulloc, peer), compare.SIGNIFICANCE)
+        self.assertEqual(compare.difference_p_value(rulloc, peer), 2 / 512)
+        self.assertEqual(compare.difference_p_value(peer, rulloc), 2 / 512)
 
-    def test_a_median_above_one_from_mixed_repetitions_is_a_tie(self):
+    def test_a_median_above_one_from_mixed_repetitions_is_far_from_significant(self):
         # The median ratio is 1.01, but Rulloc is faster by more in four
         # repetitions of nine.
         peer = [1.0] * 9
         rulloc = [1.01, 1.01, 1.01, 1.01, 1.01, 0.95, 0.96, 0.97, 0.98]
         self.assertAlmostEqual(compare.paired_ratio(rulloc, peer), 1.01)
-        # Signed ranks 1..5 up, 6..9 down: 420 of the 512 sign patterns
-        # rank the ups at least as high.
-        self.assertAlmostEqual(compare.slower_p_value(rulloc, peer), 420 / 512)
+        # Signed ranks 1..5 up (sum 15), 6..9 down (30): 109 of the 512
+        # sign patterns give an up-sum of 15 or less, as many 30 or more.
+        self.assertAlmostEqual(compare.difference_p_value(rulloc, peer), 2 * 109 / 512)
 
     def test_five_repetitions_can_show_a_difference(self):
-        # Quick mode: five repetitions, all slower, is p = 1/32.
-        self.assertAlmostEqual(compare.slower_p_value([1.1] * 5, [1.0] * 5), 1 / 32)
+        # Quick mode: five repetitions, all slower, is p = 2/32.
+        self.assertAlmostEqual(compare.difference_p_value([1.1] * 5, [1.0] * 5), 2 / 32)
 
     def test_a_repetition_with_equal_times_is_left_out(self):
         # Four slower repetitions and one equal: the exact test on four,
-        # 1/16, not a normal approximation on five (0.034, "slower").
-        p = compare.slower_p_value([1.1, 1.1, 1.1, 1.1, 1.0], [1.0] * 5)
-        self.assertAlmostEqual(p, 1 / 16)
+        # 2/16, not a normal approximation on five.
+        p = compare.difference_p_value([1.1, 1.1, 1.1, 1.1, 1.0], [1.0] * 5)
+        self.assertAlmostEqual(p, 2 / 16)
 
     def test_equal_times_are_no_difference(self):
-        self.assertEqual(compare.slower_p_value([1.0] * 5, [1.0] * 5), 1.0)
+        self.assertEqual(compare.difference_p_value([1.0] * 5, [1.0] * 5), 1.0)
 
-    def test_the_lists_tell_slower_rows_from_ties(self):
-        results = results_from({
-            "glibc":    [1.0] * 9,
-            "jemalloc": [1.0] * 9,
-            "rulloc":   [1.01, 1.01, 1.01, 1.01, 1.01, 0.95, 0.96, 0.97, 0.98],
-            compare.HARDENED: [2.0] * 9,
-        })
-        results[("larson", 2, "jemalloc")]["wall_samples"] = [0.9] * 9
+
+class VerdictTest(unittest.TestCase):
+    ROWS = [("larson", 1), ("larson", 2), ("burst", 1), ("burst", 2)]
+
+    def results(self, rulloc_by_row, peer=1.0):
+        results = {}
+        for (w, t), walls in zip(self.ROWS, rulloc_by_row):
+            for a, samples in (("glibc", [peer] * 9), ("jemalloc", [peer] * 9),
+                               ("rulloc", walls), (compare.HARDENED, [2.0] * 9)):
+                results[(w, t, a)] = {"wall_s": sorted(samples)[4], "wall_samples": samples,
+                                      "wall_mad_pct": 0.0}
+        return results
+
+    def test_the_adjustment_for_many_rows_turns_a_lone_small_p_into_a_tie(self):
+        # Alone, seven slower repetitions of nine and two faster by less
+        # (down-ranks 1 and 2: 5 of the 512 sign patterns have a down-sum of
+        # 3 or less) would be p = 2 * 5/512 = 0.020: slower. Among four rows
+        # whose others tell nothing, Benjamini-Hochberg multiplies it by 4.
+        nothing = [1.01, 0.99, 1.02, 0.98, 1.03, 0.97, 1.04, 0.96, 1.0]
+        slower = [1.02] * 7 + [0.995, 0.99]
+        results = self.results([nothing, nothing, nothing, slower])
+        self.assertAlmostEqual(compare.difference_p_value(slower, [1.0] * 9), 10 / 512)
+        verdicts = compare.verdicts_against(results, "jemalloc", self.ROWS)
+        self.assertEqual([v[3] for v in verdicts], ["tie"] * 4)
+        self.assertAlmostEqual(verdicts[3][2], 4 * 10 / 512)
+
+    def test_rows_that_all_differ_keep_their_verdicts(self):
+        faster = [0.9] * 9
+        slower = [1.1] * 9
+        results = self.results([faster, faster, faster, slower])
+        verdicts = compare.verdicts_against(results, "glibc", self.ROWS)
+        self.assertEqual([v[3] for v in verdicts], ["faster", "faster", "faster", "slower"])
+        self.assertTrue(all(v[2] == 2 / 512 for v in verdicts))
+
+    def test_a_median_ratio_against_the_ranks_is_a_tie(self):
+        # Five repetitions 1% slower, four 5-8% faster: the median ratio is
+        # above 1, the ranks lean the other way.
+        mixed = [1.01] * 5 + [0.95, 0.94, 0.93, 0.92]
+        faster = [0.9] * 9
+        results = self.results([faster, faster, faster, mixed])
+        verdicts = compare.verdicts_against(results, "glibc", self.ROWS)
+        self.assertEqual(verdicts[3][3], "tie")
+
+    def test_the_printout_lists_ties_and_slower_rows_and_the_first_target(self):
+        faster = [0.9] * 9
+        slower = [1.1] * 9
+        results = self.results([faster, faster, faster, slower])
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            compare.print_rulloc_against_peers(results, NAMES, CONFIGS)
-        lines = out.getvalue().splitlines()
-        glibc = lines.index(next(line for line in lines if line.strip().startswith("glibc")))
-        self.assertIn("slower: none", lines[glibc])
-        self.assertIn("tie:    larson 2t 1.010", lines[glibc + 1])
-        self.assertIn("slower: larson 2t", next(line for line in lines if "jemalloc" in line))
+            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
+        text = out.getvalue()
+        self.assertIn("glibc           faster on 3 of 4 rows", text)
+        self.assertIn("slower: burst 2t 1.100", text)
+        self.assertIn("by the median ratio: no; not on glibc burst 2t 1.100, "
+                      "jemalloc burst 2t 1.100", text)
+        self.assertIn("shown faster by the test (q < 0.05) on 6 of their 8 rows", text)
+
+    def test_the_first_target_met(self):
+        results = self.results([[0.9] * 9] * 4)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
+        self.assertIn("on every row, by the median ratio: yes", out.getvalue())
+
+    def test_five_repetitions_list_the_ratios_alone(self):
+        # Two-sided, five repetitions can give p = 2/32 at best.
+        results = self.results([[0.9] * 9] * 3 + [[1.1] * 9])
+        for r in results.values():
+            r["wall_samples"] = r["wall_samples"][:5]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
+        text = out.getvalue()
+        self.assertIn("With 5 repetitions no row can reach q < 0.05", text)
+        self.assertIn("glibc           ratio above 1: burst 2t 1.100 (±0.0%)", text)
+        self.assertIn("by the median ratio: no; not on glibc burst 2t 1.100", text)
+        self.assertNotIn("shown faster", text)
+
+    def test_an_equal_row_is_not_faster(self):
+        results = self.results([[0.9] * 9] * 3 + [[1.0] * 9])
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
+        self.assertIn("no; not on glibc burst 2t 1.000, jemalloc burst 2t 1.000", out.getvalue())
 
 
 if __name__ == "__main__":

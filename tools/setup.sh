@@ -10,7 +10,7 @@ packages=(
   libabsl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libgoogle-perftools-dev
   libmimalloc2.0 libmimalloc-dev
-  python3 python3-scipy gnuplot-nox git sqlite3 xz-utils
+  python3 python3-scipy python3-statsmodels gnuplot-nox git sqlite3 xz-utils
 )
 
 missing=()
