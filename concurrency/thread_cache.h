@@ -237,8 +237,8 @@ inline Heap& DefaultHeap() { return DefaultAllocator().heap(); }
 
 // True if `p`, a handed-out block of `bucket`, may be in a cache: it carries
 // the mark, or it is the calling thread's unmarked top of that bin. (The
-// assertion, on in the tests' builds, catches a bucket index of another
-// instance, whose buckets may outnumber the bins.)
+// assertion, on in the ASan+UBSan and fuzz builds, catches a bucket index of
+// another instance, whose buckets may outnumber the bins.)
 inline bool MaybeCached(const void* p, size_t bucket) {
   assert(bucket < ThreadCache::kBins);
   return LooksCached(p) || IsUnmarkedTop(tls_cache->bins[bucket], p);
