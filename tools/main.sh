@@ -16,7 +16,7 @@ bazel build --config=opt //:librulloc.so //bench:workloads
 # share the two cores with the measured runs.
 bazel shutdown
 out="bench-results/${mode}"
-# Debian's python3, for which setup.sh installed SciPy (the runner's
-# significance test).
+# Debian's python3, for which setup.sh installed SciPy and statsmodels (the
+# runner's significance test and its adjustment for the number of rows).
 /usr/bin/python3 bench/compare.py --mode "${mode}" \
   --workloads bazel-bin/bench/workloads --rulloc bazel-bin/librulloc.so --out "${out}"
