@@ -23,12 +23,16 @@
 
 namespace rulloc {
 
+namespace internal {
+struct ProcessAllocatorParts;
+}  // namespace internal
+
 template <class Table = DefaultBuckets>
 class BasicAllocator {
   using Map = SizeClassMap<Table>;
 
  public:
-  constexpr BasicAllocator() : BasicAllocator(std::make_index_sequence<Map::kCount>()) {}
+  constexpr BasicAllocator() : BasicAllocator(std::make_index_sequence<Map::kCount>(), &heap_) {}
   ~BasicAllocator() { heap_.ReleaseAll(); }
   BasicAllocator(const BasicAllocator&) = delete;
   BasicAllocator& operator=(const BasicAllocator&) = delete;
@@ -79,9 +83,15 @@ class BasicAllocator {
   constexpr internal::Heap& heap() { return heap_; }
 
  private:
+  friend struct internal::ProcessAllocatorParts;
+  // The process allocator: its buckets name no heap (SmallBucket's
+  // constructor says why).
+  struct ProcessAllocator {};
+  constexpr explicit BasicAllocator(ProcessAllocator)
+      : BasicAllocator(std::make_index_sequence<Map::kCount>(), nullptr) {}
   template <size_t... kIndex>
-  constexpr explicit BasicAllocator(std::index_sequence<kIndex...>)
-      : small_{internal::SmallBucket(Table::kSizes[kIndex], kIndex, &heap_)...},
+  constexpr BasicAllocator(std::index_sequence<kIndex...>, internal::Heap* buckets_heap)
+      : small_{internal::SmallBucket(Table::kSizes[kIndex], kIndex, buckets_heap)...},
         heap_(small_, Map::kCount, Map::kLookup.data(), Map::kMaxSize) {}
 
   static bool ValidAlignment(size_t alignment) {
@@ -112,9 +122,9 @@ struct ProcessAllocatorParts {
   // (Defined before the constructor that delegates to it, for clang.)
   template <size_t... kIndex>
   constexpr explicit ProcessAllocatorParts(std::index_sequence<kIndex...>)
-      : allocator(),
+      : allocator(Allocator::ProcessAllocator()),
         extra{SmallBucket(DefaultBuckets::kSizes[kIndex % Map::kCount], kIndex % Map::kCount,
-                          &allocator.heap(), 1 + kIndex / Map::kCount)...} {
+                          nullptr, 1 + kIndex / Map::kCount)...} {
     allocator.heap().AttachArenas(extra, kProcessArenas);
     allocator.heap().TagSmallRegions();
   }

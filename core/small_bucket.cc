@@ -4,6 +4,7 @@
 #include <new>
 
 #include "concurrency/backoff.h"
+#include "core/allocator.h"
 #include "core/diagnostics.h"
 #include "core/heap.h"
 #include "core/page_map.h"
@@ -59,8 +60,10 @@ void* SmallRegion::BlockStart(const void* p) const {
   return start;
 }
 
+Heap& SmallBucket::heap() const { return heap_ != nullptr ? *heap_ : DefaultAllocator().heap(); }
+
 SmallRegion* SmallBucket::NewRegion() {
-  RegionHeader* header = MapRegion(RegionKind::kSmall, region_size_, kGranule, heap_);
+  RegionHeader* header = MapRegion(RegionKind::kSmall, region_size_, kGranule, &heap());
   if (header == nullptr) return nullptr;
   // Hardened: a guard page after the header and one at the end of the
   // region, so that no overflow reaches metadata (this region's or the next).
@@ -97,8 +100,9 @@ SmallRegion* SmallBucket::NewRegion() {
   r->aligned_bits = bits + BitmapWords(layout.capacity);
   // The process allocator's thread caches free blocks of unguarded regions
   // with the layout of their bucket from a table, without this header.
-  if (!guarded && heap_->tags_small_regions()) PageMap::SetTag(header, region_size_, index_ + 1);
+  if (!guarded && heap().tags_small_regions()) PageMap::SetTag(header, region_size_, index_ + 1);
   ++regions_mapped_;
+  mapped_a_region_.store(true, std::memory_order_relaxed);
   blocks_free_ += layout.capacity;
   partial_.PushFront(&r->header);
   return r;
@@ -454,6 +458,7 @@ void SmallBucket::UnmapExcessLocked(uint64_t now_ms, Unmapper* later) {
 }
 
 size_t SmallBucket::Purge(uint64_t now_ms, uint64_t max_age_ms) {
+  if (!mapped_a_region_.load(std::memory_order_relaxed)) return 0;  // (one mapped now: next time)
   // Partial regions that saw no free for the decay time give back the
   // pages that only free blocks cover. First: a region whose last blocks
   // were freed meanwhile ends on the empty list, for the rounds below.

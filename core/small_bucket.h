@@ -226,6 +226,9 @@ class alignas(64) SmallBucket {
   static constexpr uint32_t kPopulateStep = 64 * 1024;
 
   // `arena`: which of its heap's sets of buckets this one belongs to.
+  // `heap` nullptr: the process allocator's heap. Its buckets are constant
+  // data of librulloc.so; a pointer in each would be a load-time relocation,
+  // and the loader would write (copy) every page of them in every process.
   constexpr SmallBucket(uint32_t block_size, uint32_t index, Heap* heap, uint32_t arena = 0)
       : block_size_(block_size),
         region_size_(RegionSizeFor(block_size)),
@@ -291,6 +294,7 @@ class alignas(64) SmallBucket {
     size_t count = 0;
   };
 
+  Heap& heap() const;
   SmallRegion* NewRegion();
   SmallRegion* RegionWithFreeBlock(uint64_t now_ms);
   // Moves the newest empty region to the partial list, or returns nullptr.
@@ -340,7 +344,7 @@ class alignas(64) SmallBucket {
   const uint32_t region_size_;
   const uint32_t index_;
   const uint32_t arena_;
-  Heap* const heap_;
+  Heap* const heap_;  // nullptr: the process allocator's (see the constructor)
   RegionList partial_;
   RegionList full_;
   RegionList empty_;
@@ -351,6 +355,10 @@ class alignas(64) SmallBucket {
   std::atomic<size_t> reusable_{0};
   size_t regions_mapped_ = 0;
   size_t regions_unmapped_ = 0;
+  // Set with the first region; read without the lock by Purge, so that a
+  // purge leaves a bucket that never had one untouched (no write to its
+  // lock: the process allocator's buckets stay clean pages of .data).
+  std::atomic<bool> mapped_a_region_{false};
   size_t pages_decommitted_ = 0;  // cumulative bytes of free-block pages given back
   // For the release of empty regions (see kCycleMillis).
   uint64_t region_taken_ms_ = 0;  // an allocation last took an empty or new region
