@@ -114,11 +114,19 @@ namespace internal {
 // of two such threads). Arena 0 is the allocator's own buckets.
 inline constexpr size_t kProcessArenas = Heap::kMaxArenas;
 
+union DefaultInstance;
+
 // The process allocator and the buckets of its arenas 1..kProcessArenas-1.
+// Only DefaultInstance makes one: its regions name the process heap.
 struct ProcessAllocatorParts {
   using Map = SizeClassMap<DefaultBuckets>;
   static constexpr size_t kExtra = (kProcessArenas - 1) * Map::kCount;
 
+  Allocator allocator;
+  SmallBucket extra[kExtra];
+
+ private:
+  friend union DefaultInstance;
   // (Defined before the constructor that delegates to it, for clang.)
   template <size_t... kIndex>
   constexpr explicit ProcessAllocatorParts(std::index_sequence<kIndex...>)
@@ -129,9 +137,6 @@ struct ProcessAllocatorParts {
     allocator.heap().TagSmallRegions();
   }
   constexpr ProcessAllocatorParts() : ProcessAllocatorParts(std::make_index_sequence<kExtra>()) {}
-
-  Allocator allocator;
-  SmallBucket extra[kExtra];
 };
 
 // Constant-initialised storage whose destructor never runs: the process

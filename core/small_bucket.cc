@@ -606,9 +606,11 @@ void SmallBucket::ReleaseAll() {
 }
 
 SmallBucketStats SmallBucket::Stats() {
-  SpinLockHolder hold(lock_);
   SmallBucketStats s;
   s.block_size = block_size_;
+  // Every count is 0 until the first region: no lock, no write (see Purge).
+  if (!mapped_a_region_.load(std::memory_order_relaxed)) return s;
+  SpinLockHolder hold(lock_);
   s.blocks_in_use = blocks_in_use_;
   s.blocks_free = blocks_free_;
   s.regions = partial_.size() + full_.size() + empty_.size() + decommitting_.size();

@@ -355,9 +355,9 @@ class alignas(64) SmallBucket {
   std::atomic<size_t> reusable_{0};
   size_t regions_mapped_ = 0;
   size_t regions_unmapped_ = 0;
-  // Set with the first region; read without the lock by Purge, so that a
-  // purge leaves a bucket that never had one untouched (no write to its
-  // lock: the process allocator's buckets stay clean pages of .data).
+  // Set with the first region; read without the lock by Purge and Stats,
+  // so that they leave a bucket that never had one untouched (no write to
+  // its lock: the process allocator's buckets stay clean pages of .data).
   std::atomic<bool> mapped_a_region_{false};
   size_t pages_decommitted_ = 0;  // cumulative bytes of free-block pages given back
   // For the release of empty regions (see kCycleMillis).
