@@ -145,6 +145,12 @@ class VerdictTest(unittest.TestCase):
                                       "wall_samples": samples, "wall_mad_pct": 0.0}
         return results
 
+    def printout(self, results):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
+        return out.getvalue()
+
     def test_the_adjustment_for_many_rows_turns_a_lone_small_p_into_a_tie(self):
         # Alone, seven slower repetitions of nine and two faster by less
         # (down-ranks 1 and 2: 5 of the 512 sign patterns have a down-sum of
@@ -187,10 +193,7 @@ class VerdictTest(unittest.TestCase):
         faster = [0.9] * 9
         slower = [1.1] * 9
         results = self.results([faster, faster, faster, slower])
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
-        text = out.getvalue()
+        text = self.printout(results)
         self.assertIn("glibc           faster on 3 of 4 rows", text)
         self.assertIn("slower: burst 2t 1.100", text)
         self.assertIn("by the median ratio: no; not on glibc burst 2t 1.100, "
@@ -200,20 +203,14 @@ class VerdictTest(unittest.TestCase):
 
     def test_the_first_target_met(self):
         results = self.results([[0.9] * 9] * 4)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
-        self.assertIn("on every row, by the median ratio: yes", out.getvalue())
+        self.assertIn("on every row, by the median ratio: yes", self.printout(results))
 
     def test_five_repetitions_list_the_ratios_alone(self):
         # Two-sided, five repetitions can give p = 2/32 at best.
         results = self.results([[0.9] * 9] * 3 + [[1.1] * 9])
         for r in results.values():
             r["wall_samples"] = r["wall_samples"][:5]
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
-        text = out.getvalue()
+        text = self.printout(results)
         self.assertIn("With 5 repetitions no row can reach q < 0.05", text)
         self.assertIn("glibc           ratio not below 1: burst 2t 1.100 (±0.0%)", text)
         self.assertIn("by the median ratio: no; not on glibc burst 2t 1.100", text)
@@ -221,10 +218,8 @@ class VerdictTest(unittest.TestCase):
 
     def test_an_equal_row_is_not_faster(self):
         results = self.results([[0.9] * 9] * 3 + [[1.0] * 9])
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            compare.print_rulloc_against_peers(results, NAMES, self.ROWS)
-        self.assertIn("no; not on glibc burst 2t 1.000, jemalloc burst 2t 1.000", out.getvalue())
+        self.assertIn("no; not on glibc burst 2t 1.000, jemalloc burst 2t 1.000",
+                      self.printout(results))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cassert>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -86,7 +85,6 @@ constinit TransferCaches<kProcessArenas, ThreadCache::kBins> transfer;
 // when both copies reach the bucket.
 void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
                     const char* fault = "double free") {
-  assert(bucket < ThreadCache::kBins);
   const CacheBin& bin = cache->bins[bucket];
   const uint32_t count = bin.count.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < count; ++i) {
