@@ -51,16 +51,22 @@ void* rulloc_realloc(void* ptr, size_t size) {
     return nullptr;
   }
   // A live block of a tagged small region: its size class is its usable
-  // size, with no header read. Large and huge blocks go to the heap, which
-  // validates, measures and resizes them with one look at their header.
-  size_t bucket;
+  // size, with no header read. A block of a large bucket goes straight to
+  // its bucket, which validates, measures and resizes it with one look at
+  // its header; huge and other blocks go through the heap.
+  size_t bucket = 0;
   size_t usable;
-  if (rulloc::internal::IsTaggedBlock(ptr, &bucket) &&
-      !rulloc::internal::MaybeCached(ptr, bucket)) {
+  const bool tagged =
+      rulloc::internal::IsTaggedBlock(ptr, &bucket) && !rulloc::internal::MaybeCached(ptr, bucket);
+  if (tagged) {
     usable = DefaultClasses::BlockSize(bucket);
   } else {
+    RegionHeader* region = rulloc::internal::RegionHolding(ptr);
+    if (region != nullptr && region->kind == RegionKind::kLarge &&
+        region->heap == &rulloc::internal::DefaultHeap()) {
+      return rulloc::internal::DefaultHeap().ReallocateIn(region, ptr, size, rulloc::kMinAlignment);
+    }
     rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
-    const RegionHeader* region = PageMap::Lookup(ptr);
     // (The heap reports a pointer that is no live block.)
     if (region == nullptr || region->kind != RegionKind::kSmall ||
         !rulloc::internal::DefaultHeap().TryUsableSize(ptr, &usable)) {
@@ -77,9 +83,15 @@ void* rulloc_realloc(void* ptr, size_t size) {
       into_large ? rulloc::internal::DefaultHeap().AllocateGrowable(size) : CachedMalloc(size);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, ptr, size < usable ? size : usable);
-  // Checked again: a free of `ptr` racing with this realloc (the caller's
-  // bug) is reported rather than cached twice.
-  CachedFreeUnlessNull(ptr);
+  // A tagged block is freed with the bucket found above: the cache's free
+  // still finds the mark of a block that a free racing with this realloc
+  // (the caller's bug) put in a cache or its region since. Others are
+  // checked again from the start.
+  if (tagged) {
+    rulloc::internal::CachedFreeTagged(ptr, bucket);
+  } else {
+    CachedFreeUnlessNull(ptr);
+  }
   return fresh;
 }
 

@@ -206,7 +206,11 @@ size_t Heap::UsableSizeIn(RegionHeader* region, const void* p) {
 
 void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
   if (p == nullptr) return Allocate(size, alignment);
-  RegionHeader* region = RegionOf(p, "realloc of a pointer not allocated by rulloc");
+  return ReallocateIn(RegionOf(p, "realloc of a pointer not allocated by rulloc"), p, size,
+                      alignment);
+}
+
+void* Heap::ReallocateIn(RegionHeader* region, void* p, size_t size, size_t alignment) {
   const bool aligned = (reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0;
   size_t usable;
   if (region->kind == RegionKind::kLarge) {
@@ -214,8 +218,8 @@ void* Heap::Reallocate(void* p, size_t size, size_t alignment) {
     // in the large range, resized in place under one lock acquisition.
     const bool stays_large =
         aligned && (size > small_max_ || size >= kGrowInPlaceMin) && size <= kLargeMax;
-    if (reinterpret_cast<LargeRegion*>(region)->bucket->Resize(p, stays_large ? size : 0,
-                                                               &usable)) {
+    auto* large = reinterpret_cast<LargeRegion*>(region);
+    if (large->bucket->Resize(large, p, stays_large ? size : 0, &usable)) {
       return p;
     }
   } else {

@@ -109,6 +109,9 @@ class Heap {
   // Moves `p` to `size` bytes (in place when it can); on failure returns
   // nullptr with errno ENOMEM and leaves `p` untouched.
   void* Reallocate(void* p, size_t size, size_t alignment);
+  // Reallocate of `p` in `region`, its region in this heap (RegionOf's
+  // answer): for a caller that looked it up already.
+  void* ReallocateIn(RegionHeader* region, void* p, size_t size, size_t alignment);
   // A block of a large bucket for `size` (kGrowInPlaceMin .. kLargeMax),
   // where a buffer that grows can do so in place: the calling thread's
   // large bucket (LargeForThisThread), with room left after the block

@@ -90,10 +90,10 @@ void LargeBucket::ReportCorruptHeader(LargeBlock* b) {
 }
 
 namespace {
-// The header before `p`, if `p` may be a payload of its large region, whose
-// first payload byte `*region_payload` gets.
-LargeBlock* HeaderBefore(const void* p, uintptr_t* region_payload = nullptr) {
-  auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(p));
+// The header before `p`, if `p` may be a payload of its large region
+// `region` (the page map's answer for `p`), whose first payload byte
+// `*region_payload` gets.
+LargeBlock* HeaderBefore(LargeRegion* region, const void* p, uintptr_t* region_payload = nullptr) {
   if (region == nullptr) return nullptr;
   const uintptr_t first = reinterpret_cast<uintptr_t>(region->first()) + LargeBucket::kHeader;
   const auto addr = reinterpret_cast<uintptr_t>(p);
@@ -104,13 +104,17 @@ LargeBlock* HeaderBefore(const void* p, uintptr_t* region_payload = nullptr) {
 }  // namespace
 
 bool LargeBucket::WasBlock(const void* p) {
-  const LargeBlock* b = HeaderBefore(p);
+  const LargeBlock* b = HeaderBefore(reinterpret_cast<LargeRegion*>(PageMap::Lookup(p)), p);
   return b != nullptr && b->check == CheckWord(b, kRetired);
 }
 
 LargeBlock* LargeBucket::BlockOf(const void* p) {
+  return BlockIn(reinterpret_cast<LargeRegion*>(PageMap::Lookup(p)), p);
+}
+
+LargeBlock* LargeBucket::BlockIn(LargeRegion* region, const void* p) {
   uintptr_t first = 0;
-  LargeBlock* b = HeaderBefore(p, &first);
+  LargeBlock* b = HeaderBefore(region, p, &first);
   if (b == nullptr || b->check != CheckWord(b, b->size_flags)) return nullptr;
   const auto addr = reinterpret_cast<uintptr_t>(p);
   if (b->size_flags & LargeBlock::kShadow) {
@@ -315,13 +319,13 @@ void* LargeBucket::Allocate(size_t size, size_t alignment, bool growable, size_t
     if (SpansRegion(b)) --empty_regions_;
     SetSizeFlags(b, b->size_flags & ~LargeBlock::kFree);
     SplitLocked(b, need, freed_ms, given_back);
+    auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(b));
     if (dirty != nullptr) {
       // (The shadow of an over-aligned block lies before its pointer.)
-      const uintptr_t used_end = reinterpret_cast<LargeRegion*>(PageMap::Lookup(b))->used_end;
       const uintptr_t start = reinterpret_cast<uintptr_t>(b->payload());
-      *dirty = used_end > start ? used_end - start : 0;
+      *dirty = region->used_end > start ? region->used_end - start : 0;
     }
-    NoteUsed(b);
+    NoteUsed(region, b);
     ++blocks_in_use_;
     bytes_in_use_ += b->size();
     // An over-aligned allocation hands out a pointer inside the block, a
@@ -436,7 +440,7 @@ void LargeBucket::FinishDecommit(const PendingDecommit& decommit) {
   PushPendingLocked(decommit.block, done);
 }
 
-bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
+bool LargeBucket::Resize(LargeRegion* region, void* p, size_t size, size_t* usable) {
   bool resized = false;
   bool invalid = false;
   {
@@ -444,20 +448,20 @@ bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
     // caller's bug) cannot merge the block away or unmap its region between
     // the check and the resize.
     SpinLockHolder hold(lock_);
-    LargeBlock* b = BlockOf(p);
+    LargeBlock* b = BlockIn(region, p);
     if (b == nullptr || b->is_free()) {
       invalid = true;
     } else {
       *usable = b->size() - kHeader -
                 static_cast<size_t>(static_cast<char*>(p) - static_cast<char*>(b->payload()));
-      if (size != 0 && p == b->payload()) resized = ResizeLocked(b, size, *usable);
+      if (size != 0 && p == b->payload()) resized = ResizeLocked(region, b, size, *usable);
     }
   }
   if (invalid) ReportHeapMisuse("realloc of an invalid or freed pointer", p);
   return resized;
 }
 
-bool LargeBucket::ResizeLocked(LargeBlock* b, size_t size, size_t usable) {
+bool LargeBucket::ResizeLocked(LargeRegion* region, LargeBlock* b, size_t size, size_t usable) {
   if (size <= usable && usable - size < kMinSplit) return true;  // nothing to give back
   const size_t need = PaddedPayload(size) + kHeader;
   const size_t before = b->size();
@@ -469,7 +473,7 @@ bool LargeBucket::ResizeLocked(LargeBlock* b, size_t size, size_t usable) {
   } else {
     SplitLocked(b, need, platform::CoarseMonotonicMillis(), /*given_back=*/0);
   }
-  NoteUsed(b);
+  NoteUsed(region, b);
   bytes_in_use_ += b->size();
   bytes_in_use_ -= before;
   return true;
@@ -536,8 +540,7 @@ void LargeBucket::GrowIntoNextLocked(LargeBlock* b, size_t need) {
   }
 }
 
-void LargeBucket::NoteUsed(LargeBlock* b) {
-  auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(b));
+void LargeBucket::NoteUsed(LargeRegion* region, LargeBlock* b) {
   // A free block after it has its header and links written too.
   const uintptr_t end =
       reinterpret_cast<uintptr_t>(b) + b->size() + sizeof(LargeBlock) + sizeof(FreeLinks);

@@ -142,7 +142,8 @@ class alignas(64) LargeBucket {
   // Sets `*usable` to the payload bytes at `p` and, unless `size` is 0,
   // grows or shrinks the block in place to hold `size` bytes; false if it
   // does not. Reports `p` if it is not a live block of a large bucket.
-  bool Resize(void* p, size_t size, size_t* usable);
+  // `region`: the page map's region for `p` (RegionHolding), this bucket's.
+  bool Resize(LargeRegion* region, void* p, size_t size, size_t* usable);
   // Payload bytes usable at `p`, if `p` is a live block of a large bucket;
   // false otherwise (no report). Lock-free.
   static bool UsableSize(const void* p, size_t* usable);
@@ -162,6 +163,8 @@ class alignas(64) LargeBucket {
 
   // Validates `p` and returns its block (the real one behind a shadow).
   static LargeBlock* BlockOf(const void* p);
+  // The same, for `p` in `region` (the page map's answer for it, or nullptr).
+  static LargeBlock* BlockIn(LargeRegion* region, const void* p);
   // True if `p`, no live block's, was one's that is gone since (merged
   // into a neighbour, say): a free of it again is a double free.
   static bool WasBlock(const void* p);
@@ -203,9 +206,10 @@ class alignas(64) LargeBucket {
   // Grows the used block `b` to `need` bytes into its free right neighbour
   // (which holds enough); what is left of the neighbour stays free.
   void GrowIntoNextLocked(LargeBlock* b, size_t need);
-  // Resize of the live block `b` (`usable` payload bytes, handed out at
-  // its payload) to `size` bytes, in place; false if it cannot be.
-  bool ResizeLocked(LargeBlock* b, size_t size, size_t usable);
+  // Resize of the live block `b` of `region` (`usable` payload bytes,
+  // handed out at its payload) to `size` bytes, in place; false if it
+  // cannot be.
+  bool ResizeLocked(LargeRegion* region, LargeBlock* b, size_t size, size_t usable);
   // Merges the free block `b` with free neighbours; returns the result,
   // with their given-back bytes added to `given_back`.
   LargeBlock* CoalesceLocked(LargeBlock* b, size_t* given_back);
@@ -246,8 +250,9 @@ class alignas(64) LargeBucket {
   // Takes off the bucket an empty region aged past `max_age_ms` (nullptr:
   // none), for the caller to unmap.
   RegionHeader* TakeAgedEmptyRegionLocked(uint64_t now_ms, uint64_t max_age_ms);
-  // Records that the block `b`, just handed out or grown, may be written.
-  static void NoteUsed(LargeBlock* b);
+  // Records that the block `b` of `region`, just handed out or grown, may
+  // be written.
+  static void NoteUsed(LargeRegion* region, LargeBlock* b);
   // The page-aligned inside of a free block past its links: what decay
   // gives back.
   static uintptr_t InteriorStart(LargeBlock* b);
