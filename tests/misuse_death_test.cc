@@ -383,6 +383,24 @@ TEST(MisuseDeathTest, ReallocOfAFreedSmallBlock) {
       "^rulloc: realloc of a freed pointer: 0x");
 }
 
+// The C entry point hands a large block's region straight to its bucket:
+// a freed block, an interior pointer and another instance's block are
+// still reported.
+TEST(MisuseDeathTest, ReallocThroughTheCApiOfABadLargePointer) {
+  void* kept = rulloc_malloc(100000);  // keeps the region mapped
+  auto* p = static_cast<char*>(rulloc_malloc(100000));
+  EXPECT_DEATH(rulloc_realloc(p + 16, 200000),
+               "^rulloc: realloc of an invalid or freed pointer: 0x");
+  rulloc_free(p);
+  EXPECT_DEATH(rulloc_realloc(p, 200000), "^rulloc: realloc of an invalid or freed pointer: 0x");
+  Allocator other;
+  void* theirs = other.allocate(100000);
+  EXPECT_DEATH(rulloc_realloc(theirs, 200000),
+               "^rulloc: pointer belongs to another rulloc allocator instance");
+  other.deallocate(theirs);
+  rulloc_free(kept);
+}
+
 TEST(MisuseDeathTest, ReallocOfAFreedHugeBlock) {
   void* p = rulloc_malloc(size_t{5} << 20);
   rulloc_free(p);  // cached mapping
