@@ -14,7 +14,6 @@ using rulloc::internal::CachedFreeSizedUnlessNull;
 using rulloc::internal::CachedFreeUnlessNull;
 using rulloc::internal::CachedMalloc;
 using rulloc::internal::DefaultClasses;
-using rulloc::internal::PageMap;
 using rulloc::internal::RegionHeader;
 using rulloc::internal::RegionKind;
 
@@ -51,14 +50,14 @@ void* rulloc_realloc(void* ptr, size_t size) {
     return nullptr;
   }
   // A live block of a tagged small region: its size class is its usable
-  // size, with no header read. A block of a large bucket goes straight to
-  // its bucket, which validates, measures and resizes it with one look at
-  // its header; huge and other blocks go through the heap.
-  size_t bucket = 0;
+  // size, with no header read. A block of a large bucket goes to the heap
+  // with the region just looked up, and its bucket validates, measures and
+  // resizes it with one look at its header; huge and other blocks go
+  // through the heap from the start.
+  size_t bucket;
   size_t usable;
-  const bool tagged =
-      rulloc::internal::IsTaggedBlock(ptr, &bucket) && !rulloc::internal::MaybeCached(ptr, bucket);
-  if (tagged) {
+  if (rulloc::internal::IsTaggedBlock(ptr, &bucket) &&
+      !rulloc::internal::MaybeCached(ptr, bucket)) {
     usable = DefaultClasses::BlockSize(bucket);
   } else {
     RegionHeader* region = rulloc::internal::RegionHolding(ptr);
@@ -83,15 +82,9 @@ void* rulloc_realloc(void* ptr, size_t size) {
       into_large ? rulloc::internal::DefaultHeap().AllocateGrowable(size) : CachedMalloc(size);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, ptr, size < usable ? size : usable);
-  // A tagged block is freed with the bucket found above: the cache's free
-  // still finds the mark of a block that a free racing with this realloc
-  // (the caller's bug) put in a cache or its region since. Others are
-  // checked again from the start.
-  if (tagged) {
-    rulloc::internal::CachedFreeTagged(ptr, bucket);
-  } else {
-    CachedFreeUnlessNull(ptr);
-  }
+  // Checked again: a free of `ptr` racing with this realloc (the caller's
+  // bug) is reported rather than cached twice.
+  rulloc::internal::CachedFree(ptr);
   return fresh;
 }
 

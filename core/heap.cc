@@ -218,8 +218,8 @@ void* Heap::ReallocateIn(RegionHeader* region, void* p, size_t size, size_t alig
     // in the large range, resized in place under one lock acquisition.
     const bool stays_large =
         aligned && (size > small_max_ || size >= kGrowInPlaceMin) && size <= kLargeMax;
-    auto* large = reinterpret_cast<LargeRegion*>(region);
-    if (large->bucket->Resize(large, p, stays_large ? size : 0, &usable)) {
+    if (reinterpret_cast<LargeRegion*>(region)->bucket->Resize(p, stays_large ? size : 0,
+                                                               &usable)) {
       return p;
     }
   } else {

@@ -440,7 +440,7 @@ void LargeBucket::FinishDecommit(const PendingDecommit& decommit) {
   PushPendingLocked(decommit.block, done);
 }
 
-bool LargeBucket::Resize(LargeRegion* region, void* p, size_t size, size_t* usable) {
+bool LargeBucket::Resize(void* p, size_t size, size_t* usable) {
   bool resized = false;
   bool invalid = false;
   {
@@ -448,6 +448,7 @@ bool LargeBucket::Resize(LargeRegion* region, void* p, size_t size, size_t* usab
     // caller's bug) cannot merge the block away or unmap its region between
     // the check and the resize.
     SpinLockHolder hold(lock_);
+    auto* region = reinterpret_cast<LargeRegion*>(PageMap::Lookup(p));
     LargeBlock* b = BlockIn(region, p);
     if (b == nullptr || b->is_free()) {
       invalid = true;

@@ -142,8 +142,7 @@ class alignas(64) LargeBucket {
   // Sets `*usable` to the payload bytes at `p` and, unless `size` is 0,
   // grows or shrinks the block in place to hold `size` bytes; false if it
   // does not. Reports `p` if it is not a live block of a large bucket.
-  // `region`: the page map's region for `p` (RegionHolding), this bucket's.
-  bool Resize(LargeRegion* region, void* p, size_t size, size_t* usable);
+  bool Resize(void* p, size_t size, size_t* usable);
   // Payload bytes usable at `p`, if `p` is a live block of a large bucket;
   // false otherwise (no report). Lock-free.
   static bool UsableSize(const void* p, size_t* usable);

@@ -383,11 +383,12 @@ TEST(MisuseDeathTest, ReallocOfAFreedSmallBlock) {
       "^rulloc: realloc of a freed pointer: 0x");
 }
 
-// The C entry point hands a large block's region straight to its bucket:
-// a freed block, an interior pointer and another instance's block are
-// still reported.
+// The C entry point hands a large block's region to the heap: an interior
+// pointer, a freed block and another instance's block are still reported.
+// (A large bucket keeps one emptied region mapped: the freed block's
+// header is still there to read.)
 TEST(MisuseDeathTest, ReallocThroughTheCApiOfABadLargePointer) {
-  void* kept = rulloc_malloc(100000);  // keeps the region mapped
+  void* kept = rulloc_malloc(100000);
   auto* p = static_cast<char*>(rulloc_malloc(100000));
   EXPECT_DEATH(rulloc_realloc(p + 16, 200000),
                "^rulloc: realloc of an invalid or freed pointer: 0x");
