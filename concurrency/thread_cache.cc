@@ -88,7 +88,7 @@ void CheckNotCached(ThreadCache* cache, size_t bucket, void* block,
   const CacheBin& bin = cache->bins[bucket];
   const uint32_t count = bin.count.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < count; ++i) {
-    if (Untagged(bin.slots[i]) == block) ReportHeapMisuse(fault, block);
+    if (bin.slots[i] == block) ReportHeapMisuse(fault, block);
   }
   if (transfer.Contains(OwnerOf(block).arena(), bucket, block)) ReportHeapMisuse(fault, block);
 }
@@ -266,9 +266,9 @@ ThreadCache* Construct(void* memory) {
   cache->slots_resident = true;
   void** slots = reinterpret_cast<void**>(cache + 1);
   for (size_t b = 0; b < ThreadCache::kBins; ++b) {
-    // Its sentinel, slots[-1], is 0 without a write (fresh or given-back
-    // pages; a reused cache's sentinels were never written anything else),
-    // so the slot pages of bins a thread never uses stay untouched.
+    // Its sentinel, slots[-1], is written when the bin gets a bound
+    // (GrowBin), so the slot pages of bins a thread never uses stay
+    // untouched.
     cache->bins[b].slots = ++slots;
     slots += ThreadCache::MaxCountFor(b);
   }
@@ -394,6 +394,7 @@ void GrowBin(ThreadCache* cache, size_t bucket) {
       (bin.max_count != 0 || !MakeRoom(cache, bucket, cost))) {
     return;
   }
+  if (bin.max_count == 0) bin.slots[-1] = &cache->scratch;  // the fast free's first top
   bin.max_count += batch;
   cache->capacity_bytes += cost;
 }

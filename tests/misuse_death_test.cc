@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "concurrency/thread_cache.h"
@@ -185,6 +186,27 @@ TEST(MisuseDeathTest, DoubleFreeThroughTheThreadCache) {
         rulloc_free(p);
       },
       "rulloc: double free: 0x");
+  // A malloc in between takes the newest block, so the freed one is the
+  // bin's top again, and the next free marks it a second time.
+  EXPECT_DEATH(
+      {
+        void* volatile p = rulloc_malloc(40);
+        void* volatile q = rulloc_malloc(40);
+        rulloc_free(p);
+        rulloc_free(q);
+        void* volatile again = rulloc_malloc(40);
+        rulloc_free(p);
+        rulloc_free(again);
+      },
+      "rulloc: double free: 0x");
+  // The first free of a fresh thread finds its bin empty: the sentinel top.
+  EXPECT_DEATH(std::thread([] {
+                 void* volatile p = rulloc_malloc(40);
+                 rulloc_thread_cache_flush();  // the bin is empty again
+                 rulloc_free(p);
+                 rulloc_free(p);
+               }).join(),
+               "rulloc: double free: 0x");
 }
 
 TEST(MisuseDeathTest, DoubleFreeAfterTheBlockLeftTheThreadCache) {
