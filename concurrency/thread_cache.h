@@ -265,18 +265,15 @@ void FreeUntaggedSized(void* p, size_t size);
 // True, with its bucket, if `p` is the start of a handed-out block in a
 // tagged region (a plain small region of the process allocator). The tag
 // gives the bucket, and with it the block layout, so the checks read the
-// allocated bitmap but not the region header.
+// allocated bitmap but not the region header. An untagged entry's layout
+// (tag 0) has room for no block: no test of the tag of its own.
 __attribute__((always_inline)) inline bool IsTaggedBlock(const void* p, size_t* bucket) {
   const uintptr_t entry = PageMap::Entry(p);
   const size_t tag = entry & PageMap::kTagMask;
-  if (__builtin_expect(tag == 0, 0)) return false;
-  const SmallLayout& layout = kUnguardedLayouts<DefaultBuckets>[tag - 1];
-  const uintptr_t base = entry & ~PageMap::kTagMask;
-  // (Not BlockStartingAt: its clamp to capacity would cost a comparison.)
-  const uint32_t index = layout.UncheckedBlockIndex(reinterpret_cast<uintptr_t>(p) - base);
-  if (index >= layout.capacity) return false;
-  const uint64_t word =
-      SmallRegion::AllocatedBitsAt(base, layout)[index / 64].load(std::memory_order_relaxed);
+  const TaggedLayout& layout = kTaggedLayouts<DefaultBuckets>[tag];
+  const uint32_t index = layout.UncheckedBlockIndex(reinterpret_cast<uintptr_t>(p) - entry);
+  if (__builtin_expect(index >= layout.capacity, 0)) return false;
+  const uint64_t word = layout.AllocatedBits(entry)[index / 64].load(std::memory_order_relaxed);
   *bucket = tag - 1;
   return (word >> (index % 64)) & 1;
 }

@@ -89,10 +89,6 @@ struct SmallRegion {
   std::atomic<uint64_t>* allocated_bits;  // one bit per block: handed out
   std::atomic<uint64_t>* aligned_bits;    // one bit per block: handed out at an offset
 
-  // The allocated bitmap of the region at `base` with `layout`.
-  static const std::atomic<uint64_t>* AllocatedBitsAt(uintptr_t base, const SmallLayout& layout) {
-    return reinterpret_cast<const std::atomic<uint64_t>*>(base + layout.bitmap_offset);
-  }
   char* base() { return reinterpret_cast<char*>(this); }
   char* BlockAt(uint32_t index) {
     return base() + layout.first_offset + size_t{index} * layout.block_size;
@@ -379,6 +375,39 @@ inline constexpr auto kUnguardedLayouts = [] {
                                 static_cast<uint32_t>(i), 0);
   }
   return layouts;
+}();
+
+// The fast free's view of the unguarded layouts, by page-map tag (bucket
+// + 1): offsets are from the tagged entry (region base + tag), and tag 0
+// (no tagged region) has capacity 0, so no block index passes it.
+//
+//   kTaggedLayouts:  [0] capacity 0 | [1] bucket 0 | [2] bucket 1 | ...
+struct TaggedLayout {
+  uint32_t capacity;
+  uint32_t first_from_entry;   // first_offset - tag
+  uint32_t bitmap_from_entry;  // bitmap_offset - tag
+  uint32_t block_shift;
+  uint32_t odd_inverse;
+
+  // As SmallLayout::UncheckedBlockIndex, for `from_entry` = address - entry.
+  constexpr uint32_t UncheckedBlockIndex(uintptr_t from_entry) const {
+    const uint32_t in_blocks = static_cast<uint32_t>(from_entry) - first_from_entry;
+    return std::rotr(in_blocks * odd_inverse, static_cast<int>(block_shift));
+  }
+  // The allocated bitmap of the region whose granules hold `entry`.
+  const std::atomic<uint64_t>* AllocatedBits(uintptr_t entry) const {
+    return reinterpret_cast<const std::atomic<uint64_t>*>(entry + bitmap_from_entry);
+  }
+};
+template <class Table>
+inline constexpr auto kTaggedLayouts = [] {
+  std::array<TaggedLayout, Table::kSizes.size() + 1> tagged{};
+  for (uint32_t tag = 1; tag < tagged.size(); ++tag) {
+    const SmallLayout& l = kUnguardedLayouts<Table>[tag - 1];
+    tagged[tag] = {l.capacity, l.first_offset - tag, l.bitmap_offset - tag, l.block_shift,
+                   l.odd_inverse};
+  }
+  return tagged;
 }();
 
 }  // namespace rulloc::internal

@@ -86,5 +86,32 @@ TEST(SmallLayoutTest, BlockStartingAtFindsExactlyTheBlockStarts) {
   }
 }
 
+// The fast free's table by tag finds the same block starts from the tagged
+// page-map entry, and no block at all from an untagged one.
+TEST(SmallLayoutTest, TaggedLayoutsFindTheSameBlockStarts) {
+  constexpr auto& kTagged = kTaggedLayouts<DefaultBuckets>;
+  ASSERT_EQ(kTagged.size(), kLayouts.size() + 1);
+  constexpr uintptr_t kBase = uintptr_t{0x7f1234560000};
+  for (uint32_t from_entry : {0u, 16u, 4096u, 65536u, 1u << 20}) {
+    EXPECT_GE(kTagged[0].UncheckedBlockIndex(from_entry), kTagged[0].capacity);
+  }
+  for (uint32_t b = 0; b < kLayouts.size(); ++b) {
+    const SmallLayout& l = kLayouts[b];
+    const TaggedLayout& t = kTagged[b + 1];
+    const uintptr_t entry = kBase + b + 1;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.AllocatedBits(entry)), kBase + l.bitmap_offset) << b;
+    const uint32_t region = SmallBucket::RegionSizeFor(l.block_size);
+    uint32_t mismatches = 0;
+    for (uint32_t offset = 0; offset < region; ++offset) {
+      const uint32_t index = t.UncheckedBlockIndex(kBase + offset - entry);
+      const uint32_t found = index < t.capacity ? index : t.capacity;
+      if (found != l.BlockStartingAt(offset) && ++mismatches <= 3) {
+        ADD_FAILURE() << "bucket " << b << ", offset " << offset << ": " << found << " instead of "
+                      << l.BlockStartingAt(offset);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rulloc::internal
