@@ -35,6 +35,9 @@ ABSL_FLAG(std::string, workload, "larson",
 ABSL_FLAG(int, threads, 4, "worker threads");
 ABSL_FLAG(double, scale, 1.0, "multiplies the amount of work");
 ABSL_FLAG(uint64_t, seed, 42, "random seed");
+ABSL_FLAG(int, idle_ms, 500,
+          "peakidle: how long the process idles, its worker threads alive, before its resident "
+          "memory is read");
 
 namespace {
 
@@ -317,7 +320,7 @@ uint64_t PeakThenIdle(const Context& c) {
     blocks = {};
     sync.arrive_and_wait();
     // The worker threads stay alive through the idle time, as a server's do.
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(absl::GetFlag(FLAGS_idle_ms)));
     if (t == 0) after_idle_rss_kb = rulloc::platform::ResidentBytes() / 1024;
     sync.arrive_and_wait();
     return s;

@@ -102,9 +102,9 @@ using DefaultClasses = SizeClassMap<DefaultBuckets>;
 // A bin's slots; every block but the top carries the mark (see FreeMark):
 //
 //   slots[-1]  slots[0]  slots[1]  ...  slots[count-1]  ...  slots[max-1]
-//   ┌────────┬─────────┬─────────┬─────┬───────────────┬─────┬──────────┐
-//   │ &scratch│ oldest │ marked  │     │ top (mark?)   │     │          │
-//   └────────┴─────────┴─────────┴─────┴───────────────┴─────┴──────────┘
+//   ┌─────────┬─────────┬─────────┬─────┬───────────────┬─────┬──────────┐
+//   │ &scratch│ oldest  │ marked  │     │ top (mark?)   │     │          │
+//   └─────────┴─────────┴─────────┴─────┴───────────────┴─────┴──────────┘
 //   a sentinel, so that the fast free has a "top" to mark in an empty bin
 //   too: the cache's scratch word (written when the bin gets a bound)
 struct CacheBin {

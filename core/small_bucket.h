@@ -401,6 +401,9 @@ struct TaggedLayout {
 };
 template <class Table>
 inline constexpr auto kTaggedLayouts = [] {
+  // Offsets from the entry are unsigned: each (past the header) must be at
+  // least its tag.
+  static_assert(sizeof(SmallRegion) > Table::kSizes.size(), "an offset below its tag would wrap");
   std::array<TaggedLayout, Table::kSizes.size() + 1> tagged{};
   for (uint32_t tag = 1; tag < tagged.size(); ++tag) {
     const SmallLayout& l = kUnguardedLayouts<Table>[tag - 1];

@@ -187,7 +187,7 @@ TEST(MisuseDeathTest, DoubleFreeThroughTheThreadCache) {
       },
       "rulloc: double free: 0x");
   // A malloc in between takes the newest block, so the freed one is the
-  // bin's top again, and the next free marks it a second time.
+  // bin's top again: the mark the newer block's free gave it still shows.
   EXPECT_DEATH(
       {
         void* volatile p = rulloc_malloc(40);
@@ -199,7 +199,9 @@ TEST(MisuseDeathTest, DoubleFreeThroughTheThreadCache) {
         rulloc_free(again);
       },
       "rulloc: double free: 0x");
-  // The first free of a fresh thread finds its bin empty: the sentinel top.
+  // A free into an empty bin marks the sentinel top, the cache's scratch
+  // word. (A thread's cache may be one a test's exited thread left; its
+  // sentinel was written then.)
   EXPECT_DEATH(std::thread([] {
                  void* volatile p = rulloc_malloc(40);
                  rulloc_thread_cache_flush();  // the bin is empty again

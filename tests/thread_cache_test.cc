@@ -9,6 +9,7 @@
 #include <barrier>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -115,6 +116,32 @@ TEST(ThreadCacheTest, CachedBlocksCarryTheFreeMarkAndHandedOutOnesDoNot) {
     blocks[i] = words;
   }
   for (void* p : blocks) rulloc_free(p);
+}
+
+TEST(ThreadCacheTest, FreesNeverMarkABlockMallocHandedOut) {
+  // The fast free marks its bin's top, the newest cached block; the slots
+  // above the top still point at blocks malloc has handed out since. Their
+  // owners' first words must stay as written through any mix of frees and
+  // mallocs.
+  std::mt19937 rng(7);
+  std::vector<uint64_t*> live;
+  std::vector<uint64_t> written;
+  for (uint64_t step = 1; step <= 4000; ++step) {
+    if (live.empty() || rng() % 2 == 0) {
+      live.push_back(static_cast<uint64_t*>(rulloc_malloc(48)));
+      live.back()[0] = step;
+      written.push_back(step);
+    } else {
+      const size_t i = rng() % live.size();
+      rulloc_free(live[i]);
+      live[i] = live.back();
+      written[i] = written.back();
+      live.pop_back();
+      written.pop_back();
+    }
+    for (size_t i = 0; i < live.size(); ++i) ASSERT_EQ(live[i][0], written[i]) << step;
+  }
+  for (uint64_t* p : live) rulloc_free(p);
 }
 
 // Takes out of every arena's regions the freed blocks of `bucket` (which
