@@ -504,8 +504,7 @@ void FreeSizedGeneral(void* p, size_t size, bool aligned) {
   CachedFree(p);
 }
 
-void CheckNotFreed(void* p, const char* fault) {
-  RegionHeader* region = RegionHolding(p);
+void CheckNotFreed(RegionHeader* region, void* p, const char* fault) {
   if (region == nullptr) return;
   if (region->kind == RegionKind::kHuge && reinterpret_cast<HugeRegion*>(region)->cached) {
     ReportHeapMisuse(fault, p);

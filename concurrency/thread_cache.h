@@ -329,8 +329,9 @@ __attribute__((always_inline)) inline void CachedFreeSizedUnlessNull(void* p, si
 }
 
 // Aborts with `fault` if `p` is a small block in the calling thread's cache
-// or in a transfer cache: freed, then passed to realloc (say).
-void CheckNotFreed(void* p, const char* fault);
+// or in a transfer cache: freed, then passed to realloc (say). `region` is
+// RegionHolding(p), which the caller looked up.
+void CheckNotFreed(RegionHeader* region, void* p, const char* fault);
 
 }  // namespace internal
 }  // namespace rulloc

@@ -65,7 +65,7 @@ void* rulloc_realloc(void* ptr, size_t size) {
         region->heap == &rulloc::internal::DefaultHeap()) {
       return rulloc::internal::DefaultHeap().ReallocateIn(region, ptr, size, rulloc::kMinAlignment);
     }
-    rulloc::internal::CheckNotFreed(ptr, "realloc of a freed pointer");
+    rulloc::internal::CheckNotFreed(region, ptr, "realloc of a freed pointer");
     // (The heap reports a pointer that is no live block.)
     if (region == nullptr || region->kind != RegionKind::kSmall ||
         !rulloc::internal::DefaultHeap().TryUsableSize(ptr, &usable)) {
