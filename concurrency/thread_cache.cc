@@ -120,13 +120,15 @@ void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
   uint8_t arena_of[64];
   bool mixed = false;
   // A batch mostly holds neighbours: a block of the previous block's region
-  // needs no look at the region's header.
-  const RegionHeader* last_region = nullptr;
+  // needs no page-map lookup and no look at the region's header.
+  uintptr_t last_base = 0;
+  size_t last_size = 0;  // (no block is in the first region's range)
   uint8_t last_arena = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    const RegionHeader* region = PageMap::Lookup(blocks[i]);
-    if (region != last_region) {
-      last_region = region;
+    if (reinterpret_cast<uintptr_t>(blocks[i]) - last_base >= last_size) {
+      const RegionHeader* region = PageMap::Lookup(blocks[i]);
+      last_base = reinterpret_cast<uintptr_t>(region);
+      last_size = region->size;
       last_arena =
           static_cast<uint8_t>(reinterpret_cast<const SmallRegion*>(region)->bucket->arena());
     }

@@ -1,6 +1,7 @@
 #include "core/small_bucket.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <new>
 
 #include "concurrency/backoff.h"
@@ -373,22 +374,8 @@ void* SmallBucket::AllocateAligned(size_t alignment) {
   return reinterpret_cast<void*>(aligned);
 }
 
-__attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint64_t now_ms,
-                                                                   Unmapper* later,
-                                                                   SmallRegion** last) {
-  // A batch mostly holds neighbours: the previous block's region, checked
-  // then, needs no page-map lookup.
-  SmallRegion* r = *last;
-  if (r == nullptr ||
-      reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(r) >= region_size_) {
-    RegionHeader* header = PageMap::Lookup(p);
-    if (header == nullptr) return "free of a pointer not allocated by rulloc";
-    r = reinterpret_cast<SmallRegion*>(header);
-    if (header->kind != RegionKind::kSmall || r->bucket != this) {
-      return "free of a block into the wrong bucket";
-    }
-    *last = r;
-  }
+__attribute__((always_inline)) const char* SmallBucket::ClearBlockLocked(SmallRegion* r, void* p,
+                                                                         uint32_t* lowest_word) {
   // The aligned bitmap is another cache line, only ever set in a region
   // that has handed out an aligned block: read only there.
   const bool has_aligned = r->has_aligned.load(std::memory_order_relaxed);
@@ -411,7 +398,16 @@ __attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint
   if (!TestBit(r->allocated_bits, index)) return "double free";
   SetBit(r->allocated_bits, index, false);
   if (has_aligned) SetBit(r->aligned_bits, index, false);
-  if (index / 64 < r->free_hint) r->free_hint = index / 64;
+  *lowest_word = std::min(*lowest_word, index / 64);
+  return nullptr;
+}
+
+void SmallBucket::FreedFromRegionLocked(SmallRegion* r, uint32_t count, uint32_t lowest_word,
+                                        uint64_t now_ms, Unmapper* later) {
+  blocks_free_ += count;
+  blocks_in_use_ -= count;
+  AddReusable(count);
+  if (lowest_word < r->free_hint) r->free_hint = lowest_word;
   r->free_dirty = true;
   r->last_free_ms = now_ms;
   if (r->in_full_list) {
@@ -419,15 +415,12 @@ __attribute__((always_inline)) const char* SmallBucket::FreeLocked(void* p, uint
     partial_.PushFront(&r->header);
     r->in_full_list = false;
   }
-  ++blocks_free_;
-  --blocks_in_use_;
-  AddReusable(1);
   // (A region a purge took off the lists goes back to them with the purge.)
-  if (--r->used == 0 && !r->decommitting) {
+  r->used -= count;
+  if (r->used == 0 && !r->decommitting) {
     partial_.Remove(&r->header);
     EmptiedLocked(r, now_ms, later);
   }
-  return nullptr;
 }
 
 void SmallBucket::EmptiedLocked(SmallRegion* r, uint64_t now_ms, Unmapper* later) {
@@ -585,10 +578,34 @@ void SmallBucket::FreeBatchAt(void* const* blocks, size_t n, uint64_t now_ms) {
   {
     Unmapper later;  // unmaps after the lock is released: munmap is slow
     SpinLockHolder hold(lock_);
-    SmallRegion* last = nullptr;
-    for (size_t i = 0; i < n && fault == nullptr; ++i) {
-      fault = FreeLocked(blocks[i], now_ms, &later, &last);
+    // A batch mostly holds neighbours: per run of blocks of one region, one
+    // page-map lookup and one update of the region's and bucket's counts.
+    for (size_t i = 0; i < n && fault == nullptr;) {
+      RegionHeader* header = PageMap::Lookup(blocks[i]);
       culprit = blocks[i];
+      if (header == nullptr) {
+        fault = "free of a pointer not allocated by rulloc";
+        break;
+      }
+      auto* r = reinterpret_cast<SmallRegion*>(header);
+      if (header->kind != RegionKind::kSmall || r->bucket != this) {
+        fault = "free of a block into the wrong bucket";
+        break;
+      }
+      const uintptr_t base = reinterpret_cast<uintptr_t>(r);
+      uint32_t lowest_word = UINT32_MAX;
+      const size_t run_start = i;
+      for (; i < n && reinterpret_cast<uintptr_t>(blocks[i]) - base < region_size_; ++i) {
+        fault = ClearBlockLocked(r, blocks[i], &lowest_word);
+        if (fault != nullptr) {
+          culprit = blocks[i];
+          break;
+        }
+      }
+      // (Blocks cleared before a fault are counted free: the counts stay true.)
+      if (i != run_start) {
+        FreedFromRegionLocked(r, static_cast<uint32_t>(i - run_start), lowest_word, now_ms, &later);
+      }
     }
   }
   // Reported with no lock held, so that a SIGABRT handler may still allocate.

@@ -299,10 +299,15 @@ class alignas(64) SmallBucket {
   // Takes an empty region off the bucket's counts and unmaps it, at once or
   // through `later`.
   void UnmapEmpty(SmallRegion* r, Unmapper* later);
-  // Returns the fault (for a report once the lock is released), or nullptr.
-  // `last`: the region of the batch's previous block (nullptr at first).
-  // Inline: FreeBatchAt, in small_bucket.cc, is its only caller.
-  inline const char* FreeLocked(void* p, uint64_t now_ms, Unmapper* later, SmallRegion** last);
+  // Clears the allocated bit of block `p` of `r` and lowers `lowest_word`
+  // to its bitmap word; returns the fault (for a report once the lock is
+  // released), or nullptr. Inline: FreeBatchAt, in small_bucket.cc, is its
+  // only caller.
+  inline const char* ClearBlockLocked(SmallRegion* r, void* p, uint32_t* lowest_word);
+  // The counts of `count` blocks of `r` just cleared, the lowest in bitmap
+  // word `lowest_word`: the region's, its list, the bucket's.
+  void FreedFromRegionLocked(SmallRegion* r, uint32_t count, uint32_t lowest_word, uint64_t now_ms,
+                             Unmapper* later);
   // Pages of blocks just carved, populated once the lock is released.
   struct PopulateLater;
   // `populate`: where the pages of blocks it carves go (nullptr: nowhere).

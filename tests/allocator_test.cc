@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -1488,6 +1489,62 @@ TEST(AllocatorTest, AllocateFreedHandsOutOnlyBlocksThatWereFreed) {
   EXPECT_EQ(a.stats().bytes_mapped, 0u);
   EXPECT_EQ(bucket.reusable(), 0u);
   EXPECT_EQ(bucket.AllocateFreed(taken, 8), 0u);
+}
+
+TEST(AllocatorTest, BatchFreesOfInterleavedRegionsKeepEveryCount) {
+  // A flush holds runs of blocks of one region, mixed with other regions':
+  // each run's counts go to its own region, so that every region empties.
+  Allocator a;
+  internal::SmallBucket& bucket = a.heap().SmallBucketFor(64);
+  std::map<const internal::RegionHeader*, std::vector<void*>> by_region;
+  while (by_region.size() < 3) {
+    void* got[64];
+    const size_t n = bucket.AllocateBatch(got, 64);
+    ASSERT_GT(n, 0u);
+    for (size_t i = 0; i < n; ++i) by_region[internal::PageMap::Lookup(got[i])].push_back(got[i]);
+  }
+  // Runs of 1 to 3 blocks, round robin over the regions, every other block
+  // of each: free, then handed out again, then all of them.
+  std::vector<void*> order;
+  std::vector<std::vector<void*>> lists;
+  for (auto& [region, blocks] : by_region) lists.push_back(blocks);
+  for (size_t k = 0, run = 1; !lists.empty(); ++k, run = run % 3 + 1) {
+    auto& list = lists[k % lists.size()];
+    for (size_t i = 0; i < run && !list.empty(); ++i) {
+      order.push_back(list.back());
+      list.pop_back();
+    }
+    if (list.empty()) lists.erase(lists.begin() + static_cast<ptrdiff_t>(k % lists.size()));
+  }
+  const size_t total = order.size();
+  const size_t blocks_in_regions = bucket.Stats().blocks_in_use + bucket.Stats().blocks_free;
+  std::vector<void*> half;
+  for (size_t i = 0; i < total; i += 2) half.push_back(order[i]);
+  for (size_t i = 0; i < half.size(); i += 64) {
+    bucket.FreeBatch(half.data() + i, std::min<size_t>(64, half.size() - i));
+  }
+  internal::SmallBucketStats s = bucket.Stats();
+  EXPECT_EQ(s.blocks_in_use, total - half.size());
+  EXPECT_EQ(bucket.reusable(), half.size());
+  std::vector<void*> again(half.size());
+  ASSERT_EQ(bucket.AllocateFreed(again.data(), again.size()), half.size());
+  EXPECT_EQ(std::set<void*>(again.begin(), again.end()), std::set<void*>(half.begin(), half.end()));
+  for (size_t i = 0; i < total; i += 64) {
+    bucket.FreeBatch(order.data() + i, std::min<size_t>(64, total - i));
+  }
+  s = bucket.Stats();
+  EXPECT_EQ(s.blocks_in_use, 0u);
+  EXPECT_EQ(s.blocks_free, blocks_in_regions);
+  // Every block is found again, from each region's lowest free word.
+  std::vector<void*> all(total);
+  ASSERT_EQ(bucket.AllocateFreed(all.data(), total), total);
+  EXPECT_EQ(std::set<void*>(all.begin(), all.end()), std::set<void*>(order.begin(), order.end()));
+  for (size_t i = 0; i < total; i += 64) {
+    bucket.FreeBatch(all.data() + i, std::min<size_t>(64, total - i));
+  }
+  a.trim();  // only regions with no block in use are unmapped
+  EXPECT_EQ(bucket.Stats().regions, 0u);
+  EXPECT_EQ(bucket.reusable(), 0u);
 }
 
 TEST(AllocatorTest, EmptyRegionsAreKeptWithinABoundThenTrimmed) {

@@ -1,8 +1,11 @@
 // Heap misuse is reported with one line on stderr, then abort.
 #include <algorithm>
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -134,6 +137,43 @@ TEST(MisuseDeathTest, FreeThroughTheWrongInstance) {
   void* p = a.allocate(64);
   EXPECT_DEATH(b.deallocate(p), "rulloc: pointer belongs to another rulloc allocator instance");
   a.deallocate(p);
+}
+
+// The line names the block a batch frees twice, not the one freed before.
+std::string DoubleFreeLine(const void* p) {
+  char line[64];
+  std::snprintf(line, sizeof(line), "^rulloc: double free: 0x%016" PRIxPTR "\n$",
+                reinterpret_cast<uintptr_t>(p));
+  return line;
+}
+
+TEST(MisuseDeathTest, DoubleFreeWithinOneBatchOfABucket) {
+  Allocator a;
+  internal::SmallBucket& bucket = a.heap().SmallBucketFor(64);
+  void* b[4];
+  ASSERT_EQ(bucket.AllocateBatch(b, 4), 4u);
+  void* twice[] = {b[0], b[1], b[0]};
+  EXPECT_DEATH(bucket.FreeBatch(twice, 3), DoubleFreeLine(b[0]));
+  // In the next run of the region after another region's block.
+  std::vector<void*> other;
+  internal::SmallBucket& bigger = a.heap().SmallBucketFor(2048);
+  void* far[64];
+  while (true) {
+    const size_t n = bucket.AllocateBatch(far, 64);
+    ASSERT_GT(n, 0u);
+    other.insert(other.end(), far, far + n);
+    if (internal::PageMap::Lookup(other.back()) != internal::PageMap::Lookup(b[0])) break;
+  }
+  void* across[] = {b[1], other.back(), b[1]};
+  EXPECT_DEATH(bucket.FreeBatch(across, 3), DoubleFreeLine(b[1]));
+  // A block of another bucket, past a run of this one's.
+  void* foreign = bigger.AllocateBatch(far, 1) == 1 ? far[0] : nullptr;
+  ASSERT_NE(foreign, nullptr);
+  void* mixed[] = {b[2], b[3], foreign};
+  EXPECT_DEATH(bucket.FreeBatch(mixed, 3), "^rulloc: free of a block into the wrong bucket: 0x");
+  bigger.FreeBatch(&foreign, 1);
+  bucket.FreeBatch(other.data(), other.size());
+  bucket.FreeBatch(b, 4);
 }
 
 // 80 classes, where the process instance's thread caches have 40 bins: the
