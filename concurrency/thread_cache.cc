@@ -122,7 +122,7 @@ void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
   // A batch mostly holds neighbours: a block of the previous block's region
   // needs no page-map lookup and no look at the region's header.
   uintptr_t last_base = 0;
-  size_t last_size = 0;  // (no block is in the first region's range)
+  size_t last_size = 0;  // an empty range: the first block is looked up
   uint8_t last_arena = 0;
   for (uint32_t i = 0; i < n; ++i) {
     if (reinterpret_cast<uintptr_t>(blocks[i]) - last_base >= last_size) {

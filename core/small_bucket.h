@@ -304,8 +304,9 @@ class alignas(64) SmallBucket {
   // released), or nullptr. Inline: FreeBatchAt, in small_bucket.cc, is its
   // only caller.
   inline const char* ClearBlockLocked(SmallRegion* r, void* p, uint32_t* lowest_word);
-  // The counts of `count` blocks of `r` just cleared, the lowest in bitmap
-  // word `lowest_word`: the region's, its list, the bucket's.
+  // Updates the region's, its list's and the bucket's counts for `count`
+  // blocks of `r` just cleared (the lowest in bitmap word `lowest_word`);
+  // may move `r` to the empty list and queue regions on `later`.
   void FreedFromRegionLocked(SmallRegion* r, uint32_t count, uint32_t lowest_word, uint64_t now_ms,
                              Unmapper* later);
   // Pages of blocks just carved, populated once the lock is released.

@@ -1491,23 +1491,53 @@ TEST(AllocatorTest, AllocateFreedHandsOutOnlyBlocksThatWereFreed) {
   EXPECT_EQ(bucket.AllocateFreed(taken, 8), 0u);
 }
 
+TEST(AllocatorTest, BatchFreeLowersTheHintToItsLowestBlockNotItsFirst) {
+  Allocator a;
+  internal::SmallBucket& bucket = a.heap().SmallBucketFor(64);
+  void* blocks[128];
+  ASSERT_EQ(bucket.AllocateBatch(blocks, 64), 64u);
+  ASSERT_EQ(bucket.AllocateBatch(blocks + 64, 64), 64u);
+  ASSERT_EQ(internal::PageMap::Lookup(blocks[0]), internal::PageMap::Lookup(blocks[127]));
+  // A block of bitmap word 1 freed and handed out again: the hint is there.
+  bucket.Free(blocks[100]);
+  void* got[2];
+  ASSERT_EQ(bucket.AllocateFreed(got, 1), 1u);
+  EXPECT_EQ(got[0], blocks[100]);
+  // One run, its lowest block second: both are found again.
+  void* run[] = {blocks[70], blocks[5]};
+  bucket.FreeBatch(run, 2);
+  ASSERT_EQ(bucket.AllocateFreed(got, 2), 2u);
+  EXPECT_EQ(std::set<void*>(got, got + 2), std::set<void*>(run, run + 2));
+  bucket.FreeBatch(blocks, 128);
+}
+
 TEST(AllocatorTest, BatchFreesOfInterleavedRegionsKeepEveryCount) {
   // A flush holds runs of blocks of one region, mixed with other regions':
-  // each run's counts go to its own region, so that every region empties.
+  // each run's counts go to its own region, so that every region empties,
+  // and each region's free hint falls to its lowest freed block.
   Allocator a;
   internal::SmallBucket& bucket = a.heap().SmallBucketFor(64);
   std::map<const internal::RegionHeader*, std::vector<void*>> by_region;
-  while (by_region.size() < 3) {
+  auto fewest = [&] {
+    size_t n = SIZE_MAX;
+    for (const auto& [region, blocks] : by_region) n = std::min(n, blocks.size());
+    return n;
+  };
+  while (by_region.size() < 3 || fewest() < 256) {
     void* got[64];
     const size_t n = bucket.AllocateBatch(got, 64);
     ASSERT_GT(n, 0u);
     for (size_t i = 0; i < n; ++i) by_region[internal::PageMap::Lookup(got[i])].push_back(got[i]);
   }
-  // Runs of 1 to 3 blocks, round robin over the regions, every other block
-  // of each: free, then handed out again, then all of them.
-  std::vector<void*> order;
+  // Runs of 1 to 3 blocks, round robin over the regions, each region's
+  // blocks in a random order.
+  std::mt19937 rng(7);
   std::vector<std::vector<void*>> lists;
-  for (auto& [region, blocks] : by_region) lists.push_back(blocks);
+  for (auto& [region, blocks] : by_region) {
+    lists.push_back(blocks);
+    std::shuffle(lists.back().begin(), lists.back().end(), rng);
+  }
+  std::vector<void*> order;
   for (size_t k = 0, run = 1; !lists.empty(); ++k, run = run % 3 + 1) {
     auto& list = lists[k % lists.size()];
     for (size_t i = 0; i < run && !list.empty(); ++i) {
@@ -1518,30 +1548,27 @@ TEST(AllocatorTest, BatchFreesOfInterleavedRegionsKeepEveryCount) {
   }
   const size_t total = order.size();
   const size_t blocks_in_regions = bucket.Stats().blocks_in_use + bucket.Stats().blocks_free;
-  std::vector<void*> half;
-  for (size_t i = 0; i < total; i += 2) half.push_back(order[i]);
-  for (size_t i = 0; i < half.size(); i += 64) {
-    bucket.FreeBatch(half.data() + i, std::min<size_t>(64, half.size() - i));
-  }
+  auto free_in_batches = [&](const std::vector<void*>& blocks, size_t n) {
+    for (size_t i = 0; i < n; i += 64)
+      bucket.FreeBatch(blocks.data() + i, std::min<size_t>(64, n - i));
+  };
+  auto take_back = [&](size_t n) {
+    std::vector<void*> got(n);
+    EXPECT_EQ(bucket.AllocateFreed(got.data(), n), n);
+    return std::set<void*>(got.begin(), got.end());
+  };
+  // The first half (every region has blocks in it), handed out again.
+  free_in_batches(order, total / 2);
+  EXPECT_EQ(bucket.Stats().blocks_in_use, total - total / 2);
+  EXPECT_EQ(bucket.reusable(), total / 2);
+  EXPECT_EQ(take_back(total / 2), std::set<void*>(order.begin(), order.begin() + total / 2));
+  // All of them, then all handed out again and freed once more.
+  free_in_batches(order, total);
   internal::SmallBucketStats s = bucket.Stats();
-  EXPECT_EQ(s.blocks_in_use, total - half.size());
-  EXPECT_EQ(bucket.reusable(), half.size());
-  std::vector<void*> again(half.size());
-  ASSERT_EQ(bucket.AllocateFreed(again.data(), again.size()), half.size());
-  EXPECT_EQ(std::set<void*>(again.begin(), again.end()), std::set<void*>(half.begin(), half.end()));
-  for (size_t i = 0; i < total; i += 64) {
-    bucket.FreeBatch(order.data() + i, std::min<size_t>(64, total - i));
-  }
-  s = bucket.Stats();
   EXPECT_EQ(s.blocks_in_use, 0u);
   EXPECT_EQ(s.blocks_free, blocks_in_regions);
-  // Every block is found again, from each region's lowest free word.
-  std::vector<void*> all(total);
-  ASSERT_EQ(bucket.AllocateFreed(all.data(), total), total);
-  EXPECT_EQ(std::set<void*>(all.begin(), all.end()), std::set<void*>(order.begin(), order.end()));
-  for (size_t i = 0; i < total; i += 64) {
-    bucket.FreeBatch(all.data() + i, std::min<size_t>(64, total - i));
-  }
+  EXPECT_EQ(take_back(total), std::set<void*>(order.begin(), order.end()));
+  free_in_batches(order, total);
   a.trim();  // only regions with no block in use are unmapped
   EXPECT_EQ(bucket.Stats().regions, 0u);
   EXPECT_EQ(bucket.reusable(), 0u);

@@ -139,10 +139,11 @@ TEST(MisuseDeathTest, FreeThroughTheWrongInstance) {
   a.deallocate(p);
 }
 
-// The line names the block a batch frees twice, not the one freed before.
-std::string DoubleFreeLine(const void* p) {
-  char line[64];
-  std::snprintf(line, sizeof(line), "^rulloc: double free: 0x%016" PRIxPTR "\n$",
+// The whole line, so that it must name the block at fault, not another of
+// its batch.
+std::string MisuseLine(const char* fault, const void* p) {
+  char line[128];
+  std::snprintf(line, sizeof(line), "^rulloc: %s: 0x%016" PRIxPTR "\n$", fault,
                 reinterpret_cast<uintptr_t>(p));
   return line;
 }
@@ -153,24 +154,24 @@ TEST(MisuseDeathTest, DoubleFreeWithinOneBatchOfABucket) {
   void* b[4];
   ASSERT_EQ(bucket.AllocateBatch(b, 4), 4u);
   void* twice[] = {b[0], b[1], b[0]};
-  EXPECT_DEATH(bucket.FreeBatch(twice, 3), DoubleFreeLine(b[0]));
-  // In the next run of the region after another region's block.
+  EXPECT_DEATH(bucket.FreeBatch(twice, 3), MisuseLine("double free", b[0]));
+  // In the next run of the region, after another region's block.
   std::vector<void*> other;
-  internal::SmallBucket& bigger = a.heap().SmallBucketFor(2048);
-  void* far[64];
-  while (true) {
-    const size_t n = bucket.AllocateBatch(far, 64);
+  void* more[64];
+  do {
+    const size_t n = bucket.AllocateBatch(more, 64);
     ASSERT_GT(n, 0u);
-    other.insert(other.end(), far, far + n);
-    if (internal::PageMap::Lookup(other.back()) != internal::PageMap::Lookup(b[0])) break;
-  }
+    other.insert(other.end(), more, more + n);
+  } while (internal::PageMap::Lookup(other.back()) == internal::PageMap::Lookup(b[0]));
   void* across[] = {b[1], other.back(), b[1]};
-  EXPECT_DEATH(bucket.FreeBatch(across, 3), DoubleFreeLine(b[1]));
-  // A block of another bucket, past a run of this one's.
-  void* foreign = bigger.AllocateBatch(far, 1) == 1 ? far[0] : nullptr;
-  ASSERT_NE(foreign, nullptr);
+  EXPECT_DEATH(bucket.FreeBatch(across, 3), MisuseLine("double free", b[1]));
+  // A block of another bucket, after a run of this one's.
+  internal::SmallBucket& bigger = a.heap().SmallBucketFor(2048);
+  void* foreign;
+  ASSERT_EQ(bigger.AllocateBatch(&foreign, 1), 1u);
   void* mixed[] = {b[2], b[3], foreign};
-  EXPECT_DEATH(bucket.FreeBatch(mixed, 3), "^rulloc: free of a block into the wrong bucket: 0x");
+  EXPECT_DEATH(bucket.FreeBatch(mixed, 3),
+               MisuseLine("free of a block into the wrong bucket", foreign));
   bigger.FreeBatch(&foreign, 1);
   bucket.FreeBatch(other.data(), other.size());
   bucket.FreeBatch(b, 4);
