@@ -187,14 +187,31 @@ def difference_p_value(walls, peer_walls):
     return float(stats.wilcoxon(logs, alternative="two-sided", method="exact").pvalue), lean
 
 
+def with_verdicts(keys, ratios, p_values, leans):
+    """(key, ratio, q, verdict) for each key: q its p-value adjusted for
+    testing all the keys at once (Benjamini-Hochberg: of those called
+    different, at most SIGNIFICANCE are expected to be wrongly so), the
+    verdict "faster" or "slower" where q < SIGNIFICANCE and the ratio and the
+    ranks agree on the way, "tie" where the repetitions do not tell them
+    apart."""
+    q_values = multipletests(p_values, alpha=SIGNIFICANCE, method="fdr_bh")[1]
+    verdicts = []
+    for key, ratio, q, lean in zip(keys, ratios, q_values, leans):
+        # (With 9 repetitions or fewer a median ratio and ranks that lean
+        # apart never reach q < 0.05; with more, they can.)
+        verdict = "tie"
+        if q < SIGNIFICANCE and ratio < 1 and lean < 0:
+            verdict = "faster"
+        elif q < SIGNIFICANCE and ratio > 1 and lean > 0:
+            verdict = "slower"
+        verdicts.append((key, ratio, float(q), verdict))
+    return verdicts
+
+
 def verdicts_against(results, peer, configs):
     """Rulloc against `peer` on every row: (row, ratio, q, verdict), where the
     ratio is Rulloc's time over the peer's (median of the repetitions'
-    ratios), q the row's p-value adjusted for testing all the rows at once
-    (Benjamini-Hochberg: of the rows called different, at most SIGNIFICANCE
-    are expected to be wrongly so), and the verdict "faster" or "slower"
-    where q < SIGNIFICANCE and the ratio and the ranks agree on the way,
-    "tie" where the repetitions do not tell them apart."""
+    ratios), adjusted over the rows (see with_verdicts)."""
     rows, ratios, p_values, leans = [], [], [], []
     for w, t in configs:
         walls = results[(w, t, "rulloc")]["wall_samples"]
@@ -204,24 +221,33 @@ def verdicts_against(results, peer, configs):
         p, lean = difference_p_value(walls, peer_walls)
         p_values.append(p)
         leans.append(lean)
-    q_values = multipletests(p_values, alpha=SIGNIFICANCE, method="fdr_bh")[1]
-    verdicts = []
-    for row, ratio, q, lean in zip(rows, ratios, q_values, leans):
-        # (With 9 repetitions or fewer a median ratio and ranks that lean
-        # apart never reach q < 0.05; with more, they can.)
-        verdict = "tie"
-        if q < SIGNIFICANCE and ratio < 1 and lean < 0:
-            verdict = "faster"
-        elif q < SIGNIFICANCE and ratio > 1 and lean > 0:
-            verdict = "slower"
-        verdicts.append((row, ratio, float(q), verdict))
-    return verdicts
+    return with_verdicts(rows, ratios, p_values, leans)
+
+
+def workload_verdicts_against(results, peer, configs):
+    """Rulloc against `peer` on every workload, its thread counts together:
+    (workload, ratio, q, verdict), where the ratio is the geometric mean of
+    its rows' median ratios and the test runs over the repetitions of all
+    its rows, adjusted over the workloads (see with_verdicts)."""
+    workloads = list(dict.fromkeys(w for w, _ in configs))
+    ratios, p_values, leans = [], [], []
+    for workload in workloads:
+        rows = [(w, t) for w, t in configs if w == workload]
+        walls = [x for w, t in rows for x in results[(w, t, "rulloc")]["wall_samples"]]
+        peer_walls = [x for w, t in rows for x in results[(w, t, peer)]["wall_samples"]]
+        ratios.append(geomean([paired_ratio(results[(w, t, "rulloc")]["wall_samples"],
+                                            results[(w, t, peer)]["wall_samples"])
+                               for w, t in rows]))
+        p, lean = difference_p_value(walls, peer_walls)
+        p_values.append(p)
+        leans.append(lean)
+    return with_verdicts(workloads, ratios, p_values, leans)
 
 
 def print_rulloc_against_peers(results, allocators, configs):
     """For each peer, the rows where Rulloc is faster, slower, or not told
     apart from it; then the first target of the comparison: faster than
-    glibc and jemalloc on every row."""
+    glibc and jemalloc on every row, and on every workload."""
     if "rulloc" not in allocators or not has_samples(results, allocators, configs):
         return
     repetitions = min(len(results[(w, t, "rulloc")]["wall_samples"]) for w, t in configs)
@@ -234,7 +260,7 @@ def print_rulloc_against_peers(results, allocators, configs):
         print(f"With {repetitions} repetitions no row can reach q < {SIGNIFICANCE} (p is at "
               f"least 2/2^{repetitions}; it takes 6): listed by the ratio alone.")
     above_one, shown = [], 0
-    judged = [p for p in allocators if p in ("glibc", "jemalloc")]
+    targeted = [p for p in allocators if p in ("glibc", "jemalloc")]
     for peer in allocators:
         if peer in ("rulloc", HARDENED):
             continue
@@ -246,7 +272,7 @@ def print_rulloc_against_peers(results, allocators, configs):
                 by_verdict[verdict].append(f"{w} {t}t {ratio:.3f} (±{spread:.1f}%, q={q:.3f})")
             elif ratio >= 1:
                 by_verdict["slower"].append(f"{w} {t}t {ratio:.3f} (±{spread:.1f}%)")
-            if peer in judged:
+            if peer in targeted:
                 shown += verdict == "faster"
                 if ratio >= 1:
                     above_one.append(f"{peer} {w} {t}t {ratio:.3f}")
@@ -258,12 +284,35 @@ def print_rulloc_against_peers(results, allocators, configs):
         else:
             print(f"  {peer:<15} ratio not below 1: " +
                   (", ".join(by_verdict["slower"]) or "none"))
-    if judged:
-        print(f"\nFaster than {' and '.join(judged)} on every row, by the median ratio: " +
+    if targeted:
+        print(f"\nFaster than {' and '.join(targeted)} on every row, by the median ratio: " +
               ("yes" if not above_one else "no; not on " + ", ".join(above_one)))
         if testable:
             print(f"  shown faster by the test (q < {SIGNIFICANCE}, each peer's rows adjusted "
-                  f"together) on {shown} of their {len(judged) * len(configs)} rows")
+                  f"together) on {shown} of their {len(targeted) * len(configs)} rows")
+        print_workload_target(results, targeted, configs, testable)
+
+
+def print_workload_target(results, targeted, configs, testable):
+    """The first target read per workload, its thread counts together."""
+    not_below, shown, not_shown = [], 0, []
+    verdicts = [(peer, v) for peer in targeted
+                for v in workload_verdicts_against(results, peer, configs)]
+    for peer, (workload, ratio, q, verdict) in verdicts:
+        if ratio >= 1:
+            not_below.append(f"{peer} {workload} {ratio:.3f}")
+        shown += verdict == "faster"
+        if verdict != "faster":
+            not_shown.append(f"{peer} {workload} {ratio:.3f} (q={q:.3f}, {verdict})")
+    workloads = len(verdicts) // len(targeted)
+    print(f"Faster than {' and '.join(targeted)} on every workload (the geometric mean of its "
+          "rows' median ratios): " +
+          ("yes" if not not_below else "no; not on " + ", ".join(not_below)))
+    if testable:
+        print(f"  shown faster by the test over all its repetitions (q < {SIGNIFICANCE}, each "
+              f"peer's workloads adjusted together) on {shown} of their "
+              f"{len(targeted) * workloads} workloads" +
+              (": not on " + ", ".join(not_shown) if not_shown else ""))
 
 
 def print_tables(results, allocators, configs):

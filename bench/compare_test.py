@@ -221,6 +221,45 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("no; not on glibc burst 2t 1.000, jemalloc burst 2t 1.000",
                       self.printout(results))
 
+    def test_a_workload_is_judged_over_its_thread_counts(self):
+        # larson: one row 10% faster, one 1% slower; per row the target is
+        # missed, per workload (geometric mean 0.953) it is met.
+        results = self.results([[0.9] * 9, [1.01] * 9, [0.9] * 9, [0.9] * 9])
+        text = self.printout(results)
+        self.assertIn("on every row, by the median ratio: no; not on glibc larson 2t 1.010", text)
+        self.assertIn("on every workload (the geometric mean of its rows' median ratios): yes",
+                      text)
+        verdicts = compare.workload_verdicts_against(results, "glibc", self.ROWS)
+        self.assertEqual([v[0] for v in verdicts], ["larson", "burst"])
+        self.assertAlmostEqual(verdicts[0][1], (0.9 * 1.01) ** 0.5)
+        # The test runs over larson's 18 repetitions: the nine slower ones
+        # hold ranks 1 to 9 (sum 45), and 10,673 of the 2^18 sign patterns
+        # of ranks 1 to 18 have an up-sum of 45 or less. Alone (burst's p
+        # is the smaller), q is p: the nine slower repetitions leave it a tie.
+        subsets_by_sum = [1] + [0] * 171
+        for rank in range(1, 19):
+            for total in range(171, rank - 1, -1):
+                subsets_by_sum[total] += subsets_by_sum[total - rank]
+        self.assertAlmostEqual(verdicts[0][2], 2 * sum(subsets_by_sum[:46]) / 2**18)
+        self.assertEqual(verdicts[0][3], "tie")
+        self.assertEqual(verdicts[1][3], "faster")
+
+    def test_a_workload_slower_overall_misses_the_target(self):
+        results = self.results([[0.9] * 9, [0.9] * 9, [0.98] * 9, [1.05] * 9])
+        text = self.printout(results)
+        self.assertIn("on every workload (the geometric mean of its rows' median ratios): no; "
+                      "not on glibc burst 1.014, jemalloc burst 1.014", text)
+        self.assertIn("on 2 of their 4 workloads: not on glibc burst 1.014 (q=", text)
+
+    def test_a_workload_of_ties_is_not_shown_faster(self):
+        nothing = [1.01, 0.99, 1.02, 0.98, 1.03, 0.97, 1.04, 0.96, 0.995]
+        results = self.results([[0.9] * 9, [0.9] * 9, nothing, nothing])
+        verdicts = compare.workload_verdicts_against(results, "jemalloc", self.ROWS)
+        self.assertLess(verdicts[1][1], 1)
+        self.assertGreater(verdicts[1][2], 0.05)
+        self.assertEqual(verdicts[1][3], "tie")
+        self.assertIn("on 2 of their 4 workloads: not on glibc burst", self.printout(results))
+
 
 if __name__ == "__main__":
     unittest.main()
