@@ -227,27 +227,34 @@ class VerdictTest(unittest.TestCase):
         results = self.results([[0.9] * 9, [1.01] * 9, [0.9] * 9, [0.9] * 9])
         text = self.printout(results)
         self.assertIn("on every row, by the median ratio: no; not on glibc larson 2t 1.010", text)
-        self.assertIn("on every workload (the geometric mean of its rows' median ratios): yes",
+        self.assertIn("on every workload, by the geometric mean of its rows' median ratios: yes",
                       text)
         verdicts = compare.workload_verdicts_against(results, "glibc", self.ROWS)
         self.assertEqual([v[0] for v in verdicts], ["larson", "burst"])
         self.assertAlmostEqual(verdicts[0][1], (0.9 * 1.01) ** 0.5)
-        # The test runs over larson's 18 repetitions: the nine slower ones
-        # hold ranks 1 to 9 (sum 45), and 10,673 of the 2^18 sign patterns
-        # of ranks 1 to 18 have an up-sum of 45 or less. Alone (burst's p
-        # is the smaller), q is p: the nine slower repetitions leave it a tie.
-        subsets_by_sum = [1] + [0] * 171
-        for rank in range(1, 19):
-            for total in range(171, rank - 1, -1):
-                subsets_by_sum[total] += subsets_by_sum[total - rank]
-        self.assertAlmostEqual(verdicts[0][2], 2 * sum(subsets_by_sum[:46]) / 2**18)
-        self.assertEqual(verdicts[0][3], "tie")
-        self.assertEqual(verdicts[1][3], "faster")
+        # The test runs over the nine repetitions, each the mean of its two
+        # rows' log ratios: all nine faster, p = 2/512. (Over the 18 pairs
+        # as such, the nine slower ones would leave p = 0.081, a tie.)
+        self.assertAlmostEqual(verdicts[0][2], 2 / 512)
+        self.assertEqual([v[3] for v in verdicts], ["faster", "faster"])
+
+    def test_a_workload_p_is_adjusted_over_the_workloads(self):
+        # larson's repetitions: eight faster and one slower holding rank 5
+        # of 9; 10 of the 512 sign patterns have a down-sum of 5 or less, so
+        # p = 20/512 = 0.039 alone. Beside burst, which tells nothing,
+        # Benjamini-Hochberg doubles it: a tie.
+        mostly_faster = [0.99, 0.98, 0.97, 0.96, 1.052, 0.94, 0.93, 0.92, 0.91]
+        nothing = [1.01, 0.99, 1.02, 0.98, 1.03, 0.97, 1.04, 0.96, 0.995]
+        results = self.results([mostly_faster, mostly_faster, nothing, nothing])
+        self.assertAlmostEqual(compare.difference_p_value(mostly_faster, [1.0] * 9)[0], 20 / 512)
+        verdicts = compare.workload_verdicts_against(results, "jemalloc", self.ROWS)
+        self.assertAlmostEqual(verdicts[0][2], 2 * 20 / 512)
+        self.assertEqual([v[3] for v in verdicts], ["tie", "tie"])
 
     def test_a_workload_slower_overall_misses_the_target(self):
         results = self.results([[0.9] * 9, [0.9] * 9, [0.98] * 9, [1.05] * 9])
         text = self.printout(results)
-        self.assertIn("on every workload (the geometric mean of its rows' median ratios): no; "
+        self.assertIn("on every workload, by the geometric mean of its rows' median ratios: no; "
                       "not on glibc burst 1.014, jemalloc burst 1.014", text)
         self.assertIn("on 2 of their 4 workloads: not on glibc burst 1.014 (q=", text)
 
