@@ -120,17 +120,14 @@ void ReleaseBatch(size_t bucket, void* const* blocks, uint32_t n) {
   uint8_t arena_of[64];
   bool mixed = false;
   // A batch mostly holds neighbours: a block of the previous block's region
-  // needs no page-map lookup and no look at the region's header.
-  uintptr_t last_base = 0;
-  size_t last_size = 0;  // an empty range: the first block is looked up
+  // needs no page-map lookup and no look at its bucket.
+  const RegionHeader* last_region = nullptr;
   uint8_t last_arena = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    if (reinterpret_cast<uintptr_t>(blocks[i]) - last_base >= last_size) {
-      const RegionHeader* region = PageMap::Lookup(blocks[i]);
-      last_base = reinterpret_cast<uintptr_t>(region);
-      last_size = region->size;
+    if (last_region == nullptr || !last_region->Holds(blocks[i])) {
+      last_region = PageMap::Lookup(blocks[i]);
       last_arena =
-          static_cast<uint8_t>(reinterpret_cast<const SmallRegion*>(region)->bucket->arena());
+          static_cast<uint8_t>(reinterpret_cast<const SmallRegion*>(last_region)->bucket->arena());
     }
     arena_of[i] = last_arena;
     mixed |= arena_of[i] != arena_of[0];

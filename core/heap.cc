@@ -76,11 +76,7 @@ void* Heap::AllocateSlow(size_t size, size_t alignment, size_t* dirty) {
 
 RegionHeader* RegionHolding(const void* p) {
   RegionHeader* region = PageMap::Lookup(p);
-  if (region == nullptr ||
-      reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(region) >= region->size) {
-    return nullptr;
-  }
-  return region;
+  return region != nullptr && region->Holds(p) ? region : nullptr;
 }
 
 RegionHeader* Heap::RegionOf(const void* p, const char* operation) {

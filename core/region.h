@@ -38,6 +38,11 @@ struct RegionHeader {
   RegionHeader* prev = nullptr;
   RegionHeader* next = nullptr;
   uint64_t empty_since_ms = 0;  // when the region last became empty
+
+  // Whether `p` lies in the region's reserved bytes.
+  bool Holds(const void* p) const {
+    return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(this) < size;
+  }
 };
 
 // An intrusive doubly linked list of regions; new ones go to the front, so

@@ -592,10 +592,9 @@ void SmallBucket::FreeBatchAt(void* const* blocks, size_t n, uint64_t now_ms) {
         fault = "free of a block into the wrong bucket";
         break;
       }
-      const uintptr_t base = reinterpret_cast<uintptr_t>(r);
       uint32_t lowest_word = UINT32_MAX;
       const size_t run_start = i;
-      for (; i < n && reinterpret_cast<uintptr_t>(blocks[i]) - base < region_size_; ++i) {
+      for (; i < n && header->Holds(blocks[i]); ++i) {
         fault = ClearBlockLocked(r, blocks[i], &lowest_word);
         if (fault != nullptr) {
           culprit = blocks[i];
